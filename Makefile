@@ -1,0 +1,35 @@
+# bingeo: `make demo` sets everything up and runs the demo; `make test` sets up and runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+
+.PHONY: setup system-deps demo test lint serve bench clean
+
+setup: system-deps $(VENV)/.installed
+
+system-deps:
+	./scripts/install-system-deps.sh
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+demo: setup
+	$(BIN)/bingeo db start
+	$(BIN)/bingeo db upgrade
+	$(BIN)/bingeo demo
+
+test: setup
+	$(BIN)/ruff check bingeo api tests scripts
+	$(BIN)/pytest -q
+
+serve: setup
+	$(BIN)/bingeo serve
+
+bench: setup
+	$(BIN)/python scripts/bench_import_addresses.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

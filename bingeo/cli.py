@@ -1,0 +1,292 @@
+"""The ``bingeo`` command line (Typer); every command calls ``bingeo.services``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bingeo.db.cluster import Cluster
+from bingeo.db.models import AreaLevel
+from bingeo.errors import BinGeoError
+from bingeo.settings import Settings
+
+app = typer.Typer(help="bingeo: BIN / BIN-Z networks on the map, in PostGIS.", no_args_is_help=True)
+db_app = typer.Typer(help="The database: embedded cluster and migrations.", no_args_is_help=True)
+import_app = typer.Typer(
+    help="Import Belgian reference data, addresses and networks.", no_args_is_help=True
+)
+app.add_typer(db_app, name="db")
+app.add_typer(import_app, name="import")
+
+LEVEL_COMMANDS = {
+    "sectors": AreaLevel.sector,
+    "wijken": AreaLevel.wijk,
+    "deelgemeenten": AreaLevel.deelgemeente,
+    "municipalities": AreaLevel.municipality,
+    "police-zones": AreaLevel.police_zone,
+}
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning bingeo errors into one clear line and exit code 1."""
+    try:
+        app(standalone_mode=False)
+    except BinGeoError as exc:
+        typer.echo(f"error [{exc.code}]: {exc.detail}", err=True)
+        sys.exit(1)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _engine(settings: Settings):
+    from bingeo.db.engine import make_engine
+
+    return make_engine(settings)
+
+
+def _progress(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _echo_json(data: object) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+# db --------------------------------------------------------------------------------------------
+
+
+@db_app.command("start")
+def db_start() -> None:
+    """Create (once) and start the embedded PostGIS cluster."""
+    settings = _settings()
+    if not settings.embedded:
+        typer.echo("BINGEO_DATABASE_URL is set: using that server, no embedded cluster started.")
+        return
+    status = Cluster(settings).start()
+    typer.echo(f"embedded PostGIS running (pid {status.pid}) in {status.data_dir}")
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded cluster."""
+    settings = _settings()
+    if not settings.embedded:
+        typer.echo("BINGEO_DATABASE_URL is set: there is no embedded cluster to stop.")
+        return
+    Cluster(settings).stop()
+    typer.echo("embedded PostGIS stopped")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Whether the embedded cluster exists and runs (or which server is configured)."""
+    settings = _settings()
+    if not settings.embedded:
+        from bingeo.db.engine import database_url
+
+        typer.echo(f"external server: {_hide_password(database_url(settings))}")
+        return
+    status = Cluster(settings).status()
+    state = "running" if status.running else ("stopped" if status.initialised else "not created")
+    pid = f" (pid {status.pid})" if status.pid else ""
+    typer.echo(f"embedded PostGIS {state}{pid} in {status.data_dir}")
+    if not status.running:
+        raise typer.Exit(3)
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the connection URL of the database bingeo uses."""
+    from bingeo.db.engine import database_url
+
+    typer.echo(database_url(_settings(), start=False))
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply the schema migrations (starts the embedded cluster when needed)."""
+    from bingeo.db import migrate
+
+    engine = _engine(_settings())
+    migrate.upgrade(engine, revision)
+    typer.echo(f"schema at revision {migrate.current(engine)}")
+
+
+# import ----------------------------------------------------------------------------------------
+
+FileArg = Annotated[Path, typer.Argument(help="The file to import.")]
+LayerOpt = Annotated[str | None, typer.Option(help="Layer of a GeoPackage.")]
+CrsOpt = Annotated[str | None, typer.Option(help="CRS when the file has none (4326, 31370, 3812).")]
+SkipOpt = Annotated[
+    bool, typer.Option("--skip-invalid", help="Store the valid records, report the rejected ones.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
+
+
+def _report(summary, as_json: bool) -> None:
+    data = summary.as_dict()
+    if as_json:
+        _echo_json(data)
+        return
+    typer.echo(
+        f"{data['file']} ({data['kind']}): read {data['read']}, stored {data['stored']}, "
+        f"updated {data['updated']}, unchanged {data['unchanged']}, repaired {data['repaired']}, "
+        f"unlocated {data['unlocated']}, duplicates {data['duplicates']}, "
+        f"rejected {data['rejected']}"
+    )
+    for line in data["repairs"]:
+        typer.echo(f"  repaired: {line}")
+    for line in data["rejections"]:
+        typer.echo(f"  rejected: {line}")
+
+
+def _area_command(command: str, level: AreaLevel) -> None:
+    @import_app.command(command, help=f"Import {command} (GeoJSON, GeoPackage or Shapefile).")
+    def run(
+        file: FileArg,
+        layer: LayerOpt = None,
+        crs: CrsOpt = None,
+        code_column: Annotated[str | None, typer.Option(help="Column with the code.")] = None,
+        name_column: Annotated[str | None, typer.Option(help="Column with the name.")] = None,
+        skip_invalid: SkipOpt = False,
+        as_json: JsonOpt = False,
+    ) -> None:
+        from bingeo.services.imports import import_areas
+
+        summary = import_areas(
+            _engine(_settings()),
+            file,
+            level,
+            layer=layer,
+            crs=crs,
+            code_column=code_column,
+            name_column=name_column,
+            skip_invalid=skip_invalid,
+            progress=_progress,
+        )
+        _report(summary, as_json)
+
+
+for _command, _level in LEVEL_COMMANDS.items():
+    _area_command(_command, _level)
+
+
+@import_app.command("addresses")
+def import_addresses_command(
+    file: FileArg,
+    crs: Annotated[str | None, typer.Option(help="CRS of x/y columns (31370 or 3812).")] = None,
+    source: Annotated[str | None, typer.Option(help="Prefix of the record keys.")] = None,
+    id_column: Annotated[str | None, typer.Option(help="Column with the source id.")] = None,
+    street_column: Annotated[str | None, typer.Option()] = None,
+    number_column: Annotated[str | None, typer.Option()] = None,
+    box_column: Annotated[str | None, typer.Option()] = None,
+    postcode_column: Annotated[str | None, typer.Option()] = None,
+    municipality_column: Annotated[str | None, typer.Option()] = None,
+    nis_column: Annotated[str | None, typer.Option()] = None,
+    lat_column: Annotated[str | None, typer.Option()] = None,
+    lon_column: Annotated[str | None, typer.Option()] = None,
+    x_column: Annotated[str | None, typer.Option()] = None,
+    y_column: Annotated[str | None, typer.Option()] = None,
+    skip_invalid: SkipOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import addresses from a CRAB/BeST-style CSV (lat/lon or x/y)."""
+    from bingeo.addresses import AddressColumns
+    from bingeo.services.imports import import_addresses
+
+    columns = AddressColumns(
+        source_id=id_column,
+        street=street_column,
+        house_number=number_column,
+        box=box_column,
+        postcode=postcode_column,
+        municipality=municipality_column,
+        nis_code=nis_column,
+        lat=lat_column,
+        lon=lon_column,
+        x=x_column,
+        y=y_column,
+    )
+    summary = import_addresses(
+        _engine(_settings()),
+        file,
+        columns=columns,
+        crs=crs,
+        source=source,
+        skip_invalid=skip_invalid,
+        progress=_progress,
+    )
+    _report(summary, as_json)
+
+
+@import_app.command("networks")
+def import_networks_command(
+    file: FileArg,
+    layer: LayerOpt = None,
+    crs: CrsOpt = None,
+    status: Annotated[
+        str, typer.Option(help="Status of networks whose file gives none.")
+    ] = "active",
+    skip_invalid: SkipOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import network areas with name, kind (BIN / BIN-Z) and status."""
+    from bingeo.services.imports import import_networks
+
+    summary = import_networks(
+        _engine(_settings()),
+        file,
+        layer=layer,
+        crs=crs,
+        default_status=status,
+        skip_invalid=skip_invalid,
+        progress=_progress,
+    )
+    _report(summary, as_json)
+
+
+# status ----------------------------------------------------------------------------------------
+
+
+@app.command("status")
+def status_command(as_json: JsonOpt = False) -> None:
+    """What the database holds: reference areas, addresses, networks."""
+    from bingeo.services.status import database_status
+
+    data = database_status(_engine(_settings()))
+    if as_json:
+        _echo_json(data)
+        return
+    typer.echo(f"database: {data['database']} (schema {data['schema_revision']})")
+    typer.echo("reference areas:")
+    for level in AreaLevel:
+        typer.echo(f"  {level.value:<14} {data['reference_areas'].get(level.value, 0):>10,}")
+    addresses = data["addresses"]
+    typer.echo(f"addresses: {addresses['located']:,} located, {addresses['unlocated']:,} unlocated")
+    typer.echo("networks:")
+    if not data["networks"]:
+        typer.echo("  none")
+    for kind, statuses in sorted(data["networks"].items()):
+        for status, count in sorted(statuses.items()):
+            typer.echo(f"  {kind:<6} {status:<20} {count:>6}")
+
+
+def _hide_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

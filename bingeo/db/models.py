@@ -1,0 +1,164 @@
+"""Typed SQLAlchemy 2 mappings of bingeo's tables (storage SRID 31370)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Enum,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+SRID = 31370
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every bingeo table."""
+
+
+class AreaLevel(enum.StrEnum):
+    """Levels of reference areas, from the smallest to the largest."""
+
+    sector = "sector"
+    wijk = "wijk"
+    deelgemeente = "deelgemeente"
+    municipality = "municipality"
+    police_zone = "police_zone"
+
+
+class NetworkKind(enum.StrEnum):
+    """BIN (residents) or BIN-Z (self-employed)."""
+
+    BIN = "BIN"
+    BIN_Z = "BIN-Z"
+
+
+class NetworkStatus(enum.StrEnum):
+    """Lifecycle states of a network (2019 circular)."""
+
+    idea = "idea"
+    preparation = "preparation"
+    information_evening = "information_evening"
+    charter = "charter"
+    active = "active"
+    dormant = "dormant"
+    suspended = "suspended"
+    merged = "merged"
+    dissolved = "dissolved"
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    return Enum(cls, name=name, values_callable=lambda members: [m.value for m in members])
+
+
+class ReferenceArea(Base):
+    """A statistical sector, wijk, deelgemeente, municipality or police zone."""
+
+    __tablename__ = "reference_areas"
+    __table_args__ = (
+        UniqueConstraint("level", "code", name="uq_reference_areas_level_code"),
+        Index("ix_reference_areas_level_nis_code", "level", "nis_code"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    level: Mapped[AreaLevel] = mapped_column(_enum(AreaLevel, "area_level"))
+    code: Mapped[str] = mapped_column(String(32))
+    name_nl: Mapped[str | None] = mapped_column(Text)
+    name_fr: Mapped[str | None] = mapped_column(Text)
+    nis_code: Mapped[str | None] = mapped_column(String(5))
+    parent_code: Mapped[str | None] = mapped_column(String(32))
+    geom = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=True), nullable=False)
+    imported_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class PoliceZoneMunicipality(Base):
+    """Membership of a municipality (NIS code) in a police zone."""
+
+    __tablename__ = "police_zone_municipalities"
+
+    police_zone_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    nis_code: Mapped[str] = mapped_column(String(5), primary_key=True)
+
+
+class Address(Base):
+    """An address of a register; ``geom`` is NULL when the source gives no position."""
+
+    __tablename__ = "addresses"
+    __table_args__ = (Index("ix_addresses_nis_code_street", "nis_code", "street"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    source_key: Mapped[str] = mapped_column(Text, unique=True)
+    street: Mapped[str] = mapped_column(Text)
+    house_number: Mapped[str | None] = mapped_column(Text)
+    box: Mapped[str | None] = mapped_column(Text)
+    postcode: Mapped[str | None] = mapped_column(String(4))
+    municipality: Mapped[str | None] = mapped_column(Text)
+    nis_code: Mapped[str | None] = mapped_column(String(5))
+    geom = mapped_column(Geometry("POINT", srid=SRID, spatial_index=True), nullable=True)
+
+
+class Street(Base):
+    """A street name of a municipality, as the address register spells it."""
+
+    __tablename__ = "streets"
+    __table_args__ = (
+        UniqueConstraint("nis_code", "name", name="uq_streets_nis_code_name"),
+        Index(
+            "ix_streets_name_trgm",
+            "name",
+            postgresql_using="gin",
+            postgresql_ops={"name": "gin_trgm_ops"},
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    nis_code: Mapped[str] = mapped_column(String(5), server_default="")
+    name: Mapped[str] = mapped_column(Text)
+
+
+class Network(Base):
+    """A BIN or BIN-Z with its area; ``version`` increases with every change."""
+
+    __tablename__ = "networks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(Text)
+    kind: Mapped[NetworkKind] = mapped_column(_enum(NetworkKind, "network_kind"))
+    status: Mapped[NetworkStatus] = mapped_column(_enum(NetworkStatus, "network_status"))
+    nis_code: Mapped[str | None] = mapped_column(String(5))
+    police_zone_code: Mapped[str | None] = mapped_column(String(32))
+    geom = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=True), nullable=False)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+__all__ = [
+    "Address",
+    "AreaLevel",
+    "Base",
+    "Network",
+    "NetworkKind",
+    "NetworkStatus",
+    "PoliceZoneMunicipality",
+    "ReferenceArea",
+    "Street",
+    "SRID",
+]

@@ -1,0 +1,73 @@
+"""The one error hierarchy of bingeo; every error has a stable ``code``."""
+
+from __future__ import annotations
+
+
+class BinGeoError(Exception):
+    """Base of every error bingeo reports to a user."""
+
+    code = "bingeo_error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidInput(BinGeoError):
+    """Input that cannot be used as it is (file, geometry, CSV, parameter)."""
+
+    code = "invalid_input"
+
+
+class InvalidGeometry(InvalidInput):
+    """A geometry that is empty, not polygonal, unrepairable or outside Belgium."""
+
+    code = "invalid_geometry"
+
+
+class UnknownCRS(InvalidInput):
+    """A coordinate reference system bingeo does not accept, or none where one is needed."""
+
+    code = "unknown_crs"
+
+
+class NotFound(BinGeoError):
+    """A requested object does not exist."""
+
+    code = "not_found"
+
+
+class Conflict(BinGeoError):
+    """A write based on a stale version, or a duplicate key."""
+
+    code = "conflict"
+
+
+class IllegalTransition(Conflict):
+    """A lifecycle step that is not allowed from the current state."""
+
+    code = "illegal_transition"
+
+
+class NotAuthenticated(BinGeoError):
+    """No valid credentials."""
+
+    code = "not_authenticated"
+
+
+class Forbidden(BinGeoError):
+    """Valid credentials, but outside the caller's role or scope."""
+
+    code = "forbidden"
+
+
+class PayloadTooLarge(InvalidInput):
+    """An upload above the configured limit."""
+
+    code = "payload_too_large"
+
+
+class DatabaseUnavailable(BinGeoError):
+    """The database cannot be reached, or the embedded cluster cannot be started."""
+
+    code = "database_unavailable"

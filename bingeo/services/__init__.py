@@ -1,0 +1,1 @@
+"""Use cases of bingeo: each composes the storage layer with the pure core in one transaction."""

@@ -1,0 +1,48 @@
+"""The one settings class of bingeo (environment prefix ``BINGEO_``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    # As root the server runs as an unprivileged user that cannot enter /root.
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/lib/bingeo")
+    return Path(platformdirs.user_data_dir("bingeo"))
+
+
+class Settings(BaseSettings):
+    """Configuration, read from ``BINGEO_*`` environment variables; build it once and pass it in."""
+
+    model_config = SettingsConfigDict(env_prefix="BINGEO_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None, description="A PostGIS server to use instead of the embedded cluster."
+    )
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    database_name: str = "bingeo"
+    pg_bindir: Path | None = Field(
+        default=None, description="Folder of initdb/pg_ctl; found automatically when unset."
+    )
+    server_user: str = Field(
+        default="postgres", description="Unprivileged user that runs the embedded server as root."
+    )
+    real_data_dir: Path = Path("../shared/data/real")
+    out_dir: Path = Path("out")
+    page_limit_default: int = 100
+    page_limit_max: int = 1000
+    max_upload_bytes: int = 20 * 1024 * 1024
+    tiles: str | None = Field(
+        default="OpenStreetMap", description="Base-map tiles for maps; empty for none."
+    )
+
+    @property
+    def embedded(self) -> bool:
+        """True when bingeo runs its own cluster (no ``BINGEO_DATABASE_URL``)."""
+        return not self.database_url
