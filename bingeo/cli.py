@@ -19,8 +19,12 @@ db_app = typer.Typer(help="The database: embedded cluster and migrations.", no_a
 import_app = typer.Typer(
     help="Import Belgian reference data, addresses and networks.", no_args_is_help=True
 )
+users_app = typer.Typer(help="Users and their roles and scopes.", no_args_is_help=True)
+tokens_app = typer.Typer(help="API tokens (bearer) of users.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
 
 LEVEL_COMMANDS = {
     "sectors": AreaLevel.sector,
@@ -290,3 +294,120 @@ def _hide_password(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+# serve, users, tokens --------------------------------------------------------------------------
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Serve the HTTP API (and web pages) with uvicorn; migrations are applied first."""
+    import logging
+
+    import uvicorn
+
+    from api import create_app
+    from bingeo.db import migrate
+
+    settings = _settings()
+    migrate.upgrade(_engine(settings))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # uvicorn's own access log prints query strings, which may hold addresses: ours does not.
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_level="info",
+    )
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[
+        str,
+        typer.Option(
+            help="admin, police_analyst, police_officer, municipality_planner or coordinator"
+        ),
+    ],
+    zone: Annotated[str | None, typer.Option(help="Police zone code (police roles).")] = None,
+    municipality: Annotated[str | None, typer.Option(help="NIS code (planners).")] = None,
+    network: Annotated[int | None, typer.Option(help="Network id (coordinators).")] = None,
+) -> None:
+    """Create a user with a role and its scope."""
+    from bingeo.db.models import Role
+    from bingeo.errors import InvalidInput
+    from bingeo.services.users import add_user
+
+    try:
+        role_value = Role(role)
+    except ValueError:
+        raise InvalidInput(f"unknown role {role!r}; use one of {[r.value for r in Role]}") from None
+    user_id = add_user(
+        _engine(_settings()),
+        name,
+        role_value,
+        police_zone_code=zone,
+        nis_code=municipality,
+        network_id=network,
+    )
+    typer.echo(f"user {name} ({role_value.value}) created with id {user_id}")
+
+
+@users_app.command("list")
+def users_list(as_json: JsonOpt = False) -> None:
+    """Every user with role and scope."""
+    from bingeo.services.users import list_users
+
+    users = list_users(_engine(_settings()))
+    if as_json:
+        _echo_json(users)
+        return
+    for user in users:
+        scope = user["police_zone_code"] or user["nis_code"] or user["network_id"] or "-"
+        typer.echo(f"{user['id']:>4} {user['name']:<24} {user['role'].value:<22} {scope}")
+
+
+@tokens_app.command("create")
+def tokens_create(
+    user: Annotated[str, typer.Argument(help="Login name of the user.")],
+    label: Annotated[str | None, typer.Option(help="What the token is for.")] = None,
+    expires_in_days: Annotated[float | None, typer.Option(help="Lifetime in days.")] = None,
+) -> None:
+    """Create a bearer token; it is printed once and stored only as a hash."""
+    from bingeo.services.users import create_token
+
+    token_id, token = create_token(
+        _engine(_settings()), user, label=label, expires_in_days=expires_in_days
+    )
+    typer.echo(f"token {token_id} for {user} (shown once, keep it safe):", err=True)
+    typer.echo(token)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token_id: Annotated[int, typer.Argument(help="Id of the token.")]) -> None:
+    """Revoke a token at once."""
+    from bingeo.services.users import revoke_token
+
+    revoke_token(_engine(_settings()), token_id)
+    typer.echo(f"token {token_id} revoked")
+
+
+@tokens_app.command("list")
+def tokens_list(as_json: JsonOpt = False) -> None:
+    """Every token's id, user, label and validity (never the token)."""
+    from bingeo.services.users import list_tokens
+
+    tokens = list_tokens(_engine(_settings()))
+    if as_json:
+        _echo_json(tokens)
+        return
+    for token in tokens:
+        state = "revoked" if token["revoked_at"] else f"expires {token['expires_at'] or 'never'}"
+        typer.echo(f"{token['id']:>4} {token['name']:<24} {token['label'] or '-':<20} {state}")

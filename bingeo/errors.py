@@ -49,6 +49,12 @@ class IllegalTransition(Conflict):
     code = "illegal_transition"
 
 
+class PreconditionRequired(BinGeoError):
+    """A change that does not say which version it changes."""
+
+    code = "precondition_required"
+
+
 class NotAuthenticated(BinGeoError):
     """No valid credentials."""
 

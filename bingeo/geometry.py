@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import geopandas as gpd
 import numpy as np
 import shapely
-from pyproj import CRS
+from pyproj import CRS, Transformer
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
@@ -96,35 +96,132 @@ def polygonal(geom: BaseGeometry | None, *, label: str) -> tuple[MultiPolygon, s
     return MultiPolygon(polygons), reason
 
 
+@dataclass(frozen=True)
+class GeometryLimits:
+    """Bounds on a geometry given by a user."""
+
+    max_vertices: int = 20_000
+    max_area_m2: float = 500_000_000.0
+
+
 def geojson_to_storage(
-    data: dict | str, *, label: str = "GeoJSON"
-) -> tuple[MultiPolygon, str | None]:
-    """A GeoJSON (Multi)Polygon geometry in EPSG:4326 as a valid storage MultiPolygon."""
+    data: dict | str,
+    *,
+    label: str = "geometry",
+    limits: GeometryLimits | None = None,
+) -> tuple[MultiPolygon, list[str]]:
+    """A GeoJSON Polygon/MultiPolygon (EPSG:4326) as a valid storage MultiPolygon, with warnings.
+
+    Checked once here for every route: JSON, GeoJSON type, numeric finite coordinates, ring
+    closure (closed with a warning), vertex count, validity (repaired with a warning when
+    polygonal area remains), emptiness, Belgium's extent and the area limit.
+    """
+    limits = limits or GeometryLimits()
     if isinstance(data, str):
         try:
-            data = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(f"{label}: not JSON ({exc.msg} at position {exc.pos})") from exc
-    if not isinstance(data, dict) or "type" not in data:
-        raise InvalidGeometry(f"{label}: not a GeoJSON geometry object")
-    if data.get("type") == "Feature":
-        data = data.get("geometry") or {}
-    try:
-        geom = shapely.geometry.shape(data)
-    except Exception as exc:  # shapely raises several types for malformed coordinates
-        raise InvalidGeometry(f"{label}: malformed GeoJSON geometry ({exc})") from exc
-    if not geom.is_empty:
-        lon_lat = shapely.get_coordinates(geom)
-        if not np.isfinite(lon_lat).all():
-            raise InvalidGeometry(f"{label}: coordinates are not finite numbers")
+            data = json.loads(data, parse_constant=_reject_constant)
+        except (json.JSONDecodeError, ValueError) as exc:
+            raise InvalidInput(f"{label}: not valid JSON ({exc})") from exc
+    if isinstance(data, dict) and data.get("type") == "Feature":
+        data = data.get("geometry")
+    if not isinstance(data, dict) or data.get("type") not in ("Polygon", "MultiPolygon"):
+        found = data.get("type") if isinstance(data, dict) else type(data).__name__
+        raise InvalidGeometry(f"{label}: expected a GeoJSON Polygon or MultiPolygon, got {found!r}")
+    coordinates = data.get("coordinates")
+    polygons = [coordinates] if data["type"] == "Polygon" else coordinates
+    if not isinstance(polygons, list):
+        raise InvalidGeometry(f"{label}: 'coordinates' must be an array")
+    warnings: list[str] = []
+    shells = []
+    vertices = 0
+    for p, rings in enumerate(polygons):
+        if not isinstance(rings, list) or not rings:
+            raise InvalidGeometry(f"{label}: polygon {p} has no rings")
+        checked = []
+        for r, ring in enumerate(rings):
+            ring = _ring(ring, label=f"{label}: polygon {p} ring {r}", warnings=warnings)
+            vertices += len(ring)
+            if vertices > limits.max_vertices:
+                raise InvalidGeometry(
+                    f"{label}: more than {limits.max_vertices} vertices; simplify the area"
+                )
+            checked.append(ring)
+        shells.append(Polygon(checked[0], checked[1:]))
+    geom = MultiPolygon(shells) if shells else MultiPolygon()
+    if geom.is_empty:
+        raise InvalidGeometry(f"{label}: empty geometry")
+    lon, lat = shapely.get_coordinates(geom).T
+    if (lon < -180).any() or (lon > 180).any() or (lat < -90).any() or (lat > 90).any():
+        raise InvalidGeometry(f"{label}: coordinates are not longitude/latitude (EPSG:4326)")
     frame = gpd.GeoSeries([geom], crs=GEOJSON_EPSG).to_crs(STORAGE_EPSG)
     result, reason = polygonal(frame.iloc[0], label=label)
+    if reason:
+        warnings.append(f"{label}: invalid polygon repaired ({reason})")
     if geometry_outside_belgium(result):
         raise InvalidGeometry(f"{label}: coordinates outside Belgium (expects lon/lat, EPSG:4326)")
-    return result, reason
+    if result.area > limits.max_area_m2:
+        raise InvalidGeometry(
+            f"{label}: area of {result.area / 1e6:.1f} km² exceeds the limit of "
+            f"{limits.max_area_m2 / 1e6:.1f} km²"
+        )
+    return result, warnings
 
 
-def storage_to_geojson(geom: BaseGeometry) -> dict:
-    """A storage (31370) geometry as a GeoJSON geometry in EPSG:4326."""
-    out = gpd.GeoSeries([geom], crs=STORAGE_EPSG).to_crs(GEOJSON_EPSG).iloc[0]
-    return shapely.geometry.mapping(out)
+def storage_to_geojson(geom: BaseGeometry, *, precision: int = 7) -> dict:
+    """A storage (31370) geometry as a GeoJSON geometry in EPSG:4326 (RFC 7946)."""
+    lonlat = shapely.transform(geom, _to_wgs84, interleaved=False)
+    lonlat = shapely.set_precision(lonlat, 10**-precision, mode="pointwise")
+    return shapely.geometry.mapping(lonlat)
+
+
+def bbox_to_storage(bbox: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    """A lon/lat bounding box (minx, miny, maxx, maxy) as a Lambert 72 bounding box."""
+    minx, miny, maxx, maxy = bbox
+    if not (minx <= maxx and miny <= maxy):
+        raise InvalidInput("bbox must be minx,miny,maxx,maxy with min <= max")
+    if not (
+        -180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= 90 and -90 <= maxy <= 90
+    ):
+        raise InvalidInput("bbox must be longitude/latitude (EPSG:4326)")
+    edge = shapely.segmentize(shapely.box(*bbox), max(maxx - minx, maxy - miny, 1e-9) / 16)
+    box = shapely.transform(edge, _to_lambert, interleaved=False)
+    return tuple(float(v) for v in box.bounds)
+
+
+def _to_wgs84(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return _TO_WGS84.transform(x, y)
+
+
+def _to_lambert(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return _TO_LAMBERT.transform(x, y)
+
+
+_TO_WGS84 = Transformer.from_crs(STORAGE_EPSG, GEOJSON_EPSG, always_xy=True)
+_TO_LAMBERT = Transformer.from_crs(GEOJSON_EPSG, STORAGE_EPSG, always_xy=True)
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number")
+
+
+def _ring(ring: object, *, label: str, warnings: list[str]) -> list[tuple[float, float]]:
+    if not isinstance(ring, list):
+        raise InvalidGeometry(f"{label}: a ring must be an array of positions")
+    points = []
+    for position in ring:
+        if (
+            not isinstance(position, list | tuple)
+            or len(position) < 2
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in position[:2])
+        ):
+            raise InvalidGeometry(f"{label}: a position must be [longitude, latitude] numbers")
+        x, y = float(position[0]), float(position[1])
+        if not (np.isfinite(x) and np.isfinite(y)):
+            raise InvalidGeometry(f"{label}: coordinates must be finite numbers")
+        points.append((x, y))
+    if len(points) >= 3 and points[0] != points[-1]:
+        warnings.append(f"{label}: ring was not closed; closed it")
+        points.append(points[0])
+    if len(points) < 4:
+        raise InvalidGeometry(f"{label}: a ring needs at least 4 positions")
+    return points

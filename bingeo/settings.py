@@ -37,7 +37,9 @@ class Settings(BaseSettings):
     out_dir: Path = Path("out")
     page_limit_default: int = 100
     page_limit_max: int = 1000
-    max_upload_bytes: int = 20 * 1024 * 1024
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, description="Largest request body.")
+    max_vertices: int = Field(default=20_000, description="Most vertices of a geometry given.")
+    max_area_m2: float = Field(default=500e6, description="Largest area of a geometry given.")
     tiles: str | None = Field(
         default="OpenStreetMap", description="Base-map tiles for maps; empty for none."
     )
@@ -46,3 +48,9 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """True when bingeo runs its own cluster (no ``BINGEO_DATABASE_URL``)."""
         return not self.database_url
+
+    def geometry_limits(self):
+        """The bounds on geometries given by users."""
+        from bingeo.geometry import GeometryLimits
+
+        return GeometryLimits(max_vertices=self.max_vertices, max_area_m2=self.max_area_m2)

@@ -7,9 +7,12 @@ import enum
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
+    JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Enum,
+    ForeignKey,
     Index,
     Integer,
     String,
@@ -55,6 +58,25 @@ class NetworkStatus(enum.StrEnum):
     suspended = "suspended"
     merged = "merged"
     dissolved = "dissolved"
+
+
+class Role(enum.StrEnum):
+    """Roles of users; anonymous callers have no user."""
+
+    admin = "admin"
+    police_analyst = "police_analyst"
+    police_officer = "police_officer"
+    municipality_planner = "municipality_planner"
+    coordinator = "coordinator"
+
+
+class ContactRole(enum.StrEnum):
+    """The people of a network whose contact details bingeo keeps."""
+
+    coordinator = "coordinator"
+    steering_group = "steering_group"
+    police_officer = "police_officer"
+    local_authority = "local_authority"
 
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
@@ -150,7 +172,84 @@ class Network(Base):
     )
 
 
+class User(Base):
+    """A person who logs in, with one role and the scope it applies to."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    role: Mapped[Role] = mapped_column(_enum(Role, "user_role"))
+    police_zone_code: Mapped[str | None] = mapped_column(String(32))
+    nis_code: Mapped[str | None] = mapped_column(String(5))
+    network_id: Mapped[int | None] = mapped_column(ForeignKey("networks.id", ondelete="SET NULL"))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class ApiToken(Base):
+    """A bearer token of a user; only its SHA-256 hash is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEntry(Base):
+    """One access to personal data or one write: who, when, what, which scope, which request."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(Integer)
+    user_name: Mapped[str | None] = mapped_column(String(128))
+    role: Mapped[str | None] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str] = mapped_column(String(64))
+    object_id: Mapped[str | None] = mapped_column(String(128))
+    scope: Mapped[str | None] = mapped_column(Text)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    client: Mapped[str | None] = mapped_column(String(128))
+    outcome: Mapped[str] = mapped_column(String(16), server_default="allowed")
+    details: Mapped[dict | None] = mapped_column(JSON)
+
+
+class NetworkContact(Base):
+    """Personal contact details of a person in a role of a network (personal data)."""
+
+    __tablename__ = "network_contacts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    network_id: Mapped[int] = mapped_column(
+        ForeignKey("networks.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[ContactRole] = mapped_column(_enum(ContactRole, "contact_role"))
+    name: Mapped[str] = mapped_column(Text)
+    email: Mapped[str | None] = mapped_column(Text)
+    phone: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(2), server_default="nl")
+
+
 __all__ = [
+    "ApiToken",
+    "AuditEntry",
+    "ContactRole",
+    "NetworkContact",
+    "Role",
+    "User",
     "Address",
     "AreaLevel",
     "Base",

@@ -5,11 +5,11 @@ from __future__ import annotations
 import geopandas as gpd
 import shapely
 from geoalchemy2 import Geometry
-from sqlalchemy import Column, Connection, Text, cast, func, select, tuple_
+from sqlalchemy import Column, Connection, Text, cast, delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 
 from bingeo.db.bulk import copy_frame, staging_table, upsert_counts
-from bingeo.db.models import SRID, Network
+from bingeo.db.models import SRID, AreaLevel, Network, PoliceZoneMunicipality, ReferenceArea
 
 NETWORK_FIELDS = ("code", "name", "kind", "status", "nis_code", "police_zone_code")
 
@@ -60,3 +60,104 @@ def count_by_kind_status(connection: Connection) -> dict[str, dict[str, int]]:
     for kind, status, count in rows:
         result.setdefault(kind.value, {})[status.value] = int(count)
     return result
+
+
+NETWORKS = Network.__table__
+PUBLIC_COLUMNS = (
+    NETWORKS.c.id,
+    NETWORKS.c.code,
+    NETWORKS.c.name,
+    NETWORKS.c.kind,
+    NETWORKS.c.status,
+    NETWORKS.c.nis_code,
+    NETWORKS.c.police_zone_code,
+    NETWORKS.c.version,
+    NETWORKS.c.created_at,
+    NETWORKS.c.updated_at,
+)
+
+
+def _with_geometry():
+    return select(*PUBLIC_COLUMNS, func.ST_AsBinary(NETWORKS.c.geom).label("wkb"))
+
+
+def get_network(connection: Connection, network_id: int):
+    """One network row (with ``wkb`` of its area) or None."""
+    return connection.execute(_with_geometry().where(NETWORKS.c.id == network_id)).first()
+
+
+def list_networks(
+    connection: Connection,
+    *,
+    kind: str | None = None,
+    status: str | None = None,
+    nis_code: str | None = None,
+    police_zone_code: str | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
+    limit: int,
+    offset: int = 0,
+) -> tuple[list, int]:
+    """A page of networks matching the filters (``bbox`` in EPSG:31370) and the total."""
+    conditions = []
+    if kind:
+        conditions.append(NETWORKS.c.kind == kind)
+    if status:
+        conditions.append(NETWORKS.c.status == status)
+    if nis_code:
+        conditions.append(NETWORKS.c.nis_code == nis_code)
+    if police_zone_code:
+        conditions.append(NETWORKS.c.police_zone_code == police_zone_code)
+    if bbox:
+        envelope = func.ST_MakeEnvelope(*bbox, SRID)
+        conditions.append(NETWORKS.c.geom.intersects(envelope))
+    total = connection.execute(
+        select(func.count()).select_from(NETWORKS).where(*conditions)
+    ).scalar_one()
+    rows = connection.execute(
+        _with_geometry().where(*conditions).order_by(NETWORKS.c.id).limit(limit).offset(offset)
+    ).all()
+    return list(rows), int(total)
+
+
+def insert_network(connection: Connection, values: dict) -> int:
+    """Insert a network (``geom`` as a WKB element) and return its id."""
+    return connection.execute(
+        insert(NETWORKS).values(**values).returning(NETWORKS.c.id)
+    ).scalar_one()
+
+
+def update_network(connection: Connection, network_id: int, version: int, values: dict) -> bool:
+    """Apply ``values`` if the stored version is ``version``; the version then increases."""
+    result = connection.execute(
+        update(NETWORKS)
+        .where(NETWORKS.c.id == network_id, NETWORKS.c.version == version)
+        .values(**values, version=NETWORKS.c.version + 1, updated_at=func.now())
+    )
+    return result.rowcount == 1
+
+
+def delete_network(connection: Connection, network_id: int, version: int) -> bool:
+    """Delete the network if the stored version is ``version``."""
+    result = connection.execute(
+        delete(NETWORKS).where(NETWORKS.c.id == network_id, NETWORKS.c.version == version)
+    )
+    return result.rowcount == 1
+
+
+def place_of(connection: Connection, geom_wkb) -> tuple[str | None, str | None]:
+    """The municipality holding most of an area, and that municipality's police zone."""
+    areas = ReferenceArea.__table__
+    members = PoliceZoneMunicipality.__table__
+    overlap = func.ST_Area(func.ST_Intersection(areas.c.geom, geom_wkb))
+    nis_code = connection.execute(
+        select(areas.c.code)
+        .where(areas.c.level == AreaLevel.municipality, areas.c.geom.intersects(geom_wkb))
+        .order_by(overlap.desc())
+        .limit(1)
+    ).scalar()
+    if nis_code is None:
+        return None, None
+    zone = connection.execute(
+        select(members.c.police_zone_code).where(members.c.nis_code == nis_code).limit(1)
+    ).scalar()
+    return nis_code, zone

@@ -21,3 +21,17 @@ def database_status(engine: Engine) -> dict[str, object]:
             "addresses": address_repo.count_addresses(connection),
             "networks": network_repo.count_by_kind_status(connection),
         }
+
+
+def ping(engine: Engine) -> None:
+    """Check that the database answers (raises ``DatabaseUnavailable`` otherwise)."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bingeo.errors import DatabaseUnavailable
+
+    try:
+        with engine.connect() as connection:
+            connection.execute(select(1))
+    except SQLAlchemyError as exc:
+        raise DatabaseUnavailable("the database does not answer") from exc

@@ -1,0 +1,41 @@
+"""The FastAPI application: ``create_app(settings)``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import errors
+from api.middleware import RequestContext
+from api.routes import audit, health, networks
+from bingeo import __version__
+from bingeo.db.engine import make_engine
+from bingeo.settings import Settings
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The bingeo API for ``settings``; the engine lives in the app's lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings, pool_size=10, max_overflow=10, pool_timeout=5)
+        app.state.engine = engine
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(
+        title="bingeo",
+        version=__version__,
+        description="BIN / BIN-Z networks on the map: coverage, planning and alerts.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    errors.install(app)
+    for router in (health.router, networks.router, audit.router):
+        app.include_router(router)
+    app.add_middleware(RequestContext, max_bytes=settings.max_body_bytes)
+    return app

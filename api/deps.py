@@ -1,0 +1,59 @@
+"""Dependencies shared by the routes: engine, settings, the acting principal, paging."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+
+from bingeo.access import Actor
+from bingeo.services.users import authenticate
+from bingeo.settings import Settings
+
+bearer = HTTPBearer(auto_error=False, description="An API token made with `bingeo tokens create`")
+
+
+def get_engine(request: Request) -> Engine:
+    """The engine created in the app's lifespan."""
+    return request.app.state.engine
+
+
+def get_settings(request: Request) -> Settings:
+    """The settings the app was created with."""
+    return request.app.state.settings
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_actor(
+    request: Request,
+    engine: EngineDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Actor:
+    """The caller (anonymous without a token) within this request."""
+    principal = authenticate(engine, credentials.credentials if credentials else None)
+    client = request.client.host if request.client else None
+    return Actor(principal=principal, request_id=request.state.request_id, client=client)
+
+
+ActorDep = Annotated[Actor, Depends(get_actor)]
+
+
+class Paging:
+    """Bounded paging: ``limit`` capped by the settings, ``offset`` from 0."""
+
+    def __init__(
+        self,
+        settings: SettingsDep,
+        limit: Annotated[int | None, Query(ge=1, description="Page size (capped).")] = None,
+        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    ) -> None:
+        self.limit = min(limit or settings.page_limit_default, settings.page_limit_max)
+        self.offset = offset
+
+
+PagingDep = Annotated[Paging, Depends()]

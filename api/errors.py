@@ -1,0 +1,98 @@
+"""One error shape for every response: ``{"detail": "...", "code": "..."}``."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from bingeo import errors
+
+log = logging.getLogger("bingeo.api")
+
+# The one table from domain errors to HTTP status; subclasses match their nearest listed base.
+STATUS_BY_ERROR: dict[type[errors.BinGeoError], int] = {
+    errors.PayloadTooLarge: 413,
+    errors.InvalidGeometry: 422,
+    errors.UnknownCRS: 422,
+    errors.InvalidInput: 422,
+    errors.NotFound: 404,
+    errors.IllegalTransition: 409,
+    errors.Conflict: 409,
+    errors.PreconditionRequired: 428,
+    errors.NotAuthenticated: 401,
+    errors.Forbidden: 403,
+    errors.DatabaseUnavailable: 503,
+    errors.BinGeoError: 400,
+}
+HTTP_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_input",
+    428: "precondition_required",
+}
+
+
+def status_of(error: errors.BinGeoError) -> int:
+    """The HTTP status of a domain error."""
+    for cls in type(error).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 400
+
+
+def error_response(
+    status: int, detail: str, code: str, headers: dict | None = None
+) -> JSONResponse:
+    """The one error body."""
+    return JSONResponse({"detail": detail, "code": code}, status_code=status, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    """Register the exception handlers on ``app``."""
+
+    @app.exception_handler(errors.BinGeoError)
+    async def domain_error(request: Request, exc: errors.BinGeoError) -> JSONResponse:
+        status = status_of(exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if status >= 500:
+            log.error("%s %s -> %s %s", request.method, request.url.path, status, exc.code)
+        return error_response(status, exc.detail, exc.code, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for item in exc.errors():
+            where = ".".join(str(p) for p in item.get("loc", ()) if p != "body")
+            problems.append(f"{where}: {item.get('msg', 'invalid')}" if where else item["msg"])
+        return error_response(422, "; ".join(problems) or "invalid request", "validation_error")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = HTTP_CODES.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, str(exc.detail), code, exc.headers)
+
+    @app.exception_handler(OperationalError)
+    async def database_down(request: Request, exc: OperationalError) -> JSONResponse:
+        log.error("%s %s -> 503 database unavailable", request.method, request.url.path)
+        return error_response(503, "the database is unavailable; try again", "database_unavailable")
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        # Logged once, with the type only: messages may quote request data.
+        name = type(exc.orig if isinstance(exc, DBAPIError) else exc).__name__
+        frames = "".join(traceback.format_tb(exc.__traceback__))
+        log.error("%s %s -> 500 %s\n%s", request.method, request.url.path, name, frames)
+        return error_response(500, "internal error", "internal_error")

@@ -1,0 +1,98 @@
+"""ASGI middleware: request ids, an access log without query strings, and the body size limit."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+
+log = logging.getLogger("bingeo.access")
+
+
+class RequestContext:
+    """Gives every request an id, refuses bodies over ``max_bytes`` and logs one line per request.
+
+    The access log has method, path, status and duration only: query strings and bodies may hold
+    addresses or other personal data and are never logged.
+    """
+
+    def __init__(self, app, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex[:16]
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status_holder = {"status": 500}
+
+        async def send_with_id(message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await _too_large(send_with_id, self.max_bytes)
+        else:
+            received = 0
+
+            async def limited_receive():
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > self.max_bytes:
+                        raise _BodyTooLarge
+                return message
+
+            try:
+                await self.app(scope, limited_receive, send_with_id)
+            except _BodyTooLarge:
+                await _too_large(send_with_id, self.max_bytes)
+        log.info(
+            "%s %s %s %.1fms id=%s",
+            scope["method"],
+            scope["path"],
+            status_holder["status"],
+            (time.perf_counter() - started) * 1000,
+            request_id,
+        )
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _content_length(scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _too_large(send, limit: int) -> None:
+    body = json.dumps(
+        {"detail": f"request body larger than {limit} bytes", "code": "payload_too_large"}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

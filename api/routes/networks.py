@@ -1,0 +1,156 @@
+"""Networks: list, read, create, change, delete (GeoJSON in EPSG:4326)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+
+from api.deps import ActorDep, EngineDep, PagingDep, SettingsDep
+from api.geojson import GEOJSON, GeoJSONResponse, feature_collection, parse_bbox
+from api.schemas import ERRORS, NetworkCreate, NetworkUpdate
+from bingeo.db.models import NetworkKind, NetworkStatus
+from bingeo.errors import InvalidInput, PreconditionRequired
+from bingeo.geometry import geojson_to_storage, storage_to_geojson
+from bingeo.services import networks as service
+
+router = APIRouter(prefix="/networks", tags=["networks"], responses=ERRORS)
+GEOJSON_RESPONSE = {200: {"content": {GEOJSON: {}}}}
+
+
+def network_feature(network: service.NetworkRecord) -> dict[str, Any]:
+    """A network as a GeoJSON Feature with its public facts as properties."""
+    properties = {
+        "code": network.code,
+        "name": network.name,
+        "kind": network.kind.value,
+        "status": network.status.value,
+        "nis_code": network.nis_code,
+        "police_zone_code": network.police_zone_code,
+        "area_m2": round(network.area_m2, 1),
+        "version": network.version,
+        "created_at": network.created_at.isoformat(),
+        "updated_at": network.updated_at.isoformat(),
+    }
+    if network.warnings:
+        properties["warnings"] = network.warnings
+    return {
+        "type": "Feature",
+        "id": network.id,
+        "geometry": storage_to_geojson(network.geometry),
+        "properties": properties,
+    }
+
+
+@router.get("", response_class=GeoJSONResponse, responses=GEOJSON_RESPONSE)
+def list_networks(
+    request: Request,
+    engine: EngineDep,
+    actor: ActorDep,
+    paging: PagingDep,
+    bbox: Annotated[tuple[float, float, float, float] | None, Depends(parse_bbox)],
+    kind: NetworkKind | None = None,
+    status: NetworkStatus | None = None,
+    municipality: Annotated[str | None, Query(description="NIS code", max_length=5)] = None,
+    police_zone: Annotated[str | None, Query(max_length=32)] = None,
+) -> GeoJSONResponse:
+    """Networks (public facts) matching the filters, as a FeatureCollection."""
+    filters = service.NetworkFilter(
+        kind=kind, status=status, nis_code=municipality, police_zone_code=police_zone, bbox=bbox
+    )
+    networks, total = service.list_networks(
+        engine, actor, filters, limit=paging.limit, offset=paging.offset
+    )
+    links = []
+    if paging.offset + len(networks) < total:
+        url = request.url.include_query_params(offset=paging.offset + paging.limit)
+        links.append({"rel": "next", "type": GEOJSON, "href": str(url)})
+    body = feature_collection([network_feature(n) for n in networks], total=total, links=links)
+    return GeoJSONResponse(body)
+
+
+@router.get("/{network_id}", response_class=GeoJSONResponse, responses=GEOJSON_RESPONSE)
+def get_network(network_id: int, engine: EngineDep, actor: ActorDep) -> GeoJSONResponse:
+    """One network; its ``ETag`` is the version an update must name."""
+    network = service.get_network(engine, actor, network_id)
+    return GeoJSONResponse(network_feature(network), headers=_etag(network))
+
+
+@router.post("", status_code=201, response_class=GeoJSONResponse, responses=GEOJSON_RESPONSE)
+def create_network(
+    body: NetworkCreate, engine: EngineDep, actor: ActorDep, settings: SettingsDep
+) -> GeoJSONResponse:
+    """Create a network (its municipality and police zone default to where its area lies)."""
+    geometry, warnings = geojson_to_storage(
+        body.geometry, label="geometry", limits=settings.geometry_limits()
+    )
+    network = service.create_network(
+        engine,
+        actor,
+        name=body.name,
+        kind=body.kind,
+        status=body.status,
+        code=body.code,
+        nis_code=body.nis_code,
+        police_zone_code=body.police_zone_code,
+        geometry=geometry,
+        warnings=warnings,
+    )
+    headers = _etag(network) | {"Location": f"/networks/{network.id}"}
+    return GeoJSONResponse(network_feature(network), status_code=201, headers=headers)
+
+
+@router.patch("/{network_id}", response_class=GeoJSONResponse, responses=GEOJSON_RESPONSE)
+def update_network(
+    network_id: int,
+    body: NetworkUpdate,
+    engine: EngineDep,
+    actor: ActorDep,
+    settings: SettingsDep,
+    if_match: Annotated[str | None, Header()] = None,
+) -> GeoJSONResponse:
+    """Change a network; name the version you change (``If-Match`` or ``version``)."""
+    version = _version(if_match, body.version)
+    changes = body.model_dump(exclude_unset=True, exclude={"version"})
+    if not changes:
+        raise InvalidInput("nothing to change")
+    for required in ("name", "kind", "status", "geometry"):
+        if required in changes and changes[required] is None:
+            raise InvalidInput(f"{required} cannot be null")
+    warnings: list[str] = []
+    if "geometry" in changes:
+        changes["geometry"], warnings = geojson_to_storage(
+            changes["geometry"], label="geometry", limits=settings.geometry_limits()
+        )
+    network = service.update_network(
+        engine, actor, network_id, version=version, changes=changes, warnings=warnings
+    )
+    return GeoJSONResponse(network_feature(network), headers=_etag(network))
+
+
+@router.delete("/{network_id}", status_code=204)
+def delete_network(
+    network_id: int,
+    engine: EngineDep,
+    actor: ActorDep,
+    if_match: Annotated[str | None, Header()] = None,
+    version: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    """Delete a network; name the version you delete (``If-Match`` or ``version``)."""
+    service.delete_network(engine, actor, network_id, version=_version(if_match, version))
+    return Response(status_code=204)
+
+
+def _etag(network: service.NetworkRecord) -> dict[str, str]:
+    return {"ETag": f'"{network.version}"'}
+
+
+def _version(if_match: str | None, version: int | None) -> int:
+    if if_match:
+        text = if_match.strip().removeprefix("W/").strip('"')
+        if not text.isdigit():
+            raise InvalidInput('If-Match must be the ETag of the network, e.g. "3"')
+        return int(text)
+    if version is not None:
+        return version
+    raise PreconditionRequired("name the version you change: If-Match header or 'version'")

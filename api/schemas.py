@@ -1,0 +1,76 @@
+"""Request and response bodies (NetworkCreate / NetworkUpdate / NetworkPublic ...)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bingeo.db.models import NetworkKind, NetworkStatus
+
+GeoJSONGeometry = dict[str, Any]
+
+
+class NetworkCreate(BaseModel):
+    """A new network: public facts and its area as a GeoJSON (Multi)Polygon in EPSG:4326."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    kind: NetworkKind
+    status: NetworkStatus = NetworkStatus.idea
+    code: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[\w.-]+$")
+    nis_code: str | None = Field(default=None, pattern=r"^\d{5}$")
+    police_zone_code: str | None = Field(default=None, min_length=1, max_length=32)
+    geometry: GeoJSONGeometry
+
+
+class NetworkUpdate(BaseModel):
+    """A change of a network; ``version`` (or the ``If-Match`` header) names what it changes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int | None = Field(default=None, ge=1)
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    kind: NetworkKind | None = None
+    status: NetworkStatus | None = None
+    nis_code: str | None = Field(default=None, pattern=r"^\d{5}$")
+    police_zone_code: str | None = Field(default=None, min_length=1, max_length=32)
+    geometry: GeoJSONGeometry | None = None
+
+
+class ErrorBody(BaseModel):
+    """The one error shape."""
+
+    detail: str
+    code: str
+
+
+class AuditEntryPublic(BaseModel):
+    """An entry of the audit trail."""
+
+    id: int
+    at: Any
+    user_id: int | None
+    user_name: str | None
+    role: str | None
+    action: str
+    object_type: str
+    object_id: str | None
+    scope: str | None
+    request_id: str | None
+    client: str | None
+    outcome: str
+    details: dict | None
+
+
+class AuditPage(BaseModel):
+    """A page of the audit trail."""
+
+    total: int
+    entries: list[AuditEntryPublic]
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody} for status in (401, 403, 404, 409, 413, 422, 428, 503)
+}

@@ -1,0 +1,128 @@
+"""Who may do what: the one place for bingeo's role and scope rules.
+
+Every service asks ``authorize(actor, action, target)`` before it reads personal data or writes;
+routes never decide access themselves.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from bingeo.db.models import Role
+from bingeo.errors import Forbidden, NotAuthenticated
+
+
+class Action(enum.StrEnum):
+    """What a caller wants to do with a target."""
+
+    read_public = "read_public"  # names, kinds, areas of networks; reference areas
+    read_aggregates = "read_aggregates"  # counts and coverage figures, no identities
+    read_personal = "read_personal"  # members, coordinators, contact details
+    write_network = "write_network"  # create, change, delete a network and its roles
+    send_alert = "send_alert"
+    admin = "admin"  # users, tokens, audit trail
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated user (or nobody: ``user_id`` None) with role and scope."""
+
+    user_id: int | None = None
+    name: str = "anonymous"
+    role: Role | None = None
+    police_zone_code: str | None = None
+    nis_code: str | None = None
+    network_id: int | None = None
+
+    @property
+    def anonymous(self) -> bool:
+        """True for callers without a valid token."""
+        return self.role is None
+
+    def scope_text(self) -> str | None:
+        """The caller's scope as audit text, e.g. ``police_zone:ipz93``."""
+        parts = [
+            f"police_zone:{self.police_zone_code}" if self.police_zone_code else None,
+            f"municipality:{self.nis_code}" if self.nis_code else None,
+            f"network:{self.network_id}" if self.network_id else None,
+        ]
+        return ",".join(p for p in parts if p) or None
+
+
+ANONYMOUS = Principal()
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A principal acting within one request (for the audit trail)."""
+
+    principal: Principal = ANONYMOUS
+    request_id: str | None = None
+    client: str | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """What an action applies to: a network, a municipality, a police zone, or the whole."""
+
+    network_id: int | None = None
+    nis_codes: frozenset[str] = field(default_factory=frozenset)
+    police_zone_codes: frozenset[str] = field(default_factory=frozenset)
+
+    def describe(self) -> str:
+        """The target as audit text."""
+        parts = []
+        if self.network_id is not None:
+            parts.append(f"network:{self.network_id}")
+        parts += [f"municipality:{c}" for c in sorted(self.nis_codes)]
+        parts += [f"police_zone:{c}" for c in sorted(self.police_zone_codes)]
+        return ",".join(parts) or "all"
+
+
+WHOLE = Target()
+POLICE = (Role.police_analyst, Role.police_officer)
+
+
+def allowed(principal: Principal, action: Action, target: Target = WHOLE) -> bool:
+    """Whether ``principal`` may perform ``action`` on ``target``."""
+    if action == Action.read_public:
+        return True
+    role = principal.role
+    if role is None:
+        return False
+    if role == Role.admin:
+        return True
+    if action == Action.admin:
+        return False
+    if role in POLICE:
+        in_zone = _within(principal.police_zone_code, target.police_zone_codes)
+        if action == Action.send_alert:
+            return role == Role.police_officer and in_zone
+        if action == Action.write_network:
+            return role == Role.police_analyst and in_zone
+        return in_zone
+    if role == Role.municipality_planner:
+        in_municipality = _within(principal.nis_code, target.nis_codes)
+        return action in (Action.read_aggregates, Action.write_network) and in_municipality
+    if role == Role.coordinator:
+        own = principal.network_id is not None and target.network_id == principal.network_id
+        return action in (Action.read_aggregates, Action.read_personal) and own
+    return False
+
+
+def authorize(principal: Principal, action: Action, target: Target = WHOLE) -> None:
+    """Raise ``NotAuthenticated`` or ``Forbidden`` unless ``allowed``."""
+    if allowed(principal, action, target):
+        return
+    if principal.anonymous:
+        raise NotAuthenticated(f"{action.value} needs a valid bearer token")
+    raise Forbidden(
+        f"role {principal.role.value} with scope {principal.scope_text() or 'none'} "
+        f"may not {action.value} on {target.describe()}"
+    )
+
+
+def _within(own: str | None, codes: frozenset[str]) -> bool:
+    # A scoped user reaches a target only when every scope of the target is theirs.
+    return own is not None and bool(codes) and codes <= {own}

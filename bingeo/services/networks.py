@@ -1,0 +1,198 @@
+"""Networks as a resource: list, read, create, change and delete, under the access rules."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from geoalchemy2.shape import from_shape
+from shapely import wkb as shapely_wkb
+from shapely.geometry import MultiPolygon
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+
+from bingeo.access import Action, Actor, Target
+from bingeo.db import networks as network_repo
+from bingeo.db.models import SRID, NetworkKind, NetworkStatus
+from bingeo.errors import Conflict, NotFound
+from bingeo.services.audit import guard, record
+
+
+@dataclass
+class NetworkRecord:
+    """A stored network: public facts only (no personal data)."""
+
+    id: int
+    code: str
+    name: str
+    kind: NetworkKind
+    status: NetworkStatus
+    nis_code: str | None
+    police_zone_code: str | None
+    version: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    geometry: MultiPolygon
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def area_m2(self) -> float:
+        """Area of the network in square metres (Lambert 72)."""
+        return float(self.geometry.area)
+
+    @property
+    def target(self) -> Target:
+        """The scope this network belongs to, for the access rules."""
+        return network_target(self.id, self.nis_code, self.police_zone_code)
+
+
+@dataclass
+class NetworkFilter:
+    """Filters of a network listing (``bbox`` in EPSG:31370)."""
+
+    kind: NetworkKind | None = None
+    status: NetworkStatus | None = None
+    nis_code: str | None = None
+    police_zone_code: str | None = None
+    bbox: tuple[float, float, float, float] | None = None
+
+
+def network_target(network_id: int | None, nis_code: str | None, zone: str | None) -> Target:
+    """The access target of a network from its municipality and police zone."""
+    return Target(
+        network_id=network_id,
+        nis_codes=frozenset([nis_code] if nis_code else []),
+        police_zone_codes=frozenset([zone] if zone else []),
+    )
+
+
+def list_networks(
+    engine: Engine, actor: Actor, filters: NetworkFilter, *, limit: int, offset: int = 0
+) -> tuple[list[NetworkRecord], int]:
+    """A page of networks (public facts, open to everyone) and the number matching."""
+    with engine.connect() as connection:
+        rows, total = network_repo.list_networks(
+            connection,
+            kind=filters.kind,
+            status=filters.status,
+            nis_code=filters.nis_code,
+            police_zone_code=filters.police_zone_code,
+            bbox=filters.bbox,
+            limit=limit,
+            offset=offset,
+        )
+    return [_record(row) for row in rows], total
+
+
+def get_network(engine: Engine, actor: Actor, network_id: int) -> NetworkRecord:
+    """One network's public facts."""
+    with engine.connect() as connection:
+        row = network_repo.get_network(connection, network_id)
+    if row is None:
+        raise NotFound(f"no network {network_id}")
+    return _record(row)
+
+
+def create_network(
+    engine: Engine,
+    actor: Actor,
+    *,
+    name: str,
+    kind: NetworkKind,
+    geometry: MultiPolygon,
+    status: NetworkStatus = NetworkStatus.idea,
+    code: str | None = None,
+    nis_code: str | None = None,
+    police_zone_code: str | None = None,
+    warnings: list[str] | None = None,
+) -> NetworkRecord:
+    """Store a new network; its municipality and zone default to where its area lies."""
+    geom = from_shape(geometry, srid=SRID)
+    with engine.connect() as connection:
+        place = network_repo.place_of(connection, geom)
+    nis_code = nis_code or place[0]
+    police_zone_code = police_zone_code or place[1]
+    target = network_target(None, nis_code, police_zone_code)
+    guard(engine, actor, Action.write_network, target, "network")
+    values = {
+        "code": code or _new_code(nis_code),
+        "name": name,
+        "kind": NetworkKind(kind),
+        "status": NetworkStatus(status),
+        "nis_code": nis_code,
+        "police_zone_code": police_zone_code,
+        "geom": geom,
+    }
+    try:
+        with engine.begin() as connection:
+            network_id = network_repo.insert_network(connection, values)
+            record(connection, actor, "create", "network", network_id, target=target)
+    except IntegrityError as exc:
+        raise Conflict(f"a network with code {values['code']!r} exists already") from exc
+    created = get_network(engine, actor, network_id)
+    created.warnings = list(warnings or [])
+    return created
+
+
+def update_network(
+    engine: Engine,
+    actor: Actor,
+    network_id: int,
+    *,
+    version: int,
+    changes: dict,
+    warnings: list[str] | None = None,
+) -> NetworkRecord:
+    """Change a network if ``version`` is still current; a stale version is a ``Conflict``."""
+    current = get_network(engine, actor, network_id)
+    guard(engine, actor, Action.write_network, current.target, "network", network_id)
+    values = dict(changes)
+    if "geometry" in values:
+        values["geom"] = from_shape(values.pop("geometry"), srid=SRID)
+    after = network_target(
+        network_id,
+        values.get("nis_code", current.nis_code),
+        values.get("police_zone_code", current.police_zone_code),
+    )
+    # Moving a network into another municipality or zone needs rights there too.
+    guard(engine, actor, Action.write_network, after, "network", network_id)
+    with engine.begin() as connection:
+        if not network_repo.update_network(connection, network_id, version, values):
+            raise Conflict(
+                f"network {network_id} is at version {current.version}, not {version}; "
+                "reload it and apply the change again"
+            )
+        record(
+            connection,
+            actor,
+            "update",
+            "network",
+            network_id,
+            target=after,
+            details={"fields": sorted(changes), "from_version": version},
+        )
+    updated = get_network(engine, actor, network_id)
+    updated.warnings = list(warnings or [])
+    return updated
+
+
+def delete_network(engine: Engine, actor: Actor, network_id: int, *, version: int) -> None:
+    """Delete a network if ``version`` is still current."""
+    current = get_network(engine, actor, network_id)
+    guard(engine, actor, Action.write_network, current.target, "network", network_id)
+    with engine.begin() as connection:
+        if not network_repo.delete_network(connection, network_id, version):
+            raise Conflict(f"network {network_id} is at version {current.version}, not {version}")
+        record(connection, actor, "delete", "network", network_id, target=current.target)
+
+
+def _record(row) -> NetworkRecord:
+    values = dict(row._mapping)
+    geometry = shapely_wkb.loads(bytes(values.pop("wkb")))
+    return NetworkRecord(**values, geometry=geometry)
+
+
+def _new_code(nis_code: str | None) -> str:
+    import secrets
+
+    return f"{nis_code or 'BIN'}-{secrets.token_hex(3).upper()}"
