@@ -14,13 +14,14 @@ from bingeo.db.engine import make_engine
 from bingeo.db.models import Base
 from bingeo.settings import Settings
 
-TEST_DATABASE = "bingeo_test"
+# One database per test run, so that runs side by side do not disturb each other.
+TEST_DATABASE = os.environ.get("BINGEO_TEST_DATABASE") or f"bingeo_test_{os.getpid()}"
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    """Settings pointing at the test database; real data found from the repository root."""
+    """Settings pointing at this run's test database (``settings.database_name``)."""
     real = os.environ.get("BINGEO_REAL_DATA_DIR") or str(ROOT.parent / "shared" / "data" / "real")
     return Settings(database_name=TEST_DATABASE, real_data_dir=Path(real))
 
@@ -43,6 +44,8 @@ def engine(settings: Settings) -> Engine:
     migrate.upgrade(engine)
     yield engine
     engine.dispose()
+    if settings.embedded:
+        Cluster(settings).drop_database(TEST_DATABASE)
 
 
 @pytest.fixture
