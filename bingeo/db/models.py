@@ -143,11 +143,29 @@ class Street(Base):
             postgresql_using="gin",
             postgresql_ops={"name": "gin_trgm_ops"},
         ),
+        Index(
+            "ix_streets_name_norm_trgm",
+            "name_norm",
+            postgresql_using="gin",
+            postgresql_ops={"name_norm": "gin_trgm_ops"},
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     nis_code: Mapped[str] = mapped_column(String(5), server_default="")
     name: Mapped[str] = mapped_column(Text)
+    # Lower case, no accents, abbreviations expanded (bingeo.lookup); NULL until normalised.
+    name_norm: Mapped[str | None] = mapped_column(Text)
+
+
+class Postcode(Base):
+    """A postcode and the municipality (NIS code, name as the register writes it) it serves."""
+
+    __tablename__ = "postcodes"
+
+    postcode: Mapped[str] = mapped_column(String(4), primary_key=True)
+    nis_code: Mapped[str] = mapped_column(String(5), primary_key=True, server_default="")
+    municipality: Mapped[str | None] = mapped_column(Text)
 
 
 class Network(Base):
@@ -243,7 +261,49 @@ class NetworkContact(Base):
     language: Mapped[str] = mapped_column(String(2), server_default="nl")
 
 
+class AddressNetwork(Base):
+    """An address covered by a network's area (boundary counts as inside)."""
+
+    __tablename__ = "address_networks"
+
+    network_id: Mapped[int] = mapped_column(
+        ForeignKey("networks.id", ondelete="CASCADE"), primary_key=True
+    )
+    address_id: Mapped[int] = mapped_column(
+        ForeignKey("addresses.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class Member(Base):
+    """A member of a network, registered at a verified address (personal data)."""
+
+    __tablename__ = "members"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    network_id: Mapped[int] = mapped_column(
+        ForeignKey("networks.id", ondelete="CASCADE"), index=True
+    )
+    address_id: Mapped[int] = mapped_column(ForeignKey("addresses.id"), index=True)
+    name: Mapped[str] = mapped_column(Text)
+    email: Mapped[str | None] = mapped_column(Text)
+    phone: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(2), server_default="nl")
+    channels: Mapped[list] = mapped_column(JSON)
+    consent_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    # Set when an edit of the network's area leaves the member's address outside it.
+    outside_area: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
 __all__ = [
+    "AddressNetwork",
+    "Member",
+    "Postcode",
     "ApiToken",
     "AuditEntry",
     "ContactRole",
