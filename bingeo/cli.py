@@ -411,3 +411,31 @@ def tokens_list(as_json: JsonOpt = False) -> None:
     for token in tokens:
         state = "revoked" if token["revoked_at"] else f"expires {token['expires_at'] or 'never'}"
         typer.echo(f"{token['id']:>4} {token['name']:<24} {token['label'] or '-':<20} {state}")
+
+
+# demo ------------------------------------------------------------------------------------------
+
+
+@app.command("demo")
+def demo_command(
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for the demo files and the map.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Generate the demo municipality Demodorp, import it and draw the networks map."""
+    from bingeo.services.demo import run_demo
+
+    settings = _settings()
+    result = run_demo(_engine(settings), settings, out_dir=out, progress=_progress)
+    if as_json:
+        _echo_json(result)
+        return
+    for data in result["imports"]:
+        typer.echo(
+            f"{data['kind']:<13} read {data['read']:>6,}, stored {data['stored']:>6,}, "
+            f"updated {data['updated']:>6,}, unchanged {data['unchanged']:>6,}, "
+            f"unlocated {data['unlocated']:>4}, rejected {data['rejected']}"
+        )
+    typer.echo(f"files in {result['folder']}")
+    typer.echo(f"map of {result['networks']} networks: {result['map']}")

@@ -1,0 +1,120 @@
+"""The networks map: colours by kind, styles by status, legend, no personal data, offline mode."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import pytest
+import shapely
+from sqlalchemy import Engine
+
+from bingeo.db import maps as map_repo
+from bingeo.db.models import AreaLevel
+from bingeo.demo import DemoData, generate_demo
+from bingeo.maps import KIND_COLOURS, network_map
+from bingeo.services.imports import import_networks
+
+
+@pytest.fixture(scope="module")
+def demo() -> DemoData:
+    return generate_demo()
+
+
+def _features(fmap) -> list[dict]:
+    # The GeoJson layers folium holds, as the data it writes into the page.
+    features = []
+    for child in fmap._children.values():
+        data = getattr(child, "data", None)
+        if isinstance(data, dict) and data.get("type") == "FeatureCollection":
+            features.extend(data["features"])
+    return features
+
+
+def test_map_shows_every_network_with_public_fields(demo: DemoData) -> None:
+    networks = demo.networks.assign(coordinator_email="someone@example.be")
+    fmap = network_map(networks, areas=demo.wijken, tiles=None, title="Demo title")
+    page = fmap.get_root().render()
+    for name in demo.networks["name"]:
+        assert name in page
+    assert "someone@example.be" not in page
+    assert "Demo title" in page
+    assert "bingeo-legend" in page
+    assert "L.control.layers" in page
+    for colour in KIND_COLOURS.values():
+        assert colour in page
+    network_features = [f for f in _features(fmap) if "kind" in f["properties"]]
+    assert len(network_features) == len(demo.networks)
+    assert set(network_features[0]["properties"]) == {
+        "name",
+        "kind",
+        "status",
+        "status_label",
+        "area_ha",
+    }
+    # Coordinates are lon/lat (EPSG:4326) in Belgium.
+    lon, lat = shapely.get_coordinates(
+        shapely.geometry.shape(network_features[0]["geometry"])
+    ).mean(axis=0)
+    assert 2.5 < lon < 6.5 and 49.4 < lat < 51.6
+    areas = {f["properties"]["name"]: f["properties"]["area_ha"] for f in network_features}
+    first = demo.networks.iloc[0]
+    assert areas[first["name"]] == pytest.approx(first.geometry.area / 10_000, abs=0.1)
+
+
+def test_status_changes_the_style(demo: DemoData) -> None:
+    networks = demo.networks.iloc[:1]
+    active = network_map(networks.assign(status="active"), tiles=None).get_root().render()
+    dormant = network_map(networks.assign(status="dormant"), tiles=None).get_root().render()
+    assert '"dashArray": "2 4"' in dormant
+    assert '"dashArray": "2 4"' not in active
+
+
+def test_tiles_none_means_no_base_map(demo: DemoData) -> None:
+    offline = network_map(demo.networks, tiles=None).get_root().render()
+    online = network_map(demo.networks).get_root().render()
+    assert "tile.openstreetmap.org" in online
+    assert "tile.openstreetmap.org" not in offline
+    assert "L.tileLayer" not in offline
+
+
+def test_map_is_simplified_but_keeps_the_shape(demo: DemoData) -> None:
+    fmap = network_map(demo.networks, areas=demo.sectors, tiles=None)
+    features = _features(fmap)
+    # Reference areas come first, in their order; networks are matched by name.
+    by_name = dict(zip(demo.networks["name"], demo.networks.geometry, strict=True))
+    original = [
+        by_name[f["properties"]["name"]] if "name" in f["properties"] else None for f in features
+    ]
+    original[: len(demo.sectors)] = list(demo.sectors.geometry)
+    shown = gpd.GeoSeries(
+        [shapely.geometry.shape(f["geometry"]) for f in features], crs=4326
+    ).to_crs(31370)
+    assert len(shown) == len(demo.sectors) + len(demo.networks)
+    shown_vertices = shapely.get_num_coordinates(shown.values).sum()
+    assert shown_vertices < shapely.get_num_coordinates(original).sum()
+    for before, after in zip(original, shown, strict=True):
+        assert after.is_valid
+        # A 2 m tolerance moves boundaries by a few metres at most.
+        assert before.hausdorff_distance(after) < 5.0
+        assert abs(before.area - after.area) / before.area < 0.01
+
+
+def test_map_of_networks_read_back_from_postgis(db: Engine, demo: DemoData, tmp_path) -> None:
+    path = tmp_path / "networks.geojson"
+    demo.networks.to_crs(4326).to_file(path, driver="GeoJSON", engine="pyogrio")
+    import_networks(db, path)
+    with db.connect() as connection:
+        stored = map_repo.networks_frame(connection)
+        areas = map_repo.areas_frame(connection, AreaLevel.wijk)
+    assert stored.crs.to_epsg() == 31370
+    assert list(stored["code"]) == sorted(demo.networks["code"])
+    assert areas.empty
+    page = network_map(stored, areas=areas, tiles=None).get_root().render()
+    assert all(name in page for name in demo.networks["name"])
+
+
+def test_empty_map_still_renders() -> None:
+    empty = gpd.GeoDataFrame(
+        {"name": [], "kind": [], "status": []}, geometry=gpd.GeoSeries([]), crs=31370
+    )
+    page = network_map(empty, tiles=None).get_root().render()
+    assert "bingeo-legend" in page
