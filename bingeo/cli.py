@@ -23,6 +23,8 @@ users_app = typer.Typer(help="Users and their roles and scopes.", no_args_is_hel
 tokens_app = typer.Typer(help="API tokens (bearer) of users.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
+networks_app = typer.Typer(help="Networks: areas from street lists.", no_args_is_help=True)
+app.add_typer(networks_app, name="networks")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 
@@ -424,10 +426,14 @@ def demo_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Generate the demo municipality Demodorp, import it and draw the networks map."""
+    from bingeo.db import migrate
     from bingeo.services.demo import run_demo
 
     settings = _settings()
-    result = run_demo(_engine(settings), settings, out_dir=out, progress=_progress)
+    engine = _engine(settings)
+    # The demo is the first thing a new user runs: bring the schema up to date first.
+    migrate.upgrade(engine)
+    result = run_demo(engine, settings, out_dir=out, progress=_progress)
     if as_json:
         _echo_json(result)
         return
@@ -439,3 +445,48 @@ def demo_command(
         )
     typer.echo(f"files in {result['folder']}")
     typer.echo(f"map of {result['networks']} networks: {result['map']}")
+
+
+@networks_app.command("from-streets")
+def networks_from_streets(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="Street list CSV: network, municipality, street, qualifier (as published)."
+        ),
+    ],
+    networks: Annotated[
+        Path | None, typer.Option(help="Networks CSV: id, name, kind, municipality, coverage text.")
+    ] = None,
+    only: Annotated[list[str] | None, typer.Option(help="Only these network ids.")] = None,
+    store: Annotated[bool, typer.Option(help="Store the derived networks.")] = True,
+    status: Annotated[str, typer.Option(help="Status of stored networks.")] = "active",
+    out: Annotated[
+        Path | None, typer.Option(help="Write the areas as GeoJSON (EPSG:4326).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Derive network areas from a published street list; every doubt is reported."""
+    from bingeo.networks import parse_status
+    from bingeo.services.streetlists import derive_from_street_list, store_derived
+
+    engine = _engine(_settings())
+    result = derive_from_street_list(
+        engine, file, networks_csv=networks, only=set(only) if only else None, progress=_progress
+    )
+    if store:
+        store_derived(engine, result, status=parse_status(status))
+    if out:
+        result.frame(status=parse_status(status)).to_crs(4326).to_file(out, driver="GeoJSON")
+    if as_json:
+        _echo_json(result.as_dict())
+        return
+    data = result.as_dict()
+    for network in data["networks"]:
+        area = f"{network['area_m2'] / 10_000:.1f} ha" if network["area_m2"] else "no area"
+        typer.echo(f"{network['code']:<36} {network['addresses']:>6} addresses  {area}")
+    for finding in data["findings"]:
+        more = f" (candidates: {', '.join(finding['candidates'])})" if finding["candidates"] else ""
+        typer.echo(f"  {finding['network']}: {finding['kind']}: {finding['message']}{more}")
+    if store:
+        typer.echo(f"stored {data['stored']} new and {data['updated']} changed networks")
