@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -43,19 +44,31 @@ class RequestContext:
             await _too_large(send_with_id, self.max_bytes)
         else:
             received = 0
+            exceeded = False
+            responded = False
 
             async def limited_receive():
-                nonlocal received
+                nonlocal received, exceeded
                 message = await receive()
                 if message["type"] == "http.request":
                     received += len(message.get("body", b""))
                     if received > self.max_bytes:
+                        exceeded = True
                         raise _BodyTooLarge
                 return message
 
-            try:
-                await self.app(scope, limited_receive, send_with_id)
-            except _BodyTooLarge:
+            async def send_unless_exceeded(message) -> None:
+                # The app may catch the error of an oversized streamed body and answer with its
+                # own error; the 413 replaces that answer.
+                nonlocal responded
+                if exceeded and not responded:
+                    return
+                responded = True
+                await send_with_id(message)
+
+            with contextlib.suppress(_BodyTooLarge):
+                await self.app(scope, limited_receive, send_unless_exceeded)
+            if exceeded and not responded:
                 await _too_large(send_with_id, self.max_bytes)
         log.info(
             "%s %s %s %.1fms id=%s",

@@ -63,3 +63,7 @@ def real_data(settings: Settings) -> Path:
     path = Path(settings.real_data_dir)
     assert (path / "SOURCES.md").exists(), f"real Belgian data not found at {path}"
     return path
+
+
+# Fixtures of the API tests (client, users of every role).
+pytest_plugins = ["api_helpers"]
