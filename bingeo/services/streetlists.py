@@ -262,11 +262,11 @@ def _select(
             )
         )
         return none
-    if confidence < SURE_MATCH:
+    if confidence < 1.0:
         result.findings.append(
             Finding(
                 item.network,
-                "fuzzy_street",
+                "fuzzy_street" if confidence < SURE_MATCH else "street_spelling",
                 f"street {item.street!r} read as {street!r} (confidence {confidence:.2f})",
                 row=item.row,
                 candidates=candidates,
