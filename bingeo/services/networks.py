@@ -16,6 +16,7 @@ from bingeo.db import networks as network_repo
 from bingeo.db.models import SRID, NetworkKind, NetworkStatus
 from bingeo.errors import Conflict, NotFound
 from bingeo.services.audit import guard, record
+from bingeo.services.matching import rematch_network
 
 
 @dataclass
@@ -126,6 +127,7 @@ def create_network(
     try:
         with engine.begin() as connection:
             network_id = network_repo.insert_network(connection, values)
+            rematch_network(connection, network_id)
             record(connection, actor, "create", "network", network_id, target=target)
     except IntegrityError as exc:
         raise Conflict(f"a network with code {values['code']!r} exists already") from exc
@@ -162,6 +164,8 @@ def update_network(
                 f"network {network_id} is at version {current.version}, not {version}; "
                 "reload it and apply the change again"
             )
+        if "geom" in values:
+            rematch_network(connection, network_id)
         record(
             connection,
             actor,

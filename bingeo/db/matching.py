@@ -1,0 +1,275 @@
+"""Repository of address-to-network matches: fast loading of coordinates, binary ``COPY`` of pairs.
+
+Five million points do not fit through the ORM: coordinates leave PostGIS as a binary ``COPY`` of
+(id, x, y) parsed straight into numpy arrays, and pairs enter it the same way.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+
+import numpy as np
+import shapely
+from psycopg import sql
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Integer,
+    MetaData,
+    Select,
+    Table,
+    and_,
+    delete,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.schema import AddConstraint, CreateIndex, DropConstraint, DropIndex
+
+from bingeo.db.bulk import staging_table
+from bingeo.db.models import SRID, Address, AddressNetwork, Network
+from bingeo.matching import AddressPoints, Pairs
+
+ADDRESSES = Address.__table__
+NETWORKS = Network.__table__
+PAIRS = AddressNetwork.__table__
+_FACTS = (
+    NETWORKS.c.id,
+    NETWORKS.c.code,
+    NETWORKS.c.name,
+    NETWORKS.c.kind,
+    NETWORKS.c.status,
+    NETWORKS.c.nis_code,
+    NETWORKS.c.police_zone_code,
+)
+
+_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+_HEADER = _SIGNATURE + struct.pack(">ii", 0, 0)
+_TRAILER = struct.pack(">h", -1)
+_POINT_ROW = np.dtype(
+    [("n", ">i2"), ("l0", ">i4"), ("id", ">i8"), ("l1", ">i4"), ("x", ">f8"), ("l2", ">i4")]
+    + [("y", ">f8")]
+)
+_PAIR_ROW = np.dtype(
+    [("n", ">i2"), ("l0", ">i4"), ("network_id", ">i4"), ("l1", ">i4"), ("address_id", ">i8")]
+)
+_CHUNK_BYTES = 16 * 1024 * 1024
+# Above this many pairs a full rewrite rebuilds the indexes and foreign keys once instead of
+# checking them row by row (a foreign-key check locks the referenced address row).
+BULK_REWRITE_MIN = 100_000
+
+
+def load_points(
+    connection: Connection, *, boxes: Sequence[tuple[float, float, float, float]] | None = None
+) -> AddressPoints:
+    """Located addresses (all, or those in any of ``boxes``, EPSG:31370) as the read model."""
+    query = select(ADDRESSES.c.id, func.ST_X(ADDRESSES.c.geom), func.ST_Y(ADDRESSES.c.geom)).where(
+        ADDRESSES.c.geom.is_not(None)
+    )
+    if boxes is not None:
+        if not boxes:
+            return AddressPoints.from_arrays(np.empty(0), np.empty(0), np.empty(0))
+        query = query.where(
+            or_(*(ADDRESSES.c.geom.op("&&")(func.ST_MakeEnvelope(*b, SRID)) for b in boxes))
+        )
+    rows = _copy_out(connection, query, _POINT_ROW)
+    return AddressPoints.from_arrays(rows["id"], rows["x"], rows["y"])
+
+
+def load_polygons(
+    connection: Connection, network_ids: Sequence[int] | None = None
+) -> list[tuple[int, shapely.Geometry]]:
+    """(network id, area) of all networks or of ``network_ids``, ordered by id."""
+    query = select(NETWORKS.c.id, func.ST_AsBinary(NETWORKS.c.geom)).order_by(NETWORKS.c.id)
+    if network_ids is not None:
+        query = query.where(NETWORKS.c.id.in_(list(network_ids)))
+    rows = connection.execute(query).all()
+    geoms = shapely.from_wkb([bytes(r[1]) for r in rows])
+    return [(int(r[0]), g) for r, g in zip(rows, geoms, strict=True)]
+
+
+def stored_pairs(connection: Connection, network_ids: Sequence[int] | None = None) -> Pairs:
+    """The stored pairs (all, or of ``network_ids``), sorted by network then address."""
+    query = select(PAIRS.c.network_id, PAIRS.c.address_id)
+    if network_ids is not None:
+        query = query.where(PAIRS.c.network_id.in_(list(network_ids)))
+    rows = _copy_out(connection, query, _PAIR_ROW)
+    network_ids_ = rows["network_id"].astype(np.int32)
+    address_ids = rows["address_id"].astype(np.int64)
+    order = np.lexsort((address_ids, network_ids_))
+    return Pairs(network_ids_[order], address_ids[order])
+
+
+def add_pairs(connection: Connection, pairs: Pairs) -> None:
+    """Insert ``pairs`` (none of them stored yet) with a binary ``COPY``."""
+    _copy_pairs_in(connection, PAIRS.name, pairs)
+
+
+def remove_pairs(connection: Connection, pairs: Pairs) -> None:
+    """Delete ``pairs`` through a staging table (one statement, whatever their number)."""
+    if not len(pairs):
+        return
+    staging = staging_table(
+        "staging_pairs_removed",
+        [Column("network_id", Integer), Column("address_id", BigInteger)],
+    )
+    staging.create(connection)
+    _copy_pairs_in(connection, staging.name, pairs)
+    connection.execute(
+        delete(PAIRS).where(
+            and_(
+                PAIRS.c.network_id == staging.c.network_id,
+                PAIRS.c.address_id == staging.c.address_id,
+            )
+        )
+    )
+    staging.drop(connection)
+
+
+def replace_all_pairs(connection: Connection, pairs: Pairs) -> None:
+    """Replace the whole table with ``pairs``; large loads rebuild indexes and keys once.
+
+    The table is locked (ACCESS EXCLUSIVE) until the transaction ends: readers wait for it.
+    """
+    if len(pairs) < BULK_REWRITE_MIN:
+        connection.execute(delete(PAIRS))
+        add_pairs(connection, pairs)
+        return
+    # Reflected, so the constraints are dropped and re-made under the names the schema has.
+    table = Table(PAIRS.name, MetaData(), autoload_with=connection)
+    foreign_keys = list(table.foreign_key_constraints)
+    indexes = list(table.indexes)
+    for constraint in foreign_keys:
+        connection.execute(DropConstraint(constraint))
+    for index in indexes:
+        connection.execute(DropIndex(index))
+    connection.execute(DropConstraint(table.primary_key))
+    driver = connection.connection.driver_connection
+    with driver.cursor() as cursor:
+        cursor.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(PAIRS.name)))
+    add_pairs(connection, pairs)
+    connection.execute(AddConstraint(table.primary_key))
+    for index in indexes:
+        connection.execute(CreateIndex(index))
+    for constraint in foreign_keys:
+        connection.execute(AddConstraint(constraint))
+
+
+def networks_changed_in_transaction(connection: Connection) -> list[int]:
+    """Networks inserted or updated by the current transaction.
+
+    ``now()`` is the start time of the transaction, and an insert or an upsert sets
+    ``updated_at`` to it, so this finds exactly what the transaction's import changed.
+    """
+    rows = connection.execute(
+        select(NETWORKS.c.id).where(NETWORKS.c.updated_at == func.now()).order_by(NETWORKS.c.id)
+    )
+    return [int(r[0]) for r in rows]
+
+
+def networks_near(connection: Connection, x: float, y: float) -> list:
+    """Networks whose bounding box holds the point, with their area as ``wkb``."""
+    point = func.ST_SetSRID(func.ST_MakePoint(x, y), SRID)
+    query = (
+        select(*_FACTS, func.ST_AsBinary(NETWORKS.c.geom).label("wkb"))
+        .where(NETWORKS.c.geom.op("&&")(point))
+        .order_by(NETWORKS.c.id)
+    )
+    return connection.execute(query).all()
+
+
+def network_facts(connection: Connection, network_ids: Sequence[int]) -> list:
+    """Public facts of the given networks, ordered by id."""
+    query = select(*_FACTS).where(NETWORKS.c.id.in_(list(network_ids))).order_by(NETWORKS.c.id)
+    return connection.execute(query).all()
+
+
+def address_position(connection: Connection, address_id: int):
+    """(id, x, y) of an address (x, y None when it has no position), or None if unknown."""
+    query = select(ADDRESSES.c.id, func.ST_X(ADDRESSES.c.geom), func.ST_Y(ADDRESSES.c.geom)).where(
+        ADDRESSES.c.id == address_id
+    )
+    return connection.execute(query).first()
+
+
+def network_ids_of_address(connection: Connection, address_id: int) -> list[int]:
+    """The stored networks covering an address."""
+    rows = connection.execute(
+        select(PAIRS.c.network_id)
+        .where(PAIRS.c.address_id == address_id)
+        .order_by(PAIRS.c.network_id)
+    )
+    return [int(r[0]) for r in rows]
+
+
+def count_pairs(connection: Connection) -> int:
+    """Number of stored pairs."""
+    return int(connection.execute(select(func.count()).select_from(PAIRS)).scalar_one())
+
+
+# private helpers --------------------------------------------------------------------------------
+
+
+def _copy_out(connection: Connection, query: Select, row: np.dtype) -> np.ndarray:
+    """Rows of ``query`` (fixed-width, no NULLs) as a structured array, via binary ``COPY``."""
+    compiled = query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+    statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(sql.SQL(str(compiled)))
+    driver = connection.connection.driver_connection
+    parts: list[np.ndarray] = []
+    buffer = bytearray()
+    header_done = False
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for data in copy:
+            buffer += data
+            if not header_done and len(buffer) >= len(_HEADER):
+                if not buffer.startswith(_SIGNATURE):
+                    raise RuntimeError("unexpected COPY header")
+                extension = struct.unpack(">i", buffer[15:19])[0]
+                del buffer[: len(_HEADER) + extension]
+                header_done = True
+            if header_done and len(buffer) >= _CHUNK_BYTES:
+                parts.append(_parse_rows(buffer, row))
+    if buffer[-2:] != _TRAILER:
+        raise RuntimeError("unexpected end of COPY data")
+    del buffer[-2:]
+    parts.append(_parse_rows(buffer, row))
+    if len(buffer):
+        raise RuntimeError("COPY data does not have fixed-width rows (NULL values?)")
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+def _parse_rows(buffer: bytearray, row: np.dtype) -> np.ndarray:
+    """Parse (and remove from ``buffer``) the complete rows at its start."""
+    size = len(buffer) // row.itemsize * row.itemsize
+    with memoryview(buffer) as view:
+        rows = np.frombuffer(view[:size], dtype=row).copy()
+    del buffer[:size]
+    width = len(row.names) // 2
+    lengths = [rows[name] for name in row.names if name.startswith("l")]
+    if len(rows) and ((rows["n"] != width).any() or any((n <= 0).any() for n in lengths)):
+        raise RuntimeError("COPY data does not have fixed-width rows (NULL values?)")
+    return rows
+
+
+def _copy_pairs_in(connection: Connection, table_name: str, pairs: Pairs) -> None:
+    if not len(pairs):
+        return
+    rows = np.empty(len(pairs), dtype=_PAIR_ROW)
+    rows["n"] = 2
+    rows["l0"] = 4
+    rows["network_id"] = pairs.network_ids
+    rows["l1"] = 8
+    rows["address_id"] = pairs.address_ids
+    statement = sql.SQL("COPY {} (network_id, address_id) FROM STDIN (FORMAT binary)").format(
+        sql.Identifier(table_name)
+    )
+    driver = connection.connection.driver_connection
+    step = _CHUNK_BYTES // _PAIR_ROW.itemsize
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        copy.write(_HEADER)
+        for start in range(0, len(rows), step):
+            copy.write(rows[start : start + step].tobytes())
+        copy.write(_TRAILER)

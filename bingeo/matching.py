@@ -1,0 +1,133 @@
+"""Which addresses each network covers: the one definition of "covers", in memory.
+
+A point covers-matches a polygon when it lies in its interior or on its boundary (the same as
+PostGIS ``ST_Covers(polygon, point)``); ``shapely.intersects_xy`` gives exactly that for points,
+whereas ``contains_xy`` would drop the boundary. The addresses are kept as coordinate arrays sorted
+by x (about 90 MB for 5.5 million, against 1.1 GB as shapely points), so the bounding-box
+candidates of a polygon are a ``searchsorted`` slice plus a y mask, and only those candidates get a
+point-in-polygon test against the prepared polygon.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from pyproj import Transformer
+from shapely.geometry.base import BaseGeometry
+
+from bingeo.errors import InvalidInput
+from bingeo.geometry import GEOJSON_EPSG, STORAGE_EPSG, outside_belgium
+
+
+@dataclass(frozen=True)
+class AddressPoints:
+    """Located addresses as arrays sorted by x: ``ids`` (int64), ``x``, ``y`` (float64, metres)."""
+
+    ids: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+
+    @classmethod
+    def from_arrays(cls, ids: np.ndarray, x: np.ndarray, y: np.ndarray) -> AddressPoints:
+        """The read model of the given coordinates (inputs are not changed)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        if not (len(ids) == len(x) == len(y)):
+            raise ValueError("ids, x and y must have the same length")
+        order = np.argsort(x, kind="stable")
+        return cls(ids=ids[order], x=x[order], y=y[order])
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def candidates(self, bounds: tuple[float, float, float, float]) -> np.ndarray:
+        """Positions of the points inside the closed box (minx, miny, maxx, maxy)."""
+        minx, miny, maxx, maxy = bounds
+        start = int(np.searchsorted(self.x, minx, side="left"))
+        stop = int(np.searchsorted(self.x, maxx, side="right"))
+        ys = self.y[start:stop]
+        return start + np.flatnonzero((ys >= miny) & (ys <= maxy))
+
+    def covered_by(self, polygon: BaseGeometry) -> np.ndarray:
+        """Ids of the points that ``polygon`` covers (boundary included), in x order."""
+        if polygon is None or polygon.is_empty:
+            return np.empty(0, dtype=np.int64)
+        positions = self.candidates(polygon.bounds)
+        if len(positions) == 0:
+            return np.empty(0, dtype=np.int64)
+        # Preparing caches an index of the polygon's edges in place; the answer is unchanged.
+        shapely.prepare(polygon)
+        inside = shapely.intersects_xy(polygon, self.x[positions], self.y[positions])
+        return self.ids[positions[inside]]
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Matches as two aligned arrays, sorted by network then address."""
+
+    network_ids: np.ndarray
+    address_ids: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.network_ids)
+
+    def as_set(self) -> set[tuple[int, int]]:
+        """The pairs as a set of (network_id, address_id), for checks on small data."""
+        return set(zip(self.network_ids.tolist(), self.address_ids.tolist(), strict=True))
+
+
+def match(points: AddressPoints, polygons: Iterable[tuple[int, BaseGeometry]]) -> Pairs:
+    """Every (network, address) pair whose polygon covers the address point."""
+    network_parts: list[np.ndarray] = []
+    address_parts: list[np.ndarray] = []
+    for network_id, polygon in polygons:
+        covered = np.sort(points.covered_by(polygon))
+        network_parts.append(np.full(len(covered), network_id, dtype=np.int32))
+        address_parts.append(covered)
+    if not network_parts:
+        return Pairs(np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int64))
+    network_ids = np.concatenate(network_parts)
+    address_ids = np.concatenate(address_parts)
+    order = np.lexsort((address_ids, network_ids))
+    return Pairs(network_ids[order], address_ids[order])
+
+
+def difference(new: Pairs, old: Pairs) -> tuple[Pairs, Pairs]:
+    """(pairs to add, pairs to remove) to turn ``old`` into ``new``."""
+    new_keys = _keys(new)
+    old_keys = _keys(old)
+    added = ~np.isin(new_keys, old_keys, assume_unique=True)
+    removed = ~np.isin(old_keys, new_keys, assume_unique=True)
+    return (
+        Pairs(new.network_ids[added], new.address_ids[added]),
+        Pairs(old.network_ids[removed], old.address_ids[removed]),
+    )
+
+
+def _keys(pairs: Pairs) -> np.ndarray:
+    # One int64 per pair: address ids stay below 2**40 and network ids below 2**23.
+    if len(pairs) and (pairs.address_ids.max() >= 1 << 40 or pairs.network_ids.max() >= 1 << 23):
+        raise ValueError("ids too large for the pair keys")
+    return (pairs.network_ids.astype(np.int64) << 40) | pairs.address_ids.astype(np.int64)
+
+
+def covers_xy(polygon: BaseGeometry, x: float, y: float) -> bool:
+    """Whether ``polygon`` covers the point (x, y): the same test ``match`` applies."""
+    return bool(shapely.intersects_xy(polygon, x, y))
+
+
+def lonlat_to_storage(lon: float, lat: float) -> tuple[float, float]:
+    """A WGS84 longitude/latitude as Lambert 72 metres (x, y)."""
+    if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+        raise InvalidInput(f"lon={lon}, lat={lat} is not a longitude/latitude (EPSG:4326)")
+    x, y = _TO_LAMBERT.transform(lon, lat)
+    if outside_belgium(np.array([x]), np.array([y]))[0]:
+        raise InvalidInput(f"lon={lon}, lat={lat} lies outside Belgium")
+    return float(x), float(y)
+
+
+_TO_LAMBERT = Transformer.from_crs(GEOJSON_EPSG, STORAGE_EPSG, always_xy=True)

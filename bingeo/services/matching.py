@@ -1,0 +1,192 @@
+"""Address-to-network matching: full and incremental rematch, and "which networks cover this?".
+
+The stored ``address_networks`` table is the answer; it is always computed by
+``bingeo.matching`` (shapely ``intersects_xy`` on the read model: boundary counts as inside, as
+``ST_Covers``), whether for all networks or for the one a write just changed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import shapely
+from sqlalchemy import Connection, Engine
+
+from bingeo.access import Actor
+from bingeo.db import matching as match_repo
+from bingeo.db.models import NetworkKind, NetworkStatus
+from bingeo.errors import InvalidInput, NotFound
+from bingeo.matching import Pairs, covers_xy, difference, lonlat_to_storage, match
+
+Progress = Callable[[str], None]
+# Networks residents are not pointed to: they no longer take members.
+CLOSED = (NetworkStatus.dissolved, NetworkStatus.merged)
+# Beyond this many networks, reading every point is cheaper than one box per network.
+MAX_BOXES = 50
+
+
+@dataclass
+class MatchStats:
+    """What a rematch did and how long each step took."""
+
+    networks: int = 0
+    addresses: int = 0
+    pairs: int = 0
+    covered_addresses: int = 0
+    added: int = 0
+    removed: int = 0
+    load_s: float = 0.0
+    match_s: float = 0.0
+    store_s: float = 0.0
+    total_s: float = 0.0
+
+    def as_dict(self) -> dict[str, float | int]:
+        """The figures as plain data."""
+        return asdict(self)
+
+
+@dataclass
+class CoveringNetwork:
+    """A network covering a place: public facts; ids and codes only for staff."""
+
+    name: str
+    kind: NetworkKind
+    status: NetworkStatus
+    how_to_join: str | None = None
+    id: int | None = None
+    code: str | None = None
+    nis_code: str | None = None
+    police_zone_code: str | None = None
+
+
+@dataclass
+class Covering:
+    """The networks covering an address or a point (Lambert 72 ``x``, ``y``)."""
+
+    x: float | None
+    y: float | None
+    address_id: int | None = None
+    located: bool = True
+    networks: list[CoveringNetwork] = field(default_factory=list)
+
+
+def rematch_all(engine: Engine, *, progress: Progress | None = None) -> MatchStats:
+    """Match every located address to every network covering it, in one transaction."""
+    with engine.begin() as connection:
+        return rematch(connection, progress=progress)
+
+
+def rematch_network(connection: Connection, network_id: int) -> MatchStats:
+    """Bring one network's stored addresses up to date (in the caller's transaction)."""
+    return rematch(connection, network_ids=[network_id])
+
+
+def rematch_changed_networks(connection: Connection) -> MatchStats:
+    """Rematch the networks inserted or changed by the caller's transaction (an import)."""
+    return rematch(connection, network_ids=match_repo.networks_changed_in_transaction(connection))
+
+
+def rematch(
+    connection: Connection,
+    *,
+    network_ids: Sequence[int] | None = None,
+    progress: Progress | None = None,
+) -> MatchStats:
+    """Recompute the pairs of all networks (or of ``network_ids``) and store the difference.
+
+    Only pairs that change are written, so rerunning it on current data writes nothing; a first
+    match of many pairs rewrites the table in bulk.
+    """
+    stats = MatchStats()
+    started = time.perf_counter()
+    polygons = match_repo.load_polygons(connection, network_ids)
+    if network_ids is None or len(polygons) > MAX_BOXES:
+        boxes = None
+    else:
+        boxes = [g.bounds for _, g in polygons if not g.is_empty]
+    # Without networks there is nothing to match: skip reading the points.
+    points = match_repo.load_points(connection, boxes=boxes if polygons else [])
+    stats.networks, stats.addresses = len(polygons), len(points)
+    stats.load_s = time.perf_counter() - started
+    _say(progress, f"loaded {stats.addresses:,} located addresses, {stats.networks:,} networks")
+
+    started = time.perf_counter()
+    pairs = match(points, polygons)
+    stats.match_s = time.perf_counter() - started
+    stats.pairs = len(pairs)
+    stats.covered_addresses = int(len(set(pairs.address_ids.tolist()))) if len(pairs) else 0
+    _say(progress, f"matched: {stats.pairs:,} pairs in {stats.match_s:.2f} s")
+
+    started = time.perf_counter()
+    stats.added, stats.removed = _store(connection, pairs, network_ids)
+    stats.store_s = time.perf_counter() - started
+    stats.total_s = stats.load_s + stats.match_s + stats.store_s
+    _say(progress, f"stored: {stats.added:,} added, {stats.removed:,} removed")
+    return stats
+
+
+def networks_covering(
+    engine: Engine,
+    actor: Actor,
+    *,
+    address_id: int | None = None,
+    point: tuple[float, float] | None = None,
+) -> Covering:
+    """The networks covering an address (stored matches) or a point given as (lon, lat).
+
+    Anyone may ask: residents get name, kind, status and how to join of the networks that still
+    take members; staff also get ids and codes, and closed networks.
+    """
+    if (address_id is None) == (point is None):
+        raise InvalidInput("give either an address id or a point (lon, lat), not both")
+    staff = actor.principal.role is not None
+    with engine.connect() as connection:
+        if address_id is not None:
+            row = match_repo.address_position(connection, address_id)
+            if row is None:
+                raise NotFound(f"no address {address_id}")
+            covering = Covering(
+                x=row[1], y=row[2], address_id=address_id, located=row[1] is not None
+            )
+            ids = set(match_repo.network_ids_of_address(connection, address_id))
+            rows = match_repo.network_facts(connection, sorted(ids)) if ids else []
+        else:
+            x, y = lonlat_to_storage(*point)
+            covering = Covering(x=x, y=y)
+            rows = [
+                r
+                for r in match_repo.networks_near(connection, x, y)
+                if covers_xy(shapely.from_wkb(bytes(r.wkb)), x, y)
+            ]
+    covering.networks = [
+        _covering_network(r, staff) for r in rows if staff or r.status not in CLOSED
+    ]
+    return covering
+
+
+def _covering_network(row, staff: bool) -> CoveringNetwork:
+    network = CoveringNetwork(name=row.name, kind=row.kind, status=row.status)
+    if staff:
+        network.id, network.code = row.id, row.code
+        network.nis_code, network.police_zone_code = row.nis_code, row.police_zone_code
+    return network
+
+
+def _store(
+    connection: Connection, pairs: Pairs, network_ids: Sequence[int] | None
+) -> tuple[int, int]:
+    old = match_repo.stored_pairs(connection, network_ids)
+    added, removed = difference(pairs, old)
+    if network_ids is None and len(added) >= match_repo.BULK_REWRITE_MIN:
+        match_repo.replace_all_pairs(connection, pairs)
+    else:
+        match_repo.remove_pairs(connection, removed)
+        match_repo.add_pairs(connection, added)
+    return len(added), len(removed)
+
+
+def _say(progress: Progress | None, message: str) -> None:
+    if progress is not None:
+        progress(message)

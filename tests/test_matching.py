@@ -1,0 +1,334 @@
+"""Address-to-network matching on real Gent data, checked against an independent PostGIS join."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import shapely
+from shapely.geometry import MultiPolygon, Point, box, mapping
+from sqlalchemy import Engine, func, literal_column, select, text
+
+from bingeo.access import Actor, Principal
+from bingeo.db.models import (
+    Address,
+    AddressNetwork,
+    AreaLevel,
+    Base,
+    Network,
+    NetworkKind,
+    NetworkStatus,
+    ReferenceArea,
+    Role,
+)
+from bingeo.errors import InvalidInput, NotFound
+from bingeo.matching import AddressPoints, covers_xy, lonlat_to_storage, match
+from bingeo.services import networks as network_service
+from bingeo.services.imports import import_addresses, import_areas, import_networks
+from bingeo.services.matching import networks_covering, rematch_all
+
+ADMIN = Actor(principal=Principal(user_id=1, name="admin", role=Role.admin))
+RESIDENT = Actor()
+PAIRS = AddressNetwork.__table__
+ADDRESSES = Address.__table__
+NETWORKS = Network.__table__
+
+
+@pytest.fixture(scope="module")
+def gent(engine: Engine, real_data: Path) -> Engine:
+    """The test database holding Gent's sectors and CRAB addresses (and nothing else)."""
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    folder = real_data / "gent"
+    import_areas(engine, folder / "gent_statistical_sectors.geojson", AreaLevel.sector)
+    import_addresses(engine, folder / "gent_addresses_crab2014.csv")
+    return engine
+
+
+@pytest.fixture
+def empty(gent: Engine) -> Engine:
+    """Gent data without networks (matches go with them, by cascade)."""
+    with gent.begin() as connection:
+        connection.execute(text("TRUNCATE networks, audit_log RESTART IDENTITY CASCADE"))
+    return gent
+
+
+# helpers ---------------------------------------------------------------------------------------
+
+
+def stored(engine: Engine) -> set[tuple[int, int]]:
+    with engine.connect() as connection:
+        return {
+            (r[0], r[1]) for r in connection.execute(select(PAIRS.c.network_id, PAIRS.c.address_id))
+        }
+
+
+def postgis_join(engine: Engine) -> set[tuple[int, int]]:
+    """The independent answer: a plain ST_Covers join in PostGIS."""
+    query = select(NETWORKS.c.id, ADDRESSES.c.id).join(
+        ADDRESSES, func.ST_Covers(NETWORKS.c.geom, ADDRESSES.c.geom)
+    )
+    with engine.connect() as connection:
+        return {(r[0], r[1]) for r in connection.execute(query)}
+
+
+def sectors(engine: Engine, codes: list[str]) -> MultiPolygon:
+    table = ReferenceArea.__table__
+    query = select(func.ST_AsBinary(table.c.geom)).where(
+        table.c.level == AreaLevel.sector, table.c.code.in_(codes)
+    )
+    with engine.connect() as connection:
+        parts = [shapely.from_wkb(bytes(r[0])) for r in connection.execute(query)]
+    assert len(parts) == len(codes)
+    return as_multi(shapely.union_all(parts))
+
+
+def as_multi(geom) -> MultiPolygon:
+    return geom if isinstance(geom, MultiPolygon) else MultiPolygon([geom])
+
+
+def busiest_sectors(engine: Engine, count: int) -> list[str]:
+    """Codes of the sectors holding the most located addresses."""
+    table = ReferenceArea.__table__
+    query = (
+        select(table.c.code)
+        .join(ADDRESSES, func.ST_Covers(table.c.geom, ADDRESSES.c.geom))
+        .where(table.c.level == AreaLevel.sector)
+        .group_by(table.c.code)
+        .order_by(func.count().desc(), table.c.code)
+        .limit(count)
+    )
+    with engine.connect() as connection:
+        return [r[0] for r in connection.execute(query)]
+
+
+def some_address(engine: Engine, offset: int) -> tuple[int, float, float]:
+    query = (
+        select(ADDRESSES.c.id, func.ST_X(ADDRESSES.c.geom), func.ST_Y(ADDRESSES.c.geom))
+        .where(ADDRESSES.c.geom.is_not(None))
+        .order_by(ADDRESSES.c.id)
+        .offset(offset)
+        .limit(1)
+    )
+    with engine.connect() as connection:
+        row = connection.execute(query).one()
+    return int(row[0]), float(row[1]), float(row[2])
+
+
+def create(engine: Engine, name: str, geometry: MultiPolygon, **kwargs) -> int:
+    record = network_service.create_network(
+        engine, ADMIN, name=name, kind=NetworkKind.BIN, geometry=geometry, **kwargs
+    )
+    return record.id
+
+
+def make_networks(engine: Engine) -> dict[str, int]:
+    """Overlapping unions of sectors, one with an address on its edge and one with a hole."""
+    codes = busiest_sectors(engine, 8)
+    ids = {
+        "union": create(engine, "Union", sectors(engine, codes[0:3])),
+        "overlapping": create(engine, "Overlap", sectors(engine, codes[2:6])),
+    }
+    address_id, x, y = some_address(engine, 5000)
+    # The address lies exactly on the west edge of this box.
+    ids["edge"] = create(engine, "Edge", MultiPolygon([box(x, y - 250.0, x + 400.0, y + 250.0)]))
+    ring = shapely.difference(
+        sectors(engine, codes[6:7]).buffer(250.0), sectors(engine, codes[6:7])
+    )
+    ids["hole"] = create(engine, "Hole", as_multi(ring), status=NetworkStatus.preparation)
+    ids["edge_address"] = address_id
+    return ids
+
+
+# pure core -------------------------------------------------------------------------------------
+
+
+def test_boundary_counts_as_inside_and_holes_do_not() -> None:
+    square = box(0.0, 0.0, 10.0, 10.0, ccw=True)
+    with_hole = shapely.Polygon(square.exterior, [box(4.0, 4.0, 6.0, 6.0).exterior])
+    points = AddressPoints.from_arrays(
+        np.array([1, 2, 3, 4, 5, 6]),
+        np.array([0.0, 10.0, 5.0, 4.0, 11.0, 3.0]),
+        np.array([5.0, 10.0, 5.0, 5.0, 5.0, 3.0]),
+    )
+    pairs = match(points, [(7, with_hole), (8, square)])
+    assert pairs.as_set() == {
+        (7, 1),
+        (7, 2),
+        (7, 4),
+        (7, 6),
+        (8, 1),
+        (8, 2),
+        (8, 3),
+        (8, 4),
+        (8, 6),
+    }
+    assert covers_xy(square, 0.0, 3.0) and not covers_xy(with_hole, 5.0, 5.0)
+
+
+def test_lonlat_outside_belgium_is_refused() -> None:
+    with pytest.raises(InvalidInput):
+        lonlat_to_storage(2.35, 48.85)
+    with pytest.raises(InvalidInput):
+        lonlat_to_storage(200.0, 51.0)
+
+
+# against PostGIS on real Gent data --------------------------------------------------------------
+
+
+def test_stored_matches_equal_postgis_join_after_create(empty: Engine) -> None:
+    ids = make_networks(empty)
+    result = stored(empty)
+    assert result == postgis_join(empty)
+    by_network = {n: {a for m, a in result if m == n} for n in ids.values()}
+    assert all(by_network[ids[k]] for k in ("union", "overlapping", "edge", "hole"))
+    assert by_network[ids["union"]] & by_network[ids["overlapping"]], "the two must overlap"
+    assert ids["edge_address"] in by_network[ids["edge"]]
+    # A full rematch computes the same pairs, so it writes nothing.
+    stats = rematch_all(empty)
+    assert (stats.added, stats.removed, stats.pairs) == (0, 0, len(result))
+    assert stored(empty) == result
+
+
+def test_full_rematch_from_empty_table_equals_postgis_join(empty: Engine) -> None:
+    make_networks(empty)
+    expected = postgis_join(empty)
+    with empty.begin() as connection:
+        connection.execute(PAIRS.delete())
+    stats = rematch_all(empty)
+    assert stats.added == len(expected) == stats.pairs
+    assert stored(empty) == expected
+
+
+def test_edit_changes_only_that_networks_rows(empty: Engine) -> None:
+    ids = make_networks(empty)
+    codes = busiest_sectors(empty, 12)
+
+    def row_versions() -> dict[tuple[int, int], str]:
+        query = select(PAIRS.c.network_id, PAIRS.c.address_id, literal_column("xmin::text"))
+        with empty.connect() as connection:
+            return {(r[0], r[1]): r[2] for r in connection.execute(query)}
+
+    before = row_versions()
+    union = network_service.get_network(empty, ADMIN, ids["union"])
+    network_service.update_network(
+        empty,
+        ADMIN,
+        ids["union"],
+        version=union.version,
+        changes={"geometry": sectors(empty, codes[1:3] + codes[8:12])},
+    )
+    after = row_versions()
+    others_before = {k: v for k, v in before.items() if k[0] != ids["union"]}
+    others_after = {k: v for k, v in after.items() if k[0] != ids["union"]}
+    assert others_after == others_before, "rows of other networks must not be rewritten"
+    mine_before = {k for k in before if k[0] == ids["union"]}
+    mine_after = {k for k in after if k[0] == ids["union"]}
+    assert mine_before != mine_after and mine_before & mine_after
+    # Rows the edit keeps are not rewritten either.
+    assert all(before[k] == after[k] for k in mine_before & mine_after)
+    assert set(after) == postgis_join(empty)
+
+
+def test_delete_removes_the_networks_rows(empty: Engine) -> None:
+    ids = make_networks(empty)
+    network = network_service.get_network(empty, ADMIN, ids["overlapping"])
+    network_service.delete_network(empty, ADMIN, ids["overlapping"], version=network.version)
+    result = stored(empty)
+    assert not {p for p in result if p[0] == ids["overlapping"]}
+    assert result == postgis_join(empty) and result
+
+
+def test_imports_keep_matches_current(empty: Engine, tmp_path: Path) -> None:
+    codes = busiest_sectors(empty, 3)
+    area = sectors(empty, codes)
+    features = [
+        {
+            "type": "Feature",
+            "properties": {"code": "T-1", "name": "Imported", "kind": "BIN", "status": "active"},
+            "geometry": mapping(area),
+        }
+    ]
+    path = tmp_path / "networks.geojson"
+    collection = {"type": "FeatureCollection", "features": features}
+    collection["crs"] = {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::31370"}}
+    path.write_text(json.dumps(collection))
+    import_networks(empty, path)
+    assert stored(empty) == postgis_join(empty) and stored(empty)
+
+    # New addresses inside and outside the imported area are matched by their import.
+    inside = area.representative_point()
+    outside = Point(area.bounds[0] - 500.0, area.bounds[1] - 500.0)
+    csv = tmp_path / "new_addresses.csv"
+    csv.write_text(
+        "street,housenumber,postcode,municipality,nis_code,x,y\n"
+        f"Teststraat,1,9000,Gent,44021,{inside.x:.3f},{inside.y:.3f}\n"
+        f"Teststraat,2,9000,Gent,44021,{outside.x:.3f},{outside.y:.3f}\n"
+    )
+    before = stored(empty)
+    import_addresses(empty, csv, crs="31370")
+    after = stored(empty)
+    assert len(after - before) == 1 and not before - after
+    assert after == postgis_join(empty)
+
+
+def test_covering_a_point_on_the_boundary(empty: Engine) -> None:
+    lon, lat = 3.7250, 51.0540
+    x, y = lonlat_to_storage(lon, lat)
+    edge = create(empty, "Edge", MultiPolygon([box(x, y, x + 300.0, y + 300.0)]))
+    closed = create(
+        empty, "Closed", MultiPolygon([box(x - 300.0, y - 300.0, x, y)]), status="dissolved"
+    )
+    elsewhere = create(
+        empty, "Elsewhere", MultiPolygon([box(x + 1.0, y + 1.0, x + 50.0, y + 50.0)])
+    )
+
+    staff = networks_covering(empty, ADMIN, point=(lon, lat))
+    assert [n.id for n in staff.networks] == [edge, closed]
+    assert elsewhere not in [n.id for n in staff.networks]
+
+    public = networks_covering(empty, RESIDENT, point=(lon, lat))
+    assert [(n.name, n.kind, n.id, n.code) for n in public.networks] == [
+        ("Edge", NetworkKind.BIN, None, None)
+    ]
+
+
+def test_covering_an_address_uses_the_stored_matches(empty: Engine) -> None:
+    ids = make_networks(empty)
+    result = networks_covering(empty, ADMIN, address_id=ids["edge_address"])
+    assert ids["edge"] in [n.id for n in result.networks]
+    expected = sorted(n for n, a in postgis_join(empty) if a == ids["edge_address"])
+    assert [n.id for n in result.networks] == expected
+    with pytest.raises(NotFound):
+        networks_covering(empty, RESIDENT, address_id=10**12)
+    with pytest.raises(InvalidInput):
+        networks_covering(empty, RESIDENT)
+
+
+def test_bulk_rewrite_keeps_keys_and_indexes(empty: Engine, monkeypatch) -> None:
+    from sqlalchemy import inspect
+
+    from bingeo.db import matching as match_repo
+
+    make_networks(empty)
+    expected = postgis_join(empty)
+    with empty.begin() as connection:
+        connection.execute(PAIRS.delete())
+    monkeypatch.setattr(match_repo, "BULK_REWRITE_MIN", 1)
+    rematch_all(empty)
+    assert stored(empty) == expected
+    with empty.connect() as connection:
+        inspector = inspect(connection)
+        keys = inspector.get_foreign_keys(PAIRS.name)
+        assert sorted(k["referred_table"] for k in keys) == ["addresses", "networks"]
+        assert all(k["options"].get("ondelete") == "CASCADE" for k in keys)
+        assert inspector.get_pk_constraint(PAIRS.name)["constrained_columns"] == [
+            "network_id",
+            "address_id",
+        ]
+        assert [i["name"] for i in inspector.get_indexes(PAIRS.name)] == [
+            "ix_address_networks_address_id"
+        ]
