@@ -20,6 +20,7 @@ class Action(enum.StrEnum):
     read_aggregates = "read_aggregates"  # counts and coverage figures, no identities
     read_personal = "read_personal"  # members, coordinators, contact details
     write_network = "write_network"  # create, change, delete a network and its roles
+    write_personal = "write_personal"  # register, change, remove members and contacts
     send_alert = "send_alert"
     admin = "admin"  # users, tokens, audit trail
 
@@ -97,17 +98,24 @@ def allowed(principal: Principal, action: Action, target: Target = WHOLE) -> boo
         return False
     if role in POLICE:
         in_zone = _within(principal.police_zone_code, target.police_zone_codes)
-        if action == Action.send_alert:
-            return role == Role.police_officer and in_zone
-        if action == Action.write_network:
-            return role == Role.police_analyst and in_zone
-        return in_zone
+        # Analysts work on aggregates and network areas, never on member identities;
+        # officers reach people (members, coordinators) of their zone and send alerts.
+        if role == Role.police_analyst:
+            return action in (Action.read_aggregates, Action.write_network) and in_zone
+        officer_actions = (
+            Action.read_aggregates,
+            Action.read_personal,
+            Action.write_personal,
+            Action.send_alert,
+        )
+        return action in officer_actions and in_zone
     if role == Role.municipality_planner:
         in_municipality = _within(principal.nis_code, target.nis_codes)
         return action in (Action.read_aggregates, Action.write_network) and in_municipality
     if role == Role.coordinator:
         own = principal.network_id is not None and target.network_id == principal.network_id
-        return action in (Action.read_aggregates, Action.read_personal) and own
+        allowed_actions = (Action.read_aggregates, Action.read_personal, Action.write_personal)
+        return action in allowed_actions and own
     return False
 
 

@@ -46,7 +46,9 @@ RULES = [
     (ADMIN, Action.write_network, NET_NOWHERE, True),
     (ADMIN, Action.admin, WHOLE, True),
     # police analyst of zone A
-    (ANALYST_A, Action.read_personal, NET_XA, True),
+    # Analysts see aggregates only, never member identities (issue 5).
+    (ANALYST_A, Action.read_personal, NET_XA, False),
+    (ANALYST_A, Action.read_aggregates, NET_XA, True),
     (ANALYST_A, Action.read_personal, NET_YB, False),
     (ANALYST_A, Action.read_aggregates, NET_YB, False),
     (ANALYST_A, Action.write_network, NET_XA, True),
