@@ -19,6 +19,7 @@ from bingeo.db import networks as network_repo
 from bingeo.db.models import AreaLevel, NetworkStatus
 from bingeo.errors import InvalidInput
 from bingeo.networks import read_networks
+from bingeo.services.lookup import refresh_lookup_tables
 from bingeo.services.matching import rematch, rematch_changed_networks
 
 Progress = Callable[[str], None]
@@ -150,6 +151,7 @@ def import_addresses(
         address_repo.number_repeated_keys(connection, staging, repeated_keys(key_hashes))
         merge_timings: dict[str, float] = {}
         counts = address_repo.merge_staged_addresses(connection, staging, timings=merge_timings)
+        refresh_lookup_tables(connection)  # new street names become searchable at once
     if timings is not None:
         reading = sum(stats.seconds.values())
         timings.update({f"read: {phase}": s for phase, s in stats.seconds.items()})
