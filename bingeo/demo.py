@@ -361,30 +361,71 @@ def _streets(rng: np.random.Generator, boundary: Polygon) -> gpd.GeoDataFrame:
     )
     lines.append((RING_ROAD, ring))
     lines = [(name, _clip_line(line, inner)) for name, line in lines]
-    # Local streets branch off existing streets, mostly near the centre, some curved.
+    lines.extend(_business_park(rng, dict(lines)["Mechelsesteenweg"], inner))
+    # Local streets branch off existing streets, some curved; a candidate that runs along or
+    # through existing streets is drawn again, so streets spread over the whole municipality.
     for name in LOCAL_STREETS:
-        lengths = np.array([line.length for _, line in lines])
-        parent = lines[int(rng.choice(len(lines), p=lengths / lengths.sum()))][1]
-        along = rng.uniform(0.05, 0.95) * parent.length
-        point = parent.interpolate(along)
-        ahead = parent.interpolate(min(parent.length, along + 5.0))
-        behind = parent.interpolate(max(0.0, along - 5.0))
-        tangent = math.atan2(ahead.y - behind.y, ahead.x - behind.x)
-        heading = tangent + rng.choice([-1, 1]) * math.pi / 2 + rng.normal(0, 0.2)
-        curved = name not in BUSINESS_STREETS and rng.random() < 0.4
-        line = _walk(
-            rng,
-            (point.x, point.y),
-            heading,
-            rng.uniform(350.0, 1_100.0),
-            curvature=0.06 if curved else 0.0,
-        )
-        clipped = _clip_line(line, inner)
-        if clipped.length > 100.0:
-            lines.append((name, clipped))
+        if name in BUSINESS_STREETS:
+            continue
+        for _attempt in range(12):
+            lengths = np.array([line.length for _, line in lines])
+            parent = lines[int(rng.choice(len(lines), p=lengths / lengths.sum()))][1]
+            along = rng.uniform(0.05, 0.95) * parent.length
+            heading = _tangent(parent, along) + rng.choice([-1, 1]) * math.pi / 2
+            point = parent.interpolate(along)
+            line = _walk(
+                rng,
+                (point.x, point.y),
+                heading + rng.normal(0, 0.2),
+                rng.uniform(350.0, 1_000.0),
+                curvature=0.06 if rng.random() < 0.4 else 0.0,
+            )
+            clipped = _clip_line(line, inner)
+            # Metres of the candidate lying within 45 m of an existing street.
+            samples = shapely.points(
+                np.column_stack(_resample(clipped, np.arange(0.0, clipped.length, 10.0)))
+            )
+            taken = shapely.multilinestrings([g for _, g in lines])
+            near = 10.0 * int(shapely.dwithin(taken, samples, 45.0).sum())
+            if clipped.length > 150.0 and near < 100.0:
+                lines.append((name, clipped))
+                break
     return gpd.GeoDataFrame(
         {"name": [n for n, _ in lines]}, geometry=[g for _, g in lines], crs=31370
     )
+
+
+def _business_park(
+    rng: np.random.Generator, road: LineString, area: Polygon
+) -> list[tuple[str, LineString]]:
+    # A small grid off a main road: one access road with three side streets.
+    along = 0.7 * road.length
+    access_heading = _tangent(road, along) + math.pi / 2
+    start = road.interpolate(along)
+    access = _walk(rng, (start.x, start.y), access_heading, 450.0, curvature=0.0)
+    streets = [(BUSINESS_STREETS[0], access)]
+    for i, name in enumerate(BUSINESS_STREETS[1:], start=1):
+        branch = access.interpolate(i * 120.0)
+        side = 1 if i % 2 else -1
+        streets.append(
+            (
+                name,
+                _walk(
+                    rng,
+                    (branch.x, branch.y),
+                    access_heading + side * math.pi / 2,
+                    250.0,
+                    curvature=0.0,
+                ),
+            )
+        )
+    return [(name, _clip_line(line, area)) for name, line in streets]
+
+
+def _tangent(line: LineString, along: float) -> float:
+    ahead = line.interpolate(min(line.length, along + 5.0))
+    behind = line.interpolate(max(0.0, along - 5.0))
+    return math.atan2(ahead.y - behind.y, ahead.x - behind.x)
 
 
 def _walk(
@@ -407,6 +448,17 @@ def _walk(
     return LineString(np.column_stack([xs, ys]))
 
 
+def _resample(line: LineString, distances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # Points at the given distances along a line, in one numpy pass (shapely's per-point
+    # interpolation walks the line again for every point).
+    coords = shapely.get_coordinates(line)
+    if len(coords) < 2:
+        return np.empty(0), np.empty(0)
+    chainage = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(coords, axis=0).T))])
+    xs = np.interp(distances, chainage, coords[:, 0])
+    return xs, np.interp(distances, chainage, coords[:, 1])
+
+
 def _clip_line(line: LineString, area: Polygon) -> LineString:
     clipped = line.intersection(area)
     parts = [g for g in getattr(clipped, "geoms", [clipped]) if isinstance(g, LineString)]
@@ -422,7 +474,7 @@ def _addresses(
             for number, x, y, centrality in _plots(rng, line, side, first_number):
                 # Apartment buildings (boxes) are common in the centre, rare outside.
                 boxes: list[str | None] = [None]
-                if name not in BUSINESS_STREETS and rng.random() < 0.03 + 0.3 * centrality:
+                if name not in BUSINESS_STREETS and rng.random() < 0.05 + 0.45 * centrality:
                     count = int(rng.integers(3, 13))
                     boxes = (
                         [f"{floor}.{unit}" for floor in range(count // 3) for unit in (1, 2, 3)]
@@ -454,14 +506,13 @@ def _plots(
     rng: np.random.Generator, line: LineString, side: float, first_number: int
 ) -> Iterator[tuple[int, float, float, float]]:
     # Frontage per plot grows with the distance from the centre (terraced houses to villas).
-    metres = np.arange(0.0, line.length + 1.0)
-    xs, ys = shapely.get_coordinates(shapely.line_interpolate_point(line, metres)).T
+    xs, ys = _resample(line, np.arange(0.0, line.length + 1.0))
     centrality = np.clip(1.0 - np.hypot(xs - CENTRE[0], ys - CENTRE[1]) / (0.6 * RADIUS_M), 0, 1)
     count = int(line.length / 5.0) + 1
-    frontage = rng.uniform(5.0, 7.5, count)
+    frontage = rng.uniform(4.5, 7.0, count)
     villa = rng.uniform(0.2, 1.0, count)
     offsets = 11.0 + rng.uniform(-2.0, 4.0, count)
-    along, number, last = 6, first_number, len(metres) - 3
+    along, number, last = 6, first_number, len(xs) - 3
     for plot in range(count):
         if along >= last - 6:
             break
@@ -471,7 +522,7 @@ def _plots(
         y = ys[along] + side * dx / norm * offsets[plot]
         yield number, round(float(x), 2), round(float(y), 2), float(centrality[along])
         number += 2
-        along += int(round(frontage[plot] + 6.0 * (1.0 - centrality[along]) * villa[plot]))
+        along += int(round(frontage[plot] + 5.0 * (1.0 - centrality[along]) * villa[plot]))
 
 
 def _addresses_csv(addresses: pd.DataFrame) -> pd.DataFrame:
