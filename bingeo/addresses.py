@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import csv
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 from pyproj import Transformer
 
 from bingeo.errors import InvalidInput
@@ -36,6 +40,8 @@ OUTPUT_COLUMNS = (
     "nis_code",
 )
 CHUNK_ROWS = 500_000
+RECORD_SEPARATOR = "\x1f"  # joins the fields of a record before hashing it (ASCII unit separator)
+HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 
 @dataclass(frozen=True)
@@ -57,10 +63,24 @@ class AddressColumns:
 
 @dataclass
 class AddressChunk:
-    """A chunk of parsed addresses: text columns and Lambert 72 coordinates (NaN if unlocated)."""
+    """A chunk of parsed addresses: text columns and Lambert 72 coordinates (null if unlocated).
 
-    frame: pd.DataFrame  # OUTPUT_COLUMNS + derived (key from the record), row_no, x, y
+    ``table`` has OUTPUT_COLUMNS, derived (key from the record), key_hash (64-bit hash of the
+    key, to find repeated keys without comparing strings), row_no, x and y.
+    """
+
+    table: pa.Table
     first_row: int
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The chunk as a pandas frame (None for missing text, NaN for missing coordinates)."""
+        return self.table.to_pandas()
+
+    @property
+    def key_hashes(self) -> np.ndarray:
+        """The key hashes as an int64 array."""
+        return self.table["key_hash"].to_numpy()
 
 
 @dataclass
@@ -70,6 +90,13 @@ class AddressReadStats:
     read: int = 0
     unlocated: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # time per reading phase
+
+    def clock(self, phase: str, since: float) -> float:
+        """Add the time from ``since`` to now to ``phase``; returns now."""
+        now = time.perf_counter()
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + now - since
+        return now
 
 
 def read_addresses(
@@ -98,23 +125,59 @@ def read_addresses(
         Transformer.from_crs(epsg, STORAGE_EPSG, always_xy=True) if epsg != STORAGE_EPSG else None
     )
     prefix = f"{source}:" if source else ""
-    usecols = [c for c in mapping.values() if c is not None]
+    usecols = list(dict.fromkeys(c for c in mapping.values() if c is not None))
+    first_row = 2  # row 1 is the header
+    for raw in _raw_chunks(path, usecols, chunk_rows, stats):
+        chunk = _parse_chunk(path, raw, mapping, lonlat, transformer, prefix, first_row, stats)
+        first_row += raw.num_rows
+        yield chunk
+
+
+def repeated_keys(key_hashes: list[np.ndarray]) -> np.ndarray:
+    """The key hashes that occur more than once over all chunks (a superset of repeated keys)."""
+    if not key_hashes:
+        return np.empty(0, dtype=np.int64)
+    ordered = np.sort(np.concatenate(key_hashes))
+    same = ordered[1:] == ordered[:-1]
+    return np.unique(ordered[1:][same])
+
+
+def _raw_chunks(
+    path: Path, usecols: list[str], chunk_rows: int, stats: AddressReadStats
+) -> Iterator[pa.Table]:
+    """The CSV as tables of exactly ``chunk_rows`` text columns (the last one shorter).
+
+    pyarrow's streaming reader parses blocks of bytes in C++; the rows are re-cut so that callers
+    see chunks of the requested size.
+    """
+    read_options = pacsv.ReadOptions(block_size=min(max(chunk_rows * 100, 1 << 20), 64 << 20))
+    convert = pacsv.ConvertOptions(
+        column_types={c: pa.string() for c in usecols},
+        include_columns=usecols,
+        strings_can_be_null=False,
+    )
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    started = time.perf_counter()
     try:
-        reader = pd.read_csv(
-            path,
-            dtype=str,
-            usecols=usecols,
-            keep_default_na=False,
-            chunksize=chunk_rows,
-            encoding="utf-8-sig",
-        )
-        first_row = 2  # row 1 is the header
-        for raw in reader:
-            chunk = _parse_chunk(path, raw, mapping, lonlat, transformer, prefix, first_row, stats)
-            first_row += len(raw)
-            yield chunk
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"{path}: malformed CSV ({str(exc).strip().splitlines()[0]})") from exc
+        reader = pacsv.open_csv(path, read_options=read_options, convert_options=convert)
+        for batch in reader:
+            pending.append(batch)
+            pending_rows += batch.num_rows
+            while pending_rows >= chunk_rows:
+                table = pa.Table.from_batches(pending).combine_chunks()
+                stats.clock("parse CSV", started)
+                yield table.slice(0, chunk_rows)
+                started = time.perf_counter()
+                rest = table.slice(chunk_rows)
+                pending, pending_rows = rest.to_batches(), rest.num_rows
+    except pa.ArrowInvalid as exc:
+        message = str(exc).strip().splitlines()[0]
+        raise InvalidInput(f"{path}: malformed CSV ({message})") from exc
+    if pending_rows:
+        table = pa.Table.from_batches(pending).combine_chunks()
+        stats.clock("parse CSV", started)
+        yield table
 
 
 def _header(path: Path) -> list[str]:
@@ -171,7 +234,7 @@ def _resolve_columns(
 
 def _parse_chunk(
     path: Path,
-    raw: pd.DataFrame,
+    raw: pa.Table,
     mapping: dict[str, str | None],
     lonlat: bool,
     transformer: Transformer | None,
@@ -179,58 +242,105 @@ def _parse_chunk(
     first_row: int,
     stats: AddressReadStats,
 ) -> AddressChunk:
-    stats.read += len(raw)
-    rows = np.arange(first_row, first_row + len(raw))
+    started = time.perf_counter()
+    n = raw.num_rows
+    stats.read += n
+    rows = np.arange(first_row, first_row + n)
     first_col, second_col = (
         (mapping["lon"], mapping["lat"]) if lonlat else (mapping["x"], mapping["y"])
     )
-    a_text = raw[first_col].str.strip().str.replace(",", ".", regex=False)
-    b_text = raw[second_col].str.strip().str.replace(",", ".", regex=False)
-    a = pd.to_numeric(a_text, errors="coerce").to_numpy(dtype=float)
-    b = pd.to_numeric(b_text, errors="coerce").to_numpy(dtype=float)
-    blank = (a_text == "").to_numpy() & (b_text == "").to_numpy()
+    assert first_col is not None and second_col is not None
+    a_text = pc.replace_substring(pc.utf8_trim_whitespace(raw[first_col]), ",", ".")
+    b_text = pc.replace_substring(pc.utf8_trim_whitespace(raw[second_col]), ",", ".")
+    a, b = _numbers(a_text), _numbers(b_text)
+    blank = _mask(pc.equal(a_text, "")) & _mask(pc.equal(b_text, ""))
     malformed = ~blank & ~(np.isfinite(a) & np.isfinite(b))
+    located = ~blank & ~malformed
+    started = stats.clock("parse coordinates", started)
     if transformer is not None:
-        xs, ys = transformer.transform(a, b)
-        xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+        xs, ys = np.full(n, np.nan), np.full(n, np.nan)
+        xs[located], ys[located] = transformer.transform(a[located], b[located])
     else:
         xs, ys = a, b
-    located = ~blank & ~malformed
     outside = located & outside_belgium(xs, ys)
-    street = raw[mapping["street"]].str.strip()
-    no_street = (street == "").to_numpy()
+    started = stats.clock("reproject", started)
+    street = pc.utf8_trim_whitespace(raw[mapping["street"]])
+    no_street = _mask(pc.equal(street, ""))
     reject = malformed | outside | no_street
-    for row, reason in (
-        *((r, "street is empty") for r in rows[no_street]),
-        *((r, f"coordinates are not numbers ({first_col}, {second_col})") for r in rows[malformed]),
-        *((r, "position outside Belgium") for r in rows[outside & ~no_street]),
-    ):
-        stats.rejected.append((int(row), f"{path}: row {row}: {reason}"))
+    if reject.any():
+        for row, reason in (
+            *((r, "street is empty") for r in rows[no_street]),
+            *(
+                (r, f"coordinates are not numbers ({first_col}, {second_col})")
+                for r in rows[malformed]
+            ),
+            *((r, "position outside Belgium") for r in rows[outside & ~no_street]),
+        ):
+            stats.rejected.append((int(row), f"{path}: row {row}: {reason}"))
     keep = ~reject
-    xs = np.where(blank, np.nan, xs)[keep]
-    ys = np.where(blank, np.nan, ys)[keep]
+    kept = pa.array(keep)
     stats.unlocated += int((blank & keep).sum())
 
-    out = pd.DataFrame(index=raw.index[keep])
+    out: dict[str, pa.Array | pa.ChunkedArray] = {}
     for name in OUTPUT_COLUMNS[1:]:
         column = mapping.get(name)
-        values = raw.loc[keep, column].str.strip() if column else pd.Series("", index=out.index)
-        out[name] = values.where(values != "", None)
-    out["street"] = street[keep]
+        if column is None:
+            out[name] = pa.nulls(int(keep.sum()), pa.string())
+            continue
+        values = street if name == "street" else pc.utf8_trim_whitespace(raw[column])
+        values = values.filter(kept)
+        out[name] = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
+    started = stats.clock("clean text columns", started)
     if mapping["source_id"]:
-        ids = raw.loc[keep, mapping["source_id"]].str.strip()
-        out["source_key"] = prefix + "id:" + ids
+        ids = pc.utf8_trim_whitespace(raw[mapping["source_id"]]).filter(kept)
+        keys = pc.binary_join_element_wise(f"{prefix}id:", ids, "")
+        hashes = pd.util.hash_array(keys.to_numpy(zero_copy_only=False), categorize=False)
     else:
-        hashed = pd.util.hash_pandas_object(raw.loc[keep, usecols_of(mapping)], index=False)
-        out["source_key"] = prefix + "h:" + hashed.map("{:016x}".format)
-    out["derived"] = mapping["source_id"] is None
-    out["row_no"] = rows[keep]
-    out["x"] = xs
-    out["y"] = ys
-    return AddressChunk(
-        frame=out[[*OUTPUT_COLUMNS, "derived", "row_no", "x", "y"]].reset_index(drop=True),
-        first_row=first_row,
+        record = pc.binary_join_element_wise(
+            *(raw[c] for c in usecols_of(mapping)), RECORD_SEPARATOR
+        ).filter(kept)
+        hashes = pd.util.hash_array(record.to_numpy(zero_copy_only=False), categorize=False)
+        keys = _hex_keys(f"{prefix}h:", hashes)
+    stats.clock("derive keys", started)
+    table = pa.table(
+        {
+            "source_key": keys,
+            **out,
+            "derived": pa.array(np.full(len(hashes), mapping["source_id"] is None)),
+            "key_hash": pa.array(hashes.view(np.int64)),
+            "row_no": pa.array(rows[keep]),
+            # Millimetres are the precision of any Belgian register; NaN becomes null.
+            "x": pa.array(np.round(xs[keep], 3), from_pandas=True),
+            "y": pa.array(np.round(ys[keep], 3), from_pandas=True),
+        }
     )
+    return AddressChunk(table=table, first_row=first_row)
+
+
+def _numbers(text: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Numbers of a text column, NaN where blank or not a number."""
+    blanked = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+    try:
+        numbers = pc.cast(blanked, pa.float64())
+    except pa.ArrowInvalid:  # some cell is not a number: fall back to a per-cell conversion
+        series = pd.Series(blanked.to_numpy(zero_copy_only=False), dtype=object)
+        return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+    return numbers.to_numpy(zero_copy_only=False).astype(float, copy=False)
+
+
+def _mask(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _hex_keys(prefix: str, hashes: np.ndarray) -> pa.Array:
+    """``prefix`` followed by the 16 hex digits of each hash, built without Python loops."""
+    head = np.frombuffer(prefix.encode(), dtype=np.uint8)
+    digits = hashes.astype(">u8").view(np.uint8).reshape(-1, 8)
+    out = np.empty((len(hashes), len(head) + 16), dtype=np.uint8)
+    out[:, : len(head)] = head
+    out[:, len(head) :: 2] = HEX_DIGITS[digits >> 4]
+    out[:, len(head) + 1 :: 2] = HEX_DIGITS[digits & 15]
+    return pa.array(out.view(f"S{out.shape[1]}").ravel(), type=pa.binary()).cast(pa.string())
 
 
 def usecols_of(mapping: dict[str, str | None]) -> list[str]:
