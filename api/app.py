@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.middleware import RequestContext
-from api.routes import audit, features, health, networks
+from api.routes import addresses, audit, features, health, members, networks
 from bingeo import __version__
 from bingeo.db.engine import make_engine
 from bingeo.settings import Settings
@@ -35,7 +35,14 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     errors.install(app)
-    for router in (health.router, networks.router, audit.router, features.router):
+    for router in (
+        health.router,
+        networks.router,
+        members.router,
+        audit.router,
+        features.router,
+        addresses.router,
+    ):
         app.include_router(router)
     app.add_middleware(RequestContext, max_bytes=settings.max_body_bytes)
     return app

@@ -15,6 +15,7 @@ from bingeo.db import networks as network_repo
 from bingeo.db import streetlists as repo
 from bingeo.db.models import AreaLevel, NetworkStatus
 from bingeo.networks import parse_kind
+from bingeo.services.matching import rematch_changed_networks
 from bingeo.streetlists import SURE as SURE_MATCH
 from bingeo.streetlists import (
     AreaRule,
@@ -147,6 +148,7 @@ def store_derived(
     frame = result.frame(status=status)
     with engine.begin() as connection:
         result.stored, result.updated = network_repo.upsert_networks(connection, frame)
+        rematch_changed_networks(connection)
     return result
 
 
