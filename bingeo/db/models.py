@@ -298,26 +298,3 @@ class Member(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
-
-
-__all__ = [
-    "AddressNetwork",
-    "Member",
-    "Postcode",
-    "ApiToken",
-    "AuditEntry",
-    "ContactRole",
-    "NetworkContact",
-    "Role",
-    "User",
-    "Address",
-    "AreaLevel",
-    "Base",
-    "Network",
-    "NetworkKind",
-    "NetworkStatus",
-    "PoliceZoneMunicipality",
-    "ReferenceArea",
-    "Street",
-    "SRID",
-]
