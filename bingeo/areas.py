@@ -24,6 +24,7 @@ NAME_FR_COLUMNS = ("name_fr", "tx_sector_descr_fr")
 NIS_COLUMNS = ("nis_code", "cd_munty_refnis", "nis")
 PARENT_COLUMNS: dict[AreaLevel, tuple[str, ...]] = {AreaLevel.sector: ("wijk_code",)}
 MEMBERS_COLUMNS = ("member_nis_codes",)
+FRAME_COLUMNS = ["feature", "code", "name_nl", "name_fr", "nis_code", "parent_code", "geometry"]
 
 
 @dataclass
@@ -103,6 +104,7 @@ def read_areas(
             nis = code[:5]
         rows.append(
             {
+                "feature": position,
                 "code": code,
                 "name_nl": text_or_none(feature[name_col]) if name_col else None,
                 "name_fr": text_or_none(feature[fr_col]) if fr_col else None,
@@ -115,19 +117,12 @@ def read_areas(
             for member in str(feature[members_col] or "").split(","):
                 if member.strip():
                     batch.members.append((code, member.strip()))
-    frame = (
-        gpd.GeoDataFrame(rows, geometry="geometry", crs=31370)
-        if rows
-        else gpd.GeoDataFrame(
-            columns=["code", "name_nl", "name_fr", "nis_code", "parent_code", "geometry"],
-            geometry="geometry",
-            crs=31370,
-        )
-    )
+    frame = gpd.GeoDataFrame(rows, columns=FRAME_COLUMNS, geometry="geometry", crs=31370)
     duplicated = frame["code"].duplicated(keep="first")
-    for position in frame.index[duplicated]:
+    for position, code in frame.loc[duplicated, ["feature", "code"]].itertuples(index=False):
         batch.rejected.append(
-            Rejection(int(position) + 1, f"{path}: code {frame.at[position, 'code']} repeated")
+            Rejection(int(position), f"{path}: feature {position}: code {code} repeated")
         )
-    batch.frame = frame[~duplicated].reset_index(drop=True)
+    batch.rejected.sort(key=lambda rejection: rejection.row)
+    batch.frame = frame.loc[~duplicated, FRAME_COLUMNS[1:]].reset_index(drop=True)
     return batch

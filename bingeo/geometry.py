@@ -41,7 +41,9 @@ def epsg_of(crs: object | None, *, default: int | None = None, source: str = "in
     except Exception as exc:  # pyproj raises its own CRSError with a long text
         raise UnknownCRS(f"{source}: unknown CRS {crs!r}") from exc
     code = parsed.to_epsg(min_confidence=70)
-    if code == 4258:  # ETRS89 lon/lat: the same as WGS84 at the precision of these data
+    # ETRS89 lon/lat is the same as WGS84 at the precision of these data; GDAL calls GeoJSON with
+    # heights EPSG:4979 (WGS84 3D), and heights are dropped anyway.
+    if code in (4258, 4937, 4979):
         code = 4326
     if code not in ACCEPTED_EPSG:
         raise UnknownCRS(
@@ -82,6 +84,12 @@ def polygonal(geom: BaseGeometry | None, *, label: str) -> tuple[MultiPolygon, s
         raise InvalidGeometry(f"{label}: empty geometry")
     if geom.geom_type not in ("Polygon", "MultiPolygon", "GeometryCollection"):
         raise InvalidGeometry(f"{label}: {geom.geom_type} is not polygonal")
+    if not np.isfinite(shapely.get_coordinates(geom)).all():
+        raise InvalidGeometry(
+            f"{label}: coordinates are not finite numbers (wrong CRS or missing values?)"
+        )
+    # Heights (GeoJSON [lon, lat, z], 3D Shapefiles) do not fit the 2D storage columns.
+    geom = shapely.force_2d(geom)
     reason = None
     if not geom.is_valid:
         reason = shapely.is_valid_reason(geom)

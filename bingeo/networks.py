@@ -101,6 +101,7 @@ def read_networks(
         code = text_or_none(feature[pick["code"]]) if pick["code"] else None
         rows.append(
             {
+                "feature": position,
                 "code": code or _derived_code(name, geom.wkb),
                 "name": name,
                 "kind": kind.value,
@@ -112,15 +113,16 @@ def read_networks(
                 "geometry": geom,
             }
         )
-    frame = gpd.GeoDataFrame(rows, columns=[*FIELDS, "geometry"], geometry="geometry", crs=31370)
+    frame = gpd.GeoDataFrame(
+        rows, columns=["feature", *FIELDS, "geometry"], geometry="geometry", crs=31370
+    )
     duplicated = frame["code"].duplicated(keep="first")
-    for position in frame.index[duplicated]:
+    for position, code in frame.loc[duplicated, ["feature", "code"]].itertuples(index=False):
         batch.rejected.append(
-            Rejection(
-                int(position) + 1, f"{path}: network code {frame.at[position, 'code']} repeated"
-            )
+            Rejection(int(position), f"{path}: feature {position}: network code {code} repeated")
         )
-    batch.frame = frame[~duplicated].reset_index(drop=True)
+    batch.rejected.sort(key=lambda rejection: rejection.row)
+    batch.frame = frame.loc[~duplicated, [*FIELDS, "geometry"]].reset_index(drop=True)
     return batch
 
 
