@@ -102,11 +102,13 @@ def expand_street_words(words: list[str]) -> str:
     """Join street words with abbreviations expanded (French or Dutch by context)."""
     french = any(w in FRENCH_WORDS for w in words)
     out: list[str] = []
-    for word in words:
+    for i, word in enumerate(words):
         if word in WORD_ABBREVIATIONS:
             out.append(WORD_ABBREVIATIONS[word])
         elif word in AMBIGUOUS:
-            out.append(AMBIGUOUS[word][1 if french else 0])
+            # French names start with the street word ("Pl. Flagey"), Dutch ones end with it.
+            first_place = word == "pl" and i == 0 and len(words) > 1
+            out.append(AMBIGUOUS[word][1 if french or first_place else 0])
         else:
             out.append(_expand_suffix(word))
     return " ".join(out)

@@ -21,7 +21,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 
 from bingeo.db.bulk import copy_frame, staging_table
 from bingeo.db.models import Address, AreaLevel, Postcode, ReferenceArea, Street
@@ -210,7 +210,7 @@ def nearest_numbers(
             table.c.nis_code == nis if nis else table.c.nis_code.is_(None),
             table.c.street == name,
         )
-        .distinct(distance, table.c.house_number)
+        .ext(distinct_on(distance, table.c.house_number))
         .order_by(distance, table.c.house_number, table.c.box.nulls_first(), table.c.id)
         .limit(limit)
     )
