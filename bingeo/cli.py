@@ -490,3 +490,40 @@ def networks_from_streets(
         typer.echo(f"  {finding['network']}: {finding['kind']}: {finding['message']}{more}")
     if store:
         typer.echo(f"stored {data['stored']} new and {data['updated']} changed networks")
+
+
+# address lookup --------------------------------------------------------------------------------
+
+
+@app.command("address")
+def address_command(
+    text: Annotated[str, typer.Argument(help='An address, e.g. "Kerkstraat 12, 9000 Gent".')],
+    limit: Annotated[int, typer.Option(min=1, max=20, help="Answers at most.")] = 5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Look up a free-text address: the best match with its confidence, or the nearest ones."""
+    from bingeo.services.lookup import lookup_address
+
+    result = lookup_address(_engine(_settings()), text, limit=limit)
+    if as_json:
+        _echo_json(result.as_dict())
+        return
+
+    def line(match) -> str:
+        box = f" bus {match.box}" if match.box else ""
+        where = f"{match.postcode or ''} {match.municipality or ''}".strip()
+        position = f"  ({match.lat:.6f}, {match.lon:.6f})" if match.lat is not None else ""
+        return f"{match.street} {match.house_number or ''}{box}, {where}{position}"
+
+    if result.found and result.best is not None:
+        typer.echo(f"{line(result.best)}  confidence {result.confidence:.2f}")
+        label = "alternatives"
+    else:
+        typer.echo(f"not found: {result.message}")
+        label = "nearest candidates"
+    if result.alternatives:
+        typer.echo(f"{label}:")
+        for match in result.alternatives:
+            typer.echo(f"  {line(match)}  confidence {match.confidence:.2f} ({match.reason})")
+    if not result.found:
+        raise typer.Exit(2)
