@@ -136,9 +136,11 @@ def geojson_to_storage(
         found = data.get("type") if isinstance(data, dict) else type(data).__name__
         raise InvalidGeometry(f"{label}: expected a GeoJSON Polygon or MultiPolygon, got {found!r}")
     coordinates = data.get("coordinates")
-    polygons = [coordinates] if data["type"] == "Polygon" else coordinates
-    if not isinstance(polygons, list):
+    if not isinstance(coordinates, list):
         raise InvalidGeometry(f"{label}: 'coordinates' must be an array")
+    if not coordinates:
+        raise InvalidGeometry(f"{label}: empty geometry (no coordinates)")
+    polygons = [coordinates] if data["type"] == "Polygon" else coordinates
     warnings: list[str] = []
     shells = []
     vertices = 0
@@ -161,10 +163,14 @@ def geojson_to_storage(
     lon, lat = shapely.get_coordinates(geom).T
     if (lon < -180).any() or (lon > 180).any() or (lat < -90).any() or (lat > 90).any():
         raise InvalidGeometry(f"{label}: coordinates are not longitude/latitude (EPSG:4326)")
-    frame = gpd.GeoSeries([geom], crs=GEOJSON_EPSG).to_crs(STORAGE_EPSG)
-    result, reason = polygonal(frame.iloc[0], label=label)
-    if reason:
-        warnings.append(f"{label}: invalid polygon repaired ({reason})")
+    # Validity is judged on the coordinates as drawn: reprojection bends straight lines a little
+    # and would turn a degenerate (zero-area) ring into a thin sliver with some area.
+    drawn, reason = polygonal(geom, label=label)
+    result, reprojected = polygonal(
+        shapely.transform(drawn, _to_lambert, interleaved=False), label=label
+    )
+    if reason or reprojected:
+        warnings.append(f"{label}: invalid polygon repaired ({reason or reprojected})")
     if geometry_outside_belgium(result):
         raise InvalidGeometry(f"{label}: coordinates outside Belgium (expects lon/lat, EPSG:4326)")
     if result.area > limits.max_area_m2:

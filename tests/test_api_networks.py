@@ -1,0 +1,179 @@
+"""The networks resource: create, read, list, change, delete; versions; every write audited."""
+
+from __future__ import annotations
+
+from api_helpers import (
+    CENTRE_X,
+    CENTRE_Y,
+    NIS_X,
+    ZONE_A,
+    World,
+    assert_error,
+    audit_rows,
+    network_count,
+    square,
+)
+from fastapi.testclient import TestClient
+
+
+def test_create_read_change_delete_audited(client: TestClient, db, world: World) -> None:
+    admin = world.auth("admin")
+    body = {
+        "name": "BIN Opvelp",
+        "kind": "BIN-Z",
+        "status": "preparation",
+        "code": "opvelp-1",
+        "nis_code": NIS_X,
+        "police_zone_code": ZONE_A,
+        "geometry": square(CENTRE_X, 0.003),
+    }
+    created = client.post("/networks", json=body, headers=admin)
+    assert created.status_code == 201, created.text
+    assert created.headers["content-type"].startswith("application/geo+json")
+    feature = created.json()
+    network_id = feature["id"]
+    assert created.headers["Location"] == f"/networks/{network_id}"
+    assert created.headers["ETag"] == '"1"'
+    properties = feature["properties"]
+    assert properties["code"] == "opvelp-1"
+    assert properties["kind"] == "BIN-Z" and properties["status"] == "preparation"
+    assert properties["version"] == 1
+    # 0.006 x 0.006 degrees at 50.83 N: about 422 m x 667 m
+    assert 250_000 < properties["area_m2"] < 310_000
+    assert feature["geometry"]["type"] == "MultiPolygon"
+    (lon, lat) = feature["geometry"]["coordinates"][0][0][0]
+    assert abs(lon - CENTRE_X[0]) < 0.01 and abs(lat - CENTRE_X[1]) < 0.01
+
+    read = client.get(f"/networks/{network_id}")
+    assert read.status_code == 200 and read.headers["ETag"] == '"1"'
+    assert read.json()["properties"]["name"] == "BIN Opvelp"
+
+    changed = client.patch(
+        f"/networks/{network_id}",
+        json={"name": "BIN Opvelp-Noord", "geometry": square(CENTRE_X, 0.002)},
+        headers=admin | {"If-Match": '"1"'},
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.headers["ETag"] == '"2"'
+    assert changed.json()["properties"]["version"] == 2
+    assert changed.json()["properties"]["area_m2"] < 150_000
+
+    by_field = client.patch(
+        f"/networks/{network_id}", json={"version": 2, "status": "charter"}, headers=admin
+    )
+    assert by_field.status_code == 200 and by_field.json()["properties"]["version"] == 3
+
+    deleted = client.delete(f"/networks/{network_id}", headers=admin | {"If-Match": '"3"'})
+    assert deleted.status_code == 204
+    assert_error(client.get(f"/networks/{network_id}"), 404, "not_found")
+
+    entries = audit_rows(db, object_id=str(network_id))
+    assert [e["action"] for e in entries] == ["create", "update", "update", "delete"]
+    for entry, response in zip(entries, (created, changed, by_field, deleted), strict=True):
+        assert entry["user_name"] == "admin" and entry["role"] == "admin"
+        assert entry["user_id"] == world.user_ids["admin"]
+        assert entry["object_type"] == "network" and entry["outcome"] == "allowed"
+        assert entry["scope"].endswith(f"municipality:{NIS_X},police_zone:{ZONE_A}")
+        assert entry["request_id"] == response.headers["X-Request-Id"]
+        assert entry["at"] is not None
+    assert entries[1]["details"] == {"fields": ["geometry", "name"], "from_version": 1}
+
+    trail = client.get("/audit", params={"action": "update"}, headers=admin).json()
+    assert trail["total"] == 2
+    assert {e["request_id"] for e in trail["entries"]} == {
+        changed.headers["X-Request-Id"],
+        by_field.headers["X-Request-Id"],
+    }
+
+
+def test_planner_write_is_audited_with_scope(client: TestClient, db, world: World) -> None:
+    created = client.post(
+        "/networks",
+        json={"name": "BIN Lovenjoel", "kind": "BIN", "nis_code": NIS_X, "geometry": square()},
+        headers=world.auth("planner_x"),
+    )
+    assert created.status_code == 201
+    (entry,) = audit_rows(db, user_name="planner_x")
+    assert entry["action"] == "create" and entry["role"] == "municipality_planner"
+    assert entry["object_id"] == str(created.json()["id"])
+    assert f"municipality:{NIS_X}" in entry["scope"]
+    assert entry["request_id"] == created.headers["X-Request-Id"]
+
+
+def test_versions_and_conflicts(client: TestClient, db, world: World) -> None:
+    admin = world.auth("admin")
+    url = f"/networks/{world.net_x}"
+    etag = client.get(url).headers["ETag"]
+    assert etag == '"1"'
+    first = client.patch(url, json={"name": "Eerste"}, headers=admin | {"If-Match": etag})
+    assert first.status_code == 200 and first.json()["properties"]["version"] == 2
+    # a second writer still holding version 1 gets a conflict, not a silent overwrite
+    stale = client.patch(url, json={"name": "Tweede"}, headers=admin | {"If-Match": etag})
+    body = assert_error(stale, 409, "conflict")
+    assert "version 2" in body["detail"]
+    stale_field = client.patch(url, json={"name": "Tweede", "version": 1}, headers=admin)
+    assert_error(stale_field, 409, "conflict")
+    weak = client.patch(url, json={"name": "Derde"}, headers=admin | {"If-Match": 'W/"2"'})
+    assert weak.status_code == 200 and weak.headers["ETag"] == '"3"'
+    assert_error(client.patch(url, json={"name": "x"}, headers=admin), 428, "precondition_required")
+    assert_error(client.patch(url, json={"name": "x"}, headers=admin | {"If-Match": "*x"}), 422)
+    assert_error(client.patch(url, json={}, headers=admin | {"If-Match": '"3"'}), 422)
+    assert_error(client.patch(url, json={"name": None}, headers=admin | {"If-Match": '"3"'}), 422)
+    assert_error(client.delete(url, headers=admin | {"If-Match": '"1"'}), 409, "conflict")
+    assert_error(client.delete(f"{url}?version=2", headers=admin), 409, "conflict")
+    assert_error(client.delete(url, headers=admin), 428)
+    assert network_count(db) == 2
+    assert client.get(url).json()["properties"]["name"] == "Derde"
+    assert client.delete(f"{url}?version=3", headers=admin).status_code == 204
+    assert network_count(db) == 1
+    assert_error(client.delete(f"{url}?version=3", headers=admin), 404)
+    # refused conflicts write nothing to the trail
+    assert [e["action"] for e in audit_rows(db, object_id=str(world.net_x))] == [
+        "create",
+        "update",
+        "update",
+        "delete",
+    ]
+
+
+def test_duplicate_code_is_conflict(client: TestClient, db, world: World) -> None:
+    admin = world.auth("admin")
+    body = {"name": "A", "kind": "BIN", "code": "dup-1", "nis_code": NIS_X, "geometry": square()}
+    assert client.post("/networks", json=body, headers=admin).status_code == 201
+    assert_error(client.post("/networks", json=body, headers=admin), 409, "conflict")
+    assert network_count(db) == 3
+
+
+def test_list_filters_and_paging(client: TestClient, world: World) -> None:
+    everything = client.get("/networks").json()
+    assert everything["type"] == "FeatureCollection"
+    assert everything["numberMatched"] == 2 and everything["numberReturned"] == 2
+    assert [f["id"] for f in client.get(f"/networks?municipality={NIS_X}").json()["features"]] == [
+        world.net_x
+    ]
+    assert [f["id"] for f in client.get(f"/networks?police_zone={ZONE_A}").json()["features"]] == [
+        world.net_x
+    ]
+    lon, lat = CENTRE_Y
+    box = f"{lon - 0.01},{lat - 0.01},{lon + 0.01},{lat + 0.01}"
+    assert [f["id"] for f in client.get(f"/networks?bbox={box}").json()["features"]] == [
+        world.net_y
+    ]
+    assert client.get("/networks?kind=BIN-Z").json()["numberMatched"] == 0
+    assert client.get("/networks?status=idea").json()["numberMatched"] == 2
+    page = client.get("/networks?limit=1").json()
+    assert page["numberReturned"] == 1 and page["numberMatched"] == 2
+    (link,) = page["links"]
+    assert link["rel"] == "next" and "offset=1" in link["href"]
+    second = client.get("/networks?limit=1&offset=1").json()
+    assert second["features"][0]["id"] == world.net_y and second["links"] == []
+    assert client.get("/networks?limit=100000").status_code == 200
+    assert_error(client.get("/networks?kind=nope"), 422)
+    assert_error(client.get("/networks?bbox=10,10,0,0"), 422)
+
+
+def test_healthz_and_openapi(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok", "database": "ok"}
+    schema = client.get("/openapi.json").json()
+    assert "/networks" in schema["paths"] and "/audit" in schema["paths"]
+    assert client.get("/docs").status_code == 200
