@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -297,4 +298,161 @@ class Member(Base):
     )
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+# alerts (issue 7) ------------------------------------------------------------------------------
+
+
+class AlertMode(enum.StrEnum):
+    """How an alert reaches people: through the coordinators, or straight to members."""
+
+    relay = "relay"
+    direct = "direct"
+
+
+class AlertUrgency(enum.StrEnum):
+    """CAP 1.2 urgency of an alert."""
+
+    immediate = "immediate"
+    expected = "expected"
+    future = "future"
+    unknown = "unknown"
+
+
+class AlertStatus(enum.StrEnum):
+    """Where an alert is: stored with its outbox, being delivered, done or cancelled."""
+
+    queued = "queued"
+    sending = "sending"
+    done = "done"
+    cancelled = "cancelled"
+
+
+class RecipientKind(enum.StrEnum):
+    """A coordinator (relay) or a member (direct)."""
+
+    coordinator = "coordinator"
+    member = "member"
+
+
+class AlertChannel(enum.StrEnum):
+    """Channels an alert is delivered by."""
+
+    email = "email"
+    sms = "sms"
+    voice = "voice"
+
+
+class DeliveryStatus(enum.StrEnum):
+    """The state of one delivery in the outbox."""
+
+    queued = "queued"
+    sending = "sending"
+    sent = "sent"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class Alert(Base):
+    """A police message to the people of a drawn area: who sent it, when, how, to where."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("idx_alerts_area", "area", postgresql_using="gist"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    created_by_user_id: Mapped[int | None] = mapped_column(Integer)
+    created_by_name: Mapped[str] = mapped_column(String(128))
+    police_zone_codes: Mapped[list] = mapped_column(JSON)
+    mode: Mapped[AlertMode] = mapped_column(_enum(AlertMode, "alert_mode"))
+    urgency: Mapped[AlertUrgency] = mapped_column(_enum(AlertUrgency, "alert_urgency"))
+    # A circle is stored as its polygon (for maps and shares) and its centre and radius (the
+    # definition of inside: distance from the centre at most radius_m).
+    area = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=False), nullable=False)
+    circle_centre = mapped_column(Geometry("POINT", srid=SRID, spatial_index=False))
+    radius_m: Mapped[float | None] = mapped_column(Float)
+    area_description: Mapped[str] = mapped_column(Text)
+    filters: Mapped[dict] = mapped_column(JSON)
+    headline: Mapped[dict] = mapped_column(JSON)
+    messages: Mapped[dict] = mapped_column(JSON)
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[AlertStatus] = mapped_column(_enum(AlertStatus, "alert_status"))
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AlertNetwork(Base):
+    """A network an alert's area reaches, and the share of the network inside the area."""
+
+    __tablename__ = "alert_networks"
+
+    alert_id: Mapped[int] = mapped_column(
+        ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True
+    )
+    # No foreign key: the history of an alert outlives the network.
+    network_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    network_code: Mapped[str] = mapped_column(String(64))
+    share_inside: Mapped[float] = mapped_column(Float)
+
+
+class AlertRecipient(Base):
+    """One delivery of an alert: the exact recipient, why, by which channel, and its state.
+
+    The table is the outbox as well: the dispatcher claims due rows, marks them ``sending``
+    before the network call and retries them with the same ``idempotency_key``.
+    """
+
+    __tablename__ = "alert_recipients"
+    __table_args__ = (Index("ix_alert_recipients_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(
+        ForeignKey("alerts.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[RecipientKind] = mapped_column(_enum(RecipientKind, "recipient_kind"))
+    contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("network_contacts.id", ondelete="SET NULL")
+    )
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    network_id: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[AlertChannel] = mapped_column(_enum(AlertChannel, "alert_channel"))
+    language: Mapped[str] = mapped_column(String(2))
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[DeliveryStatus] = mapped_column(
+        _enum(DeliveryStatus, "delivery_status"), server_default="queued"
+    )
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    leased_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AddressArea(Base):
+    """The reference area of each located address per level (filled by the coverage service)."""
+
+    __tablename__ = "address_areas"
+    __table_args__ = (Index("ix_address_areas_level_area_id", "level", "area_id"),)
+
+    level: Mapped[AreaLevel] = mapped_column(_enum(AreaLevel, "area_level"), primary_key=True)
+    address_id: Mapped[int] = mapped_column(
+        ForeignKey("addresses.id", ondelete="CASCADE"), primary_key=True
+    )
+    area_id: Mapped[int] = mapped_column(ForeignKey("reference_areas.id", ondelete="CASCADE"))
+
+
+class AddressAreaState(Base):
+    """What ``address_areas`` of a level was computed from, to know when it is stale."""
+
+    __tablename__ = "address_area_state"
+
+    level: Mapped[AreaLevel] = mapped_column(_enum(AreaLevel, "area_level"), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(Text)
+    refreshed_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
     )
