@@ -29,6 +29,7 @@ from bingeo.db.models import Address, AreaLevel, Postcode, ReferenceArea, Street
 WGS84 = 4326
 DEFAULT_THRESHOLD = 0.3  # pg_trgm's default similarity threshold of ``%``
 EXHAUSTIVE_THRESHOLD = 0.15
+TYPO_CHARS = 3
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,12 @@ def candidate_streets(
     if nis_codes is None or not exhaustive:
         query = query.where(table.c.name_norm.op("%")(street_norm))
     else:
-        query = query.where(table.c.name_norm.is_not(None))
+        # One letter typed wrong, missing or extra keeps the length within a few characters;
+        # comparing lengths is far cheaper than computing trigrams.
+        length = func.length(table.c.name_norm)
+        query = query.where(
+            length.between(len(street_norm) - TYPO_CHARS, len(street_norm) + TYPO_CHARS)
+        )
     query = query.order_by(similarity.desc(), table.c.name).limit(limit)
     if exhaustive and nis_codes is None:
         _set_threshold(connection, EXHAUSTIVE_THRESHOLD)

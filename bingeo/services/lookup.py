@@ -117,7 +117,8 @@ def lookup_address(engine: Engine, text: str, *, limit: int = 5) -> LookupResult
         raise InvalidInput(f"the address is longer than {MAX_QUERY_CHARS} characters")
     if limit < 1:
         raise InvalidInput("limit must be at least 1")
-    with engine.connect() as connection:
+    # Read-only statements in autocommit: no BEGIN/ROLLBACK round trips per lookup.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         places = _places(engine, connection)
         parsed = parse_address(query, municipalities=places.names)
         result = _resolve(connection, places, query, parsed, limit)
@@ -288,11 +289,17 @@ def _rank_streets(
     exact = repo.streets_named(connection, parsed.street, nis_codes=nis_codes)
     if exact and len(exact) <= STREETS_KEPT:
         return [(1.0, c) for c in exact]
-    ranked = _ranked(connection, parsed, nis_codes, exhaustive=False)
-    if not ranked or ranked[0][0] < STREET_SURE:
-        # A short name with a typo shares few trigrams with the right one: look wider.
-        wider = _ranked(connection, parsed, nis_codes, exhaustive=True)
-        ranked = sorted({*ranked, *wider}, key=_street_order)
+    # Within known municipalities a typo is cheapest to find among names of about the same
+    # length; the trigram preselection (``%``) catches partial names and runs nationally.
+    order = (True, False) if nis_codes is not None else (False, True)
+    ranked: list[tuple[float, repo.StreetCandidate]] = []
+    for exhaustive in order:
+        ranked = sorted(
+            {*ranked, *_ranked(connection, parsed, nis_codes, exhaustive=exhaustive)},
+            key=_street_order,
+        )
+        if ranked and ranked[0][0] >= STREET_SURE:
+            break
     return ranked[:STREETS_KEPT]
 
 
