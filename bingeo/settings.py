@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=5 * 1024 * 1024, description="Largest request body.")
     max_vertices: int = Field(default=20_000, description="Most vertices of a geometry given.")
     max_area_m2: float = Field(default=500e6, description="Largest area of a geometry given.")
+    dormant_months: int = Field(
+        default=12, ge=1, description="Months without message or member change: dormant."
+    )
     tiles: str | None = Field(
         default="OpenStreetMap", description="Base-map tiles for maps; empty for none."
     )

@@ -10,6 +10,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Enum,
     Float,
@@ -78,6 +79,7 @@ class ContactRole(enum.StrEnum):
     steering_group = "steering_group"
     police_officer = "police_officer"
     local_authority = "local_authority"
+    self_employed = "self_employed"  # a member of a BIN-Z
 
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
@@ -260,6 +262,11 @@ class NetworkContact(Base):
     email: Mapped[str | None] = mapped_column(Text)
     phone: Mapped[str | None] = mapped_column(Text)
     language: Mapped[str] = mapped_column(String(2), server_default="nl")
+    # The coordinator must be an adult and screened by the police (2019 circular).
+    adult: Mapped[bool | None] = mapped_column(Boolean)
+    screened: Mapped[bool | None] = mapped_column(Boolean)
+    screened_at: Mapped[dt.date | None] = mapped_column(Date)
+    organisation: Mapped[str | None] = mapped_column(Text)  # business of a BIN-Z member
 
 
 class AddressNetwork(Base):
@@ -296,6 +303,57 @@ class Member(Base):
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class NetworkVersion(Base):
+    """A previous area of a network: kept on every change, with who, when and why."""
+
+    __tablename__ = "network_versions"
+    __table_args__ = (
+        UniqueConstraint("network_id", "version", name="uq_network_versions_network_version"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    network_id: Mapped[int] = mapped_column(ForeignKey("networks.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    geom = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=True), nullable=False)
+    changed_by: Mapped[str | None] = mapped_column(String(128))
+    changed_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class NetworkTransition(Base):
+    """One lifecycle step of a network: from, to, when, by whom, with the facts given."""
+
+    __tablename__ = "network_transitions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    network_id: Mapped[int] = mapped_column(
+        ForeignKey("networks.id", ondelete="CASCADE"), index=True
+    )
+    from_status: Mapped[NetworkStatus] = mapped_column(_enum(NetworkStatus, "network_status"))
+    to_status: Mapped[NetworkStatus] = mapped_column(_enum(NetworkStatus, "network_status"))
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    by: Mapped[str | None] = mapped_column(String(128))
+    facts: Mapped[dict | None] = mapped_column(JSON)
+
+
+class NetworkLifecycle(Base):
+    """The lifecycle facts of a network (per state) and the time its members last changed."""
+
+    __tablename__ = "network_lifecycle"
+
+    network_id: Mapped[int] = mapped_column(
+        ForeignKey("networks.id", ondelete="CASCADE"), primary_key=True
+    )
+    facts: Mapped[dict | None] = mapped_column(JSON)
+    # Kept by a trigger on members (migration 0004), whatever code changes them.
+    members_changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )

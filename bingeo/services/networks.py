@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bingeo.access import Action, Actor, Target
 from bingeo.db import networks as network_repo
+from bingeo.db import planning as planning_repo
 from bingeo.db.models import SRID, NetworkKind, NetworkStatus
 from bingeo.errors import Conflict, NotFound
 from bingeo.services.audit import guard, record
@@ -144,8 +145,13 @@ def update_network(
     version: int,
     changes: dict,
     warnings: list[str] | None = None,
+    reason: str | None = None,
 ) -> NetworkRecord:
-    """Change a network if ``version`` is still current; a stale version is a ``Conflict``."""
+    """Change a network if ``version`` is still current; a stale version is a ``Conflict``.
+
+    A changed area keeps the previous one as a version (who, when, ``reason``); members whose
+    address falls outside the new area are flagged, never removed.
+    """
     current = get_network(engine, actor, network_id)
     guard(engine, actor, Action.write_network, current.target, "network", network_id)
     values = dict(changes)
@@ -159,6 +165,10 @@ def update_network(
     # Moving a network into another municipality or zone needs rights there too.
     guard(engine, actor, Action.write_network, after, "network", network_id)
     with engine.begin() as connection:
+        if "geom" in values:
+            planning_repo.keep_version(
+                connection, network_id, version, changed_by=actor.principal.name, reason=reason
+            )
         if not network_repo.update_network(connection, network_id, version, values):
             raise Conflict(
                 f"network {network_id} is at version {current.version}, not {version}; "
@@ -166,6 +176,7 @@ def update_network(
             )
         if "geom" in values:
             rematch_network(connection, network_id)
+            planning_repo.flag_members_outside(connection, network_id)
         record(
             connection,
             actor,
