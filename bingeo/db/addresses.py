@@ -19,7 +19,6 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
-    any_,
     bindparam,
     case,
     cast,
@@ -88,7 +87,8 @@ def number_repeated_keys(connection: Connection, staging: Table, key_hashes: np.
             .over(partition_by=staging.c.source_key, order_by=staging.c.row_no)
             .label("occurrence"),
         )
-        .where(staging.c.key_hash == any_(hashes))
+        # IN (SELECT unnest(...)) is a hashed lookup; = ANY(array) would scan the array per row.
+        .where(staging.c.key_hash.in_(select(func.unnest(hashes))))
         .subquery("numbered")
     )
     connection.execute(
@@ -245,9 +245,10 @@ class _indexes_rebuilt:  # noqa: N801 - used as a context manager, named like on
             return
         for constraint in self.uniques:
             self.connection.execute(AddConstraint(constraint))
+            self.clock.tick(f"merge: rebuild {constraint.name}")
         for index in self.indexes:
             index.create(self.connection)
-        self.clock.tick("merge: rebuild indexes")
+            self.clock.tick(f"merge: rebuild {index.name}")
 
 
 class _Clock:

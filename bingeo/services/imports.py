@@ -151,7 +151,9 @@ def import_addresses(
         address_repo.number_repeated_keys(connection, staging, repeated_keys(key_hashes))
         merge_timings: dict[str, float] = {}
         counts = address_repo.merge_staged_addresses(connection, staging, timings=merge_timings)
+        refreshing = time.perf_counter()
         refresh_lookup_tables(connection)  # new street names become searchable at once
+        merge_timings["refresh lookup tables"] = time.perf_counter() - refreshing
     if timings is not None:
         reading = sum(stats.seconds.values())
         timings.update({f"read: {phase}": s for phase, s in stats.seconds.items()})
