@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.middleware import RequestContext
-from api.routes import addresses, audit, features, health, members, networks
+from api.routes import addresses, alerts, audit, features, health, members, networks
 from bingeo import __version__
 from bingeo.db.engine import make_engine
 from bingeo.settings import Settings
@@ -42,6 +42,7 @@ def create_app(settings: Settings) -> FastAPI:
         audit.router,
         features.router,
         addresses.router,
+        alerts.router,
     ):
         app.include_router(router)
     app.add_middleware(RequestContext, max_bytes=settings.max_body_bytes)

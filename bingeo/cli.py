@@ -306,6 +306,10 @@ def serve_command(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    dispatch: Annotated[
+        bool | None,
+        typer.Option(help="Also run the alert dispatcher (default: BINGEO_DISPATCH_IN_SERVE)."),
+    ] = None,
 ) -> None:
     """Serve the HTTP API (and web pages) with uvicorn; migrations are applied first."""
     import logging
@@ -318,6 +322,10 @@ def serve_command(
     settings = _settings()
     migrate.upgrade(_engine(settings))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if settings.dispatch_in_serve if dispatch is None else dispatch:
+        from bingeo.services.dispatch import start_in_thread
+
+        start_in_thread(_engine(settings), settings)
     # uvicorn's own access log prints query strings, which may hold addresses: ours does not.
     uvicorn.run(
         create_app(settings),
@@ -527,3 +535,191 @@ def address_command(
             typer.echo(f"  {line(match)}  confidence {match.confidence:.2f} ({match.reason})")
     if not result.found:
         raise typer.Exit(2)
+
+
+# alerts and the dispatcher ---------------------------------------------------------------------
+
+alerts_app = typer.Typer(help="Alerts scoped to a drawn area.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+AsOpt = Annotated[str, typer.Option("--as", help="The user who acts (audit trail).")]
+AreaOpt = Annotated[
+    Path | None, typer.Option(help="A GeoJSON file with a (Multi)Polygon (EPSG:4326).")
+]
+CircleOpt = Annotated[str | None, typer.Option(help="Circle centre as LON,LAT.")]
+AddressIdOpt = Annotated[int | None, typer.Option(help="Circle around this address id.")]
+AddressOpt = Annotated[str | None, typer.Option(help="Circle around this address (free text).")]
+RadiusOpt = Annotated[float | None, typer.Option(help="Radius in metres (circle, address).")]
+ModeOpt = Annotated[str, typer.Option(help="relay (coordinators, e-mail) or direct (members).")]
+ScopeOpt = Annotated[str, typer.Option(help="direct: members in the 'area' or the 'networks'.")]
+MessageOpt = Annotated[
+    list[str], typer.Option("--message", help='LANG=TEXT, e.g. nl="Let op ..." (repeatable).')
+]
+KindOpt = Annotated[list[str] | None, typer.Option("--kind", help="BIN and/or BIN-Z.")]
+StatusOpt = Annotated[list[str] | None, typer.Option("--status", help="Network status.")]
+
+
+def _alert_request(engine, settings, area, circle, address_id, address, radius_m, **options):
+    from bingeo.services.alerts import make_request, parse_target
+
+    target: dict = {"radius_m": radius_m}
+    if area is not None:
+        target["area"] = json.loads(area.read_text(encoding="utf-8"))
+    if circle is not None:
+        try:
+            lon, lat = (float(v) for v in circle.split(","))
+        except ValueError as exc:
+            raise typer.BadParameter("--circle must be LON,LAT") from exc
+        target["circle"] = {"lon": lon, "lat": lat, "radius_m": radius_m}
+    target["address_id"], target["address"] = address_id, address
+    messages = {}
+    for item in options.pop("message"):
+        language, sep, text = item.partition("=")
+        if not sep:
+            raise typer.BadParameter("--message must be LANG=TEXT")
+        messages[language.strip().lower()] = text
+    return make_request(parse_target(engine, target, settings), messages=messages, **options)
+
+
+@alerts_app.command("preview")
+def alerts_preview(
+    user: AsOpt,
+    message: MessageOpt,
+    area: AreaOpt = None,
+    circle: CircleOpt = None,
+    address_id: AddressIdOpt = None,
+    address: AddressOpt = None,
+    radius_m: RadiusOpt = None,
+    mode: ModeOpt = "relay",
+    direct_scope: ScopeOpt = "area",
+    kind: KindOpt = None,
+    status: StatusOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Who an alert would reach (counts and opaque ids), its cost and message checks."""
+    from bingeo.services.alerts import actor_for_user, preview_alert
+
+    settings = _settings()
+    engine = _engine(settings)
+    request = _alert_request(
+        engine, settings, area, circle, address_id, address, radius_m, message=message,
+        mode=mode, direct_scope=direct_scope, kinds=kind, statuses=status,
+    )  # fmt: skip
+    result = preview_alert(engine, actor_for_user(engine, user), request, settings)
+    if as_json:
+        _echo_json(result)
+        return
+    typer.echo(f"area: {result['area']['description']} ({result['area']['area_m2'] / 1e6:.3f} km²)")
+    for network in result["networks"]:
+        typer.echo(
+            f"  network {network['id']:>5} {network['code']:<16} {network['share_inside']:>6.1%} "
+            f"inside, {network['addresses_inside']:>6} addresses, "
+            f"{network['members_reached']:>4} members, {network['coordinators']} coordinators"
+        )
+    addresses = result["addresses"]
+    typer.echo(
+        f"addresses inside: {addresses['inside_area']}, of which in a network: "
+        f"{addresses['inside_area_and_network']}; within {result['edge']['distance_m']:g} m "
+        f"of the edge: {result['edge']['total']}"
+    )
+    typer.echo(f"members reached: {result['members']['total']} {result['members']['by_channel']}")
+    typer.echo(f"recipients ({mode}): {result['recipients']}")
+    typer.echo(f"cost: {result['cost']['total_eur']:.2f} EUR ({result['cost']})")
+    for warning in result["message"]["warnings"] + result["area"]["warnings"]:
+        typer.echo(f"  warning: {warning}")
+
+
+@alerts_app.command("send")
+def alerts_send(
+    user: AsOpt,
+    message: MessageOpt,
+    reason: Annotated[str, typer.Option(help="Why the alert is sent (audit trail).")],
+    area: AreaOpt = None,
+    circle: CircleOpt = None,
+    address_id: AddressIdOpt = None,
+    address: AddressOpt = None,
+    radius_m: RadiusOpt = None,
+    mode: ModeOpt = "relay",
+    direct_scope: ScopeOpt = "area",
+    kind: KindOpt = None,
+    status: StatusOpt = None,
+    urgency: Annotated[str, typer.Option(help="immediate, expected, future or unknown")] = (
+        "expected"
+    ),
+    as_json: JsonOpt = False,
+) -> None:
+    """Store an alert with its exact recipient list; `bingeo worker` delivers it."""
+    from bingeo.services.alerts import actor_for_user, send_alert
+
+    settings = _settings()
+    engine = _engine(settings)
+    request = _alert_request(
+        engine, settings, area, circle, address_id, address, radius_m, message=message,
+        mode=mode, direct_scope=direct_scope, kinds=kind, statuses=status, urgency=urgency,
+        reason=reason,
+    )  # fmt: skip
+    result = send_alert(engine, actor_for_user(engine, user), request, settings)
+    if as_json:
+        _echo_json(result)
+        return
+    typer.echo(f"alert {result['id']} queued for {result['recipients']['total']} recipients")
+    typer.echo(f"  {result['recipients']}")
+
+
+@alerts_app.command("status")
+def alerts_status(
+    alert_id: Annotated[int, typer.Argument(help="The alert id.")],
+    user: AsOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """An alert's deliveries counted per status and channel."""
+    from bingeo.services.alerts import actor_for_user, alert_status
+
+    engine = _engine(_settings())
+    result = alert_status(engine, actor_for_user(engine, user), alert_id)
+    if as_json:
+        _echo_json(result)
+        return
+    typer.echo(f"alert {result['id']} ({result['mode']}): {result['status']}")
+    for channel, counts in sorted(result["recipients"]["by_channel"].items()):
+        typer.echo(f"  {channel:<6} {counts}")
+
+
+@alerts_app.command("cancel")
+def alerts_cancel(
+    alert_id: Annotated[int, typer.Argument(help="The alert id.")], user: AsOpt
+) -> None:
+    """Cancel the deliveries of an alert that have not gone out yet."""
+    from bingeo.services.alerts import actor_for_user, cancel_alert
+
+    engine = _engine(_settings())
+    result = cancel_alert(engine, actor_for_user(engine, user), alert_id)
+    typer.echo(
+        f"alert {alert_id} cancelled: {result['cancelled']} deliveries stopped, "
+        f"{result['already_out']} already out"
+    )
+
+
+@app.command("worker")
+def worker_command(
+    until_idle: Annotated[
+        bool, typer.Option("--until-idle", help="Stop when nothing is left to deliver.")
+    ] = False,
+) -> None:
+    """The alert dispatcher: deliver queued alerts by e-mail, SMS and voice, with retries."""
+    import logging
+    import signal
+    import threading
+
+    from bingeo.services.dispatch import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = _settings()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stats = run_worker(
+            _engine(settings), settings, stop=stop, until_idle=until_idle, progress=_progress
+        )
+    except KeyboardInterrupt:
+        return
+    typer.echo(f"sent {stats.sent}, retried {stats.retried}, failed {stats.failed}")

@@ -46,6 +46,28 @@ class Settings(BaseSettings):
     tiles: str | None = Field(
         default="OpenStreetMap", description="Base-map tiles for maps; empty for none."
     )
+    # Alerts: delivery by SMTP and an SMS/voice HTTP gateway, and the dispatcher (issue 7).
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "bingeo@localhost"
+    smtp_timeout_s: float = 30.0
+    sms_gateway_url: str | None = Field(default=None, description="POST endpoint of SMS/voice.")
+    sms_gateway_key: str | None = None
+    sms_cost_eur: float = Field(default=0.08, description="Price of one SMS segment.")
+    voice_cost_eur: float = Field(default=0.25, description="Price of one voice call.")
+    dispatch_batch: int = 20
+    dispatch_lease_s: float = Field(
+        default=300.0, description="After this, a delivery stuck in 'sending' is tried again."
+    )
+    dispatch_poll_s: float = 2.0
+    dispatch_max_attempts: int = 6
+    dispatch_backoff_s: float = 30.0
+    dispatch_in_serve: bool = Field(
+        default=False, description="Run the alert dispatcher inside 'bingeo serve'."
+    )
 
     @property
     def embedded(self) -> bool:
