@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
+import bingeo
 from api import errors
 from api.middleware import RequestContext
-from api.routes import addresses, alerts, audit, features, health, members, networks
+from api.routes import addresses, alerts, audit, coverage, features, health, members, networks
 from bingeo import __version__
 from bingeo.db.engine import make_engine
 from bingeo.settings import Settings
@@ -42,8 +45,12 @@ def create_app(settings: Settings) -> FastAPI:
         audit.router,
         features.router,
         addresses.router,
+        coverage.router,
         alerts.router,
     ):
         app.include_router(router)
+    static = Path(bingeo.__file__).parent / "static"
+    # check_dir=False: the vendored assets come with `make setup`, the API runs without them.
+    app.mount("/static", StaticFiles(directory=static, check_dir=False), name="static")
     app.add_middleware(RequestContext, max_bytes=settings.max_body_bytes)
     return app

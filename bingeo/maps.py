@@ -164,3 +164,248 @@ def _legend_html(title: str, shown: gpd.GeoDataFrame) -> str:
         'font:12px/1.5 sans-serif;box-shadow:0 1px 4px rgba(0,0,0,.3)">'
         f"<b>{html.escape(title)}</b>{kinds}<hr style='margin:4px 0'>{statuses}</div>"
     )
+
+
+# coverage map ----------------------------------------------------------------------------------
+
+# Vendored copies (scripts/fetch-web-assets.sh) of folium's default JS and CSS, by folium's names;
+# the glyphicon and marker-rotation stylesheets serve marker icons only and are left out.
+VENDOR_JS = (
+    ("leaflet", "leaflet/dist/leaflet.js"),
+    ("jquery", "jquery/dist/jquery.min.js"),
+    ("bootstrap", "bootstrap/dist/js/bootstrap.bundle.min.js"),
+    ("awesome_markers", "leaflet.awesome-markers/dist/leaflet.awesome-markers.js"),
+)
+VENDOR_CSS = (
+    ("leaflet_css", "leaflet/dist/leaflet.css"),
+    ("bootstrap_css", "bootstrap/dist/css/bootstrap.min.css"),
+    ("awesome_markers_font_css", "@fortawesome/fontawesome-free/css/all.min.css"),
+    ("awesome_markers_css", "leaflet.awesome-markers/dist/leaflet.awesome-markers.css"),
+)
+SHARE_BINS = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)
+SHARE_COLOURS = ("#f7fcb9", "#d9f0a3", "#addd8e", "#78c679", "#238443")
+NO_ADDRESSES = "#dddddd"
+OVERLAP_STYLE = {"color": "#c0142b", "fillColor": "#c0142b", "weight": 1.5, "fillOpacity": 0.55}
+GAP_STYLE = {
+    "color": "#111111",
+    "weight": 2.5,
+    "dashArray": "6 4",
+    "fill": True,
+    "fillColor": "#7a0177",
+    "fillOpacity": 0.12,
+}
+COORDINATE_DECIMALS = 6  # about 0.1 m: finer digits only make the file bigger
+LAYER_OVERLAPS = "Overlaps"
+LAYER_GAPS = "Uncovered neighbourhoods"
+
+
+def use_assets(fmap: folium.Map, assets_url: str | None) -> folium.Map:
+    """Make ``fmap`` load its JavaScript and CSS from ``assets_url`` (None: folium's CDNs)."""
+    if assets_url is None:
+        return fmap
+    base = assets_url.rstrip("/")
+    fmap.default_js = [(name, f"{base}/{path}") for name, path in VENDOR_JS]
+    fmap.default_css = [(name, f"{base}/{path}") for name, path in VENDOR_CSS]
+    return fmap
+
+
+def coverage_map(
+    areas: gpd.GeoDataFrame,
+    networks: gpd.GeoDataFrame,
+    *,
+    overlaps: gpd.GeoDataFrame | None = None,
+    gaps: gpd.GeoDataFrame | None = None,
+    tiles: str | None = None,
+    assets_url: str | None = None,
+    title: str = "Coverage",
+) -> folium.Map:
+    """A coverage map: share covered per area (choropleth), networks by kind and status,
+    overlaps highlighted, uncovered neighbourhoods (candidate zones) marked, with a legend.
+
+    ``areas`` carries the figures of ``bingeo.services.coverage.coverage`` (code, name,
+    addresses, covered, covered_bin, covered_bin_z, share_covered, networks, members_per_1000);
+    ``overlaps`` and ``gaps`` the frames of its overlaps and gaps. Only aggregates are shown.
+    """
+    level = str(areas["level"].iloc[0]) if len(areas) and "level" in areas else "area"
+    fmap = use_assets(folium.Map(tiles=tiles, control_scale=True, prefer_canvas=True), assets_url)
+    shown_areas = _display_coverage(areas)
+    if len(shown_areas):
+        folium.GeoJson(
+            _to_json(shown_areas),
+            name=f"Coverage share per {level}",
+            style_function=_share_style,
+            highlight_function=lambda _feature: {"weight": 2.5, "color": "#000000"},
+            tooltip=folium.GeoJsonTooltip(
+                fields=[
+                    "label",
+                    "addresses",
+                    "covered",
+                    "share_pct",
+                    "covered_bin",
+                    "covered_bin_z",
+                    "networks",
+                    "members_per_1000",
+                ],
+                aliases=[
+                    level.capitalize(),
+                    "Addresses",
+                    "Covered",
+                    "Covered (%)",
+                    "Covered by a BIN",
+                    "Covered by a BIN-Z",
+                    "Networks",
+                    "Members per 1,000 addresses",
+                ],
+                localize=True,
+            ),
+        ).add_to(fmap)
+    shown = _display_networks(networks) if len(networks) else None
+    for kind in KIND_COLOURS:
+        if shown is None:
+            break
+        layer = shown[shown["kind"] == kind]
+        if layer.empty:
+            continue
+        folium.GeoJson(
+            _to_json(layer),
+            name=KIND_LABELS[kind],
+            style_function=_network_style,
+            highlight_function=lambda _feature: {"weight": 4, "fillOpacity": 0.5},
+            tooltip=folium.GeoJsonTooltip(
+                fields=["name", "kind", "status_label", "area_ha"],
+                aliases=["Network", "Kind", "Status", "Area (ha)"],
+                localize=True,
+            ),
+        ).add_to(fmap)
+    if overlaps is not None and len(overlaps):
+        folium.GeoJson(
+            _to_json(_display_overlaps(overlaps)),
+            name=LAYER_OVERLAPS,
+            style_function=lambda _feature: OVERLAP_STYLE,
+            tooltip=folium.GeoJsonTooltip(
+                fields=["networks", "overlap_m2", "share_a_pct", "share_b_pct", "shared_addresses"],
+                aliases=["Networks", "Overlap (m²)", "Share of first (%)", "Share of second (%)"]
+                + ["Addresses in both"],
+                localize=True,
+            ),
+        ).add_to(fmap)
+    if gaps is not None and len(gaps):
+        folium.GeoJson(
+            _to_json(_display_gaps(gaps)),
+            name=LAYER_GAPS,
+            style_function=lambda _feature: GAP_STYLE,
+            tooltip=folium.GeoJsonTooltip(
+                fields=["rank", "areas", "addresses", "uncovered", "codes"],
+                aliases=["Candidate zone", f"{level.capitalize()}s", "Addresses", "Uncovered"]
+                + ["Codes"],
+                localize=True,
+            ),
+        ).add_to(fmap)
+    bounds = _bounds(shown_areas, shown)
+    if bounds is not None:
+        fmap.fit_bounds(bounds)
+    folium.LayerControl(collapsed=False).add_to(fmap)
+    legend = _coverage_legend_html(title, shown if shown is not None else _display_none())
+    fmap.get_root().html.add_child(folium.Element(legend))
+    return fmap
+
+
+def _display_coverage(areas: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    metric = areas.to_crs(STORAGE_EPSG) if areas.crs != STORAGE_EPSG else areas
+    if not len(metric):
+        return gpd.GeoDataFrame(geometry=[], crs=GEOJSON_EPSG)
+    # Reference areas tile the map: a coverage simplification keeps shared edges shared.
+    geometry = shapely.coverage_simplify(shapely.make_valid(metric.geometry.values), SIMPLIFY_M)
+    names = metric["name"].fillna("").astype(str)
+    share = metric["share_covered"].astype(float)
+    frame = gpd.GeoDataFrame(
+        {
+            "label": [f"{n} ({c})".strip() for n, c in zip(names, metric["code"], strict=True)],
+            "addresses": metric["addresses"].astype(int).to_numpy(),
+            "covered": metric["covered"].astype(int).to_numpy(),
+            "covered_bin": metric["covered_bin"].astype(int).to_numpy(),
+            "covered_bin_z": metric["covered_bin_z"].astype(int).to_numpy(),
+            "share": share.round(4).to_numpy(),
+            "share_pct": (share * 100).round(1).fillna(-1).to_numpy(),
+            "networks": metric["networks"].astype(int).to_numpy(),
+            "members_per_1000": metric["members_per_1000"].astype(float).round(1).fillna(0),
+        },
+        geometry=geometry,
+        crs=STORAGE_EPSG,
+    )
+    return frame.to_crs(GEOJSON_EPSG)
+
+
+def _display_overlaps(overlaps: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    frame = gpd.GeoDataFrame(
+        {
+            "networks": [
+                f"{a} / {b}" for a, b in zip(overlaps["name_a"], overlaps["name_b"], strict=True)
+            ],
+            "overlap_m2": overlaps["overlap_m2"].round(0).to_numpy(),
+            "share_a_pct": (overlaps["share_a"] * 100).round(1).to_numpy(),
+            "share_b_pct": (overlaps["share_b"] * 100).round(1).to_numpy(),
+            "shared_addresses": overlaps["shared_addresses"].astype(int).to_numpy(),
+        },
+        geometry=shapely.simplify(overlaps.geometry.values, SIMPLIFY_M, preserve_topology=True),
+        crs=overlaps.crs,
+    )
+    return frame.to_crs(GEOJSON_EPSG)
+
+
+def _display_gaps(gaps: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    frame = gpd.GeoDataFrame(
+        {
+            "rank": gaps["rank"].astype(int).to_numpy(),
+            "areas": gaps["areas"].astype(int).to_numpy(),
+            "addresses": gaps["addresses"].astype(int).to_numpy(),
+            "uncovered": gaps["uncovered"].astype(int).to_numpy(),
+            "codes": gaps["codes"].astype(str).to_numpy(),
+        },
+        geometry=shapely.simplify(gaps.geometry.values, SIMPLIFY_M, preserve_topology=True),
+        crs=gaps.crs,
+    )
+    return frame.to_crs(GEOJSON_EPSG)
+
+
+def _display_none() -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame({"kind": []}, geometry=[], crs=GEOJSON_EPSG)
+
+
+def _to_json(frame: gpd.GeoDataFrame) -> str:
+    rounded = frame.set_geometry(
+        shapely.transform(frame.geometry.values, lambda c: c.round(COORDINATE_DECIMALS))
+    )
+    return rounded.to_json(drop_id=True)
+
+
+def _share_style(feature: dict) -> dict:
+    share = feature["properties"]["share"]
+    colour = NO_ADDRESSES if share is None else SHARE_COLOURS[-1]
+    if share is not None:
+        for upper, candidate in zip(SHARE_BINS[1:], SHARE_COLOURS, strict=True):
+            if share < upper:
+                colour = candidate
+                break
+    return {"color": "#666666", "weight": 0.7, "fillColor": colour, "fillOpacity": 0.7}
+
+
+def _coverage_legend_html(title: str, shown: gpd.GeoDataFrame) -> str:
+    box = (
+        '<span style="display:inline-block;width:14px;height:14px;background:{fill};'
+        'border:1px solid {line};margin-right:6px;vertical-align:middle"></span>'
+    )
+    bins = "".join(
+        f"<div>{box.format(fill=colour, line='#666')}"
+        f"{low * 100:.0f}–{high * 100:.0f} % covered</div>"
+        for low, high, colour in zip(SHARE_BINS[:-1], SHARE_BINS[1:], SHARE_COLOURS, strict=True)
+    )
+    bins += f"<div>{box.format(fill=NO_ADDRESSES, line='#666')}no addresses</div>"
+    extras = (
+        f"<div>{box.format(fill=OVERLAP_STYLE['fillColor'], line=OVERLAP_STYLE['color'])}"
+        f"{LAYER_OVERLAPS}</div>"
+        f"<div>{box.format(fill='#e8d5ec', line='#111')}{LAYER_GAPS} (candidate zones)</div>"
+    )
+    networks = _legend_html(title, shown)
+    # The network legend's box is reused; the coverage part goes inside it.
+    return networks.replace("</div>", "</div>" + "<hr style='margin:4px 0'>" + bins + extras, 1)

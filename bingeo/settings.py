@@ -68,6 +68,18 @@ class Settings(BaseSettings):
     dispatch_in_serve: bool = Field(
         default=False, description="Run the alert dispatcher inside 'bingeo serve'."
     )
+    assets_url: str = Field(
+        default="/static/vendor", description="Where maps load their vendored JS/CSS from."
+    )
+    min_overlap_m2: float = Field(
+        default=1.0, description="Smaller overlaps of two networks count as touching."
+    )
+    gap_max_covered_share: float = Field(
+        default=0.1, description="Areas with at most this share covered count as uncovered."
+    )
+    gap_adjacency_m: float = Field(
+        default=1.0, description="Uncovered areas this close are merged into one candidate zone."
+    )
 
     @property
     def embedded(self) -> bool:

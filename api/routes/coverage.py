@@ -1,0 +1,143 @@
+"""Coverage, overlaps and uncovered neighbourhoods as GeoJSON, and the coverage map as HTML.
+
+Aggregates only: police of the zone, planners of the municipality and admins may read them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import geopandas as gpd
+from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse
+
+from api.deps import ActorDep, EngineDep, SettingsDep
+from api.geojson import GEOJSON, GeoJSONResponse, feature_collection
+from api.schemas import ERRORS
+from bingeo.db.models import AreaLevel
+from bingeo.geometry import GEOJSON_EPSG
+from bingeo.services import coverage as service
+
+router = APIRouter(tags=["coverage"], responses=ERRORS)
+GEOJSON_RESPONSE = {200: {"content": {GEOJSON: {}}}}
+Zone = Annotated[str | None, Query(description="Police zone code", max_length=32)]
+Municipality = Annotated[str | None, Query(description="NIS code", max_length=5)]
+Inactive = Annotated[bool, Query(description="Count networks that are not active too")]
+
+
+def _features(frame: gpd.GeoDataFrame) -> list[dict[str, Any]]:
+    if not len(frame):
+        return []
+    return json.loads(frame.to_crs(GEOJSON_EPSG).to_json(drop_id=True, na="null"))["features"]
+
+
+@router.get("/coverage", response_class=GeoJSONResponse, responses=GEOJSON_RESPONSE)
+def get_coverage(
+    engine: EngineDep,
+    actor: ActorDep,
+    zone: Zone = None,
+    municipality: Municipality = None,
+    level: AreaLevel = AreaLevel.sector,
+    include_inactive: Inactive = False,
+) -> GeoJSONResponse:
+    """Coverage figures per reference area of the scope; the scope totals as ``totals``."""
+    result = service.coverage(
+        engine,
+        actor,
+        zone=zone,
+        municipality=municipality,
+        level=level,
+        include_inactive=include_inactive,
+    )
+    return GeoJSONResponse(
+        feature_collection(
+            _features(result.areas),
+            scope=result.scope.describe(),
+            level=result.level.value,
+            totals=result.totals,
+        )
+    )
+
+
+@router.get("/overlaps", response_class=GeoJSONResponse, responses=GEOJSON_RESPONSE)
+def get_overlaps(
+    engine: EngineDep,
+    actor: ActorDep,
+    settings: SettingsDep,
+    zone: Zone = None,
+    municipality: Municipality = None,
+    include_inactive: Inactive = False,
+) -> GeoJSONResponse:
+    """Overlapping network pairs (geometry: the overlap); border crossings as ``crossings``."""
+    result = service.overlaps(
+        engine,
+        actor,
+        zone=zone,
+        municipality=municipality,
+        include_inactive=include_inactive,
+        min_overlap_m2=settings.min_overlap_m2,
+    )
+    crossings = feature_collection(_features(result.crossings))
+    return GeoJSONResponse(
+        feature_collection(
+            _features(result.pairs),
+            scope=result.scope.describe(),
+            min_overlap_m2=result.min_overlap_m2,
+            crossings=crossings,
+        )
+    )
+
+
+@router.get("/gaps", response_class=GeoJSONResponse, responses=GEOJSON_RESPONSE)
+def get_gaps(
+    engine: EngineDep,
+    actor: ActorDep,
+    settings: SettingsDep,
+    zone: Zone = None,
+    municipality: Municipality = None,
+    level: AreaLevel = AreaLevel.sector,
+    include_inactive: Inactive = False,
+) -> GeoJSONResponse:
+    """Candidate zones of adjacent uncovered areas; the ranked areas as ``areas``."""
+    result = service.gaps(
+        engine,
+        actor,
+        zone=zone,
+        municipality=municipality,
+        level=level,
+        include_inactive=include_inactive,
+        max_covered_share=settings.gap_max_covered_share,
+        adjacency_m=settings.gap_adjacency_m,
+    )
+    return GeoJSONResponse(
+        feature_collection(
+            _features(result.zones),
+            scope=result.scope.describe(),
+            level=result.level.value,
+            areas=feature_collection(_features(result.areas)),
+        )
+    )
+
+
+@router.get("/maps/coverage", response_class=HTMLResponse)
+def get_coverage_map(
+    engine: EngineDep,
+    actor: ActorDep,
+    settings: SettingsDep,
+    zone: Zone = None,
+    municipality: Municipality = None,
+    level: AreaLevel = AreaLevel.sector,
+    include_inactive: Inactive = False,
+) -> HTMLResponse:
+    """The coverage map of the scope (HTML; scripts and styles served by bingeo itself)."""
+    fmap = service.coverage_map(
+        engine,
+        actor,
+        settings,
+        zone=zone,
+        municipality=municipality,
+        level=level,
+        include_inactive=include_inactive,
+    )
+    return HTMLResponse(fmap.get_root().render())

@@ -1,0 +1,384 @@
+"""Coverage, overlaps and gaps on real Gent data, checked figure for figure against PostGIS SQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import geopandas as gpd
+import httpx
+import pytest
+import shapely
+from shapely.geometry import MultiPolygon
+from sqlalchemy import Engine, text
+
+from bingeo.access import Actor, Principal
+from bingeo.db.models import Base, NetworkKind, NetworkStatus, Role
+from bingeo.errors import Forbidden, NotAuthenticated
+from bingeo.members import MemberInput
+from bingeo.services import coverage as service
+from bingeo.services.imports import import_addresses, import_areas
+from bingeo.services.members import register_member
+from bingeo.services.networks import create_network
+from bingeo.services.users import add_user, create_token
+from bingeo.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+ADMIN = Actor(principal=Principal(user_id=None, name="test", role=Role.admin))
+MIN_OVERLAP_M2 = 1.0
+GAP_SHARE = 0.1
+ADJACENCY_M = 1.0
+CONTEXT_LAYERS = {
+    "wijken": "wijk",
+    "deelgemeenten": "deelgemeente",
+    "municipality": "municipality",
+    "police_zone": "police_zone",
+}
+
+
+@pytest.fixture(scope="module")
+def gent(engine: Engine, real_data: Path) -> dict[str, int]:
+    """Gent sectors, context layers and addresses, and a set of test networks (name -> id)."""
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    folder = real_data / "gent"
+    import_areas(engine, folder / "gent_statistical_sectors.geojson", "sector")
+    for layer, level in CONTEXT_LAYERS.items():
+        import_areas(engine, folder / "gent_context.gpkg", level, layer=layer)
+    import_addresses(engine, folder / "gent_addresses_crab2014.csv")
+    return _make_networks(engine)
+
+
+def _sectors(engine: Engine, codes: list[str]) -> MultiPolygon:
+    with engine.connect() as connection:
+        wkb = connection.execute(
+            text(
+                "SELECT ST_AsBinary(ST_Multi(ST_Union(geom))) FROM reference_areas "
+                "WHERE level = 'sector' AND code = ANY(:codes)"
+            ),
+            {"codes": codes},
+        ).scalar_one()
+    return _multi(shapely.from_wkb(bytes(wkb)))
+
+
+def _multi(geometry) -> MultiPolygon:
+    return geometry if geometry.geom_type == "MultiPolygon" else MultiPolygon([geometry])
+
+
+def _make_networks(engine: Engine) -> dict[str, int]:
+    with engine.connect() as connection:
+        busiest = [
+            r[0]
+            for r in connection.execute(
+                text(
+                    "SELECT s.code FROM reference_areas s JOIN addresses a "
+                    "ON ST_Covers(s.geom, a.geom) WHERE s.level = 'sector' "
+                    "GROUP BY s.code ORDER BY count(*) DESC, s.code LIMIT 12"
+                )
+            )
+        ]
+        # A neighbour of the busiest sector: two networks made of them only touch.
+        neighbour = connection.execute(
+            text(
+                "SELECT b.code FROM reference_areas a JOIN reference_areas b "
+                "ON ST_Touches(a.geom, b.geom) AND a.level = b.level WHERE a.level = 'sector' "
+                "AND a.code = :code AND b.code <> ALL(:others) ORDER BY b.code LIMIT 1"
+            ),
+            {"code": busiest[0], "others": busiest[:4]},
+        ).scalar_one()
+        border = connection.execute(
+            text(
+                "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(ST_Boundary(geom)) p "
+                "FROM reference_areas WHERE level = 'municipality') b"
+            )
+        ).one()
+    x0, y0 = 104_000.0, 194_000.0  # near the centre of Gent, addresses all around
+    specs = {
+        # overlap (shared sector busiest[1])
+        "A": (NetworkKind.BIN, NetworkStatus.active, _sectors(engine, busiest[0:2])),
+        "B": (NetworkKind.BIN, NetworkStatus.active, _sectors(engine, busiest[1:3])),
+        # only touches A
+        "C": (NetworkKind.BIN_Z, NetworkStatus.active, _sectors(engine, [neighbour])),
+        # not active: counts only when asked
+        "D": (NetworkKind.BIN, NetworkStatus.preparation, _sectors(engine, busiest[2:4])),
+        # boxes: E and F touch along x0 + 600; G overlaps F by a 0.5 m² sliver
+        "E": (NetworkKind.BIN, NetworkStatus.active, _box(x0, y0, x0 + 600, y0 + 600)),
+        "F": (NetworkKind.BIN_Z, NetworkStatus.active, _box(x0 + 600, y0, x0 + 1200, y0 + 600)),
+        "G": (
+            NetworkKind.BIN,
+            NetworkStatus.active,
+            _box(x0 + 600, y0 + 600 - 0.001, x0 + 1100, y0 + 1100),
+        ),
+        # crosses the municipality border
+        "H": (
+            NetworkKind.BIN,
+            NetworkStatus.active,
+            _box(border[0] - 400, border[1] - 400, border[0] + 400, border[1] + 400),
+        ),
+        # BIN-Z over A and E: overlaps both
+        "I": (NetworkKind.BIN_Z, NetworkStatus.active, _box(x0 - 300, y0 - 300, x0 + 300, y0 + 300)),
+    }
+    ids = {}
+    for name, (kind, status, geometry) in specs.items():
+        record = create_network(
+            engine, ADMIN, name=f"Test {name}", kind=kind, status=status, geometry=geometry
+        )
+        ids[name] = record.id
+    # A few members of A at its addresses, for members per 1,000 addresses.
+    with engine.connect() as connection:
+        addresses = [
+            r[0]
+            for r in connection.execute(
+                text("SELECT address_id FROM address_networks WHERE network_id = :n LIMIT 5"),
+                {"n": ids["A"]},
+            )
+        ]
+    consent = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    for i, address_id in enumerate(addresses):
+        register_member(
+            engine,
+            ADMIN,
+            ids["A"],
+            address_id=address_id,
+            member=MemberInput(
+                name=f"Member {i}",
+                language="nl",
+                channels=("email",),
+                consent_at=consent,
+                email=f"m{i}@example.org",
+            ),
+        )
+    return ids
+
+
+def _box(minx: float, miny: float, maxx: float, maxy: float) -> MultiPolygon:
+    return MultiPolygon([shapely.box(minx, miny, maxx, maxy)])
+
+
+# independent PostGIS computations ---------------------------------------------------------------
+
+AREA_OF_ADDRESS = """
+    SELECT DISTINCT ON (a.id) a.id AS address_id, r.id AS area_id
+    FROM addresses a JOIN reference_areas r ON r.level = :level AND ST_Covers(r.geom, a.geom)
+    ORDER BY a.id, r.id
+"""
+COUNTED = "(n.status = 'active' OR :inactive)"
+
+
+def postgis_coverage(engine: Engine, level: str, inactive: bool = False) -> dict[str, dict]:
+    """Figures per area straight from the geometries (no stored matches)."""
+    query = f"""
+        WITH aa AS ({AREA_OF_ADDRESS}),
+        hits AS (
+            SELECT a.id AS address_id, n.id AS network_id, n.kind::text AS kind
+            FROM addresses a JOIN networks n ON ST_Covers(n.geom, a.geom) WHERE {COUNTED}
+        ),
+        per_address AS (
+            SELECT address_id, bool_or(kind = 'BIN') AS bin, bool_or(kind = 'BIN-Z') AS bin_z
+            FROM hits GROUP BY address_id
+        ),
+        network_area AS (
+            SELECT h.network_id, aa.area_id, count(*) AS n FROM hits h JOIN aa USING (address_id)
+            GROUP BY 1, 2
+        ),
+        network_total AS (SELECT network_id, count(*) AS n FROM hits GROUP BY 1),
+        members AS (SELECT network_id, count(*) AS n FROM members GROUP BY 1),
+        spread AS (
+            SELECT na.area_id, count(*) AS networks,
+                   sum(coalesce(m.n, 0) * na.n::float8 / nt.n) AS members
+            FROM network_area na JOIN network_total nt USING (network_id)
+            LEFT JOIN members m USING (network_id) GROUP BY 1
+        )
+        SELECT r.code, count(aa.address_id) AS addresses, count(p.address_id) AS covered,
+               count(*) FILTER (WHERE p.bin) AS covered_bin,
+               count(*) FILTER (WHERE p.bin_z) AS covered_bin_z,
+               coalesce(max(s.networks), 0) AS networks, coalesce(max(s.members), 0) AS members
+        FROM reference_areas r
+        LEFT JOIN aa ON aa.area_id = r.id
+        LEFT JOIN per_address p USING (address_id)
+        LEFT JOIN spread s ON s.area_id = r.id
+        WHERE r.level = :level GROUP BY r.code
+    """
+    with engine.connect() as connection:
+        rows = connection.execute(text(query), {"level": level, "inactive": inactive})
+        return {r.code: dict(r._mapping) for r in rows}
+
+
+def postgis_overlaps(engine: Engine, inactive: bool = False) -> dict[tuple[str, str], dict]:
+    query = f"""
+        SELECT a.code AS code_a, b.code AS code_b,
+               ST_Area(ST_Intersection(a.geom, b.geom)) AS overlap_m2,
+               ST_Area(ST_Intersection(a.geom, b.geom)) / ST_Area(a.geom) AS share_a,
+               ST_Area(ST_Intersection(a.geom, b.geom)) / ST_Area(b.geom) AS share_b,
+               (SELECT count(*) FROM addresses x
+                WHERE ST_Covers(a.geom, x.geom) AND ST_Covers(b.geom, x.geom)) AS shared
+        FROM networks a JOIN networks b ON a.id < b.id AND ST_Intersects(a.geom, b.geom)
+        WHERE {COUNTED.replace("n.", "a.")} AND {COUNTED.replace("n.", "b.")}
+          AND ST_Area(ST_Intersection(a.geom, b.geom)) > :min
+    """
+    with engine.connect() as connection:
+        rows = connection.execute(text(query), {"inactive": inactive, "min": MIN_OVERLAP_M2})
+        return {(r.code_a, r.code_b): dict(r._mapping) for r in rows}
+
+
+def postgis_gap_clusters(engine: Engine) -> dict[frozenset[str], int]:
+    """Clusters of uncovered sectors by ST_ClusterDBSCAN (eps = adjacency, one point each)."""
+    figures = postgis_coverage(engine, "sector")
+    gap_codes = [
+        code
+        for code, f in figures.items()
+        if f["addresses"] > 0 and f["covered"] / f["addresses"] <= GAP_SHARE
+    ]
+    query = """
+        SELECT code, ST_ClusterDBSCAN(geom, eps := :eps, minpoints := 1) OVER () AS cluster
+        FROM reference_areas WHERE level = 'sector' AND code = ANY(:codes)
+    """
+    with engine.connect() as connection:
+        rows = connection.execute(text(query), {"eps": ADJACENCY_M, "codes": gap_codes}).all()
+    clusters: dict[int, set[str]] = {}
+    for code, cluster in rows:
+        clusters.setdefault(cluster, set()).add(code)
+    return {
+        frozenset(codes): sum(figures[c]["addresses"] - figures[c]["covered"] for c in codes)
+        for codes in clusters.values()
+    }
+
+
+# tests ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("inactive", [False, True])
+def test_coverage_per_sector_equals_postgis(gent: dict[str, int], engine: Engine, inactive) -> None:
+    result = service.coverage(engine, ADMIN, level="sector", include_inactive=inactive)
+    expected = postgis_coverage(engine, "sector", inactive)
+    assert len(result.areas) == len(expected) == 254
+    for row in result.areas.itertuples():
+        want = expected[row.code]
+        got = (row.addresses, row.covered, row.covered_bin, row.covered_bin_z, row.networks)
+        assert got == (
+            want["addresses"],
+            want["covered"],
+            want["covered_bin"],
+            want["covered_bin_z"],
+            want["networks"],
+        ), row.code
+        assert math.isclose(row.members, want["members"], abs_tol=1e-9), row.code
+    assert result.totals["addresses"] == sum(f["addresses"] for f in expected.values())
+    assert result.totals["covered"] == sum(f["covered"] for f in expected.values())
+    assert result.totals["members"] == pytest.approx(5.0)
+    # The inactive network D changes the figures only when asked.
+    assert sum(f["covered"] for f in expected.values()) > 0
+
+
+@pytest.mark.parametrize("level", ["wijk", "deelgemeente", "municipality", "police_zone"])
+def test_coverage_per_level_and_scope_equals_postgis(
+    gent: dict[str, int], engine: Engine, level: str
+) -> None:
+    with engine.connect() as connection:
+        zone = connection.execute(
+            text("SELECT code FROM reference_areas WHERE level = 'police_zone'")
+        ).scalar_one()
+    expected = postgis_coverage(engine, level)
+    for scope in ({"zone": zone}, {"municipality": "44021"}, {}):
+        result = service.coverage(engine, ADMIN, level=level, **scope)
+        got = {r.code: (r.addresses, r.covered, r.networks) for r in result.areas.itertuples()}
+        assert got == {
+            code: (f["addresses"], f["covered"], f["networks"]) for code, f in expected.items()
+        }
+
+
+def test_overlaps_equal_postgis(gent: dict[str, int], engine: Engine) -> None:
+    for inactive in (False, True):
+        result = service.overlaps(
+            engine, ADMIN, include_inactive=inactive, min_overlap_m2=MIN_OVERLAP_M2
+        )
+        expected = postgis_overlaps(engine, inactive)
+        got = {(r.code_a, r.code_b): r for r in result.pairs.itertuples()}
+        assert set(got) == set(expected)
+        for key, want in expected.items():
+            assert got[key].overlap_m2 == pytest.approx(want["overlap_m2"], rel=1e-9)
+            assert got[key].share_a == pytest.approx(want["share_a"], rel=1e-9)
+            assert got[key].share_b == pytest.approx(want["share_b"], rel=1e-9)
+            assert got[key].shared_addresses == want["shared"]
+    codes = _codes(engine, gent)
+    names = {frozenset((r.code_a, r.code_b)) for r in result.pairs.itertuples()}
+    assert frozenset((codes["A"], codes["B"])) in names  # overlapping
+    assert frozenset((codes["A"], codes["C"])) not in names  # touching only
+    assert frozenset((codes["E"], codes["F"])) not in names  # touching only
+    assert frozenset((codes["F"], codes["G"])) not in names  # sliver below the minimum
+    assert frozenset((codes["A"], codes["I"])) in names or frozenset((codes["E"], codes["I"]))
+
+
+def test_border_crossing(gent: dict[str, int], engine: Engine) -> None:
+    result = service.overlaps(engine, ADMIN, min_overlap_m2=MIN_OVERLAP_M2)
+    query = """
+        SELECT n.code FROM networks n WHERE n.status = 'active' AND ST_Area(ST_Difference(n.geom,
+            (SELECT ST_Union(geom) FROM reference_areas WHERE level = 'municipality'))) > :min
+    """
+    with engine.connect() as connection:
+        expected = {r[0] for r in connection.execute(text(query), {"min": MIN_OVERLAP_M2})}
+    assert set(result.crossings["code"]) == expected == {_codes(engine, gent)["H"]}
+    assert (result.crossings["outside_municipalities_m2"] > 1000).all()
+
+
+def test_gaps_equal_postgis(gent: dict[str, int], engine: Engine) -> None:
+    result = service.gaps(
+        engine, ADMIN, max_covered_share=GAP_SHARE, adjacency_m=ADJACENCY_M, municipality="44021"
+    )
+    figures = postgis_coverage(engine, "sector")
+    ranked = sorted(
+        (
+            (f["addresses"] - f["covered"], f["addresses"], code)
+            for code, f in figures.items()
+            if f["addresses"] > 0 and f["covered"] / f["addresses"] <= GAP_SHARE
+        ),
+        reverse=True,
+    )
+    assert [(r.uncovered, r.addresses) for r in result.areas.itertuples()] == [
+        (u, a) for u, a, _ in ranked
+    ]
+    assert set(result.areas["code"]) == {c for _, _, c in ranked}
+    got = {frozenset(r.codes.split(",")): r.uncovered for r in result.zones.itertuples()}
+    assert got == postgis_gap_clusters(engine)
+    assert list(result.zones["uncovered"]) == sorted(result.zones["uncovered"], reverse=True)
+    assert len(result.zones) < len(result.areas)  # adjacent areas were merged
+
+
+def test_access_rules(gent: dict[str, int], engine: Engine) -> None:
+    anonymous = Actor()
+    with pytest.raises(NotAuthenticated):
+        service.coverage(engine, anonymous, municipality="44021")
+    other = Actor(principal=Principal(user_id=1, name="x", role=Role.police_analyst,
+                                      police_zone_code="elsewhere"))
+    with pytest.raises(Forbidden):
+        service.overlaps(engine, other, municipality="44021")
+    planner = Actor(principal=Principal(user_id=2, name="p", role=Role.municipality_planner,
+                                        nis_code="44021"))
+    assert service.coverage(engine, planner, municipality="44021").totals["addresses"] > 90_000
+    with pytest.raises(Forbidden):
+        service.coverage(engine, planner)  # the whole country: admins only
+
+
+def test_map_is_small_and_offline(gent: dict[str, int], engine: Engine, settings: Settings) -> None:
+    fmap = service.coverage_map(
+        engine, ADMIN, settings, municipality="44021", include_inactive=True
+    )
+    page = fmap.get_root().render()
+    assert len(page) < 5_000_000
+    assert "cdn." not in page and "https://code.jquery" not in page
+    for name in ("Coverage share per sector", "Overlaps", "Uncovered neighbourhoods", "BIN-Z"):
+        assert name in page
+
+
+def _codes(engine: Engine, ids: dict[str, int]) -> dict[str, str]:
+    with engine.connect() as connection:
+        rows = dict(connection.execute(text("SELECT id, code FROM networks")).all())
+    return {name: rows[i] for name, i in ids.items()}
