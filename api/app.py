@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 import bingeo
 from api import errors
 from api.middleware import RequestContext
-from api.routes import addresses, alerts, audit, coverage, features, health, members, networks
+from api.routes import addresses, alerts, audit, coverage, features, health, members, networks, planning
 from bingeo import __version__
 from bingeo.db.engine import make_engine
 from bingeo.settings import Settings
@@ -42,6 +42,7 @@ def create_app(settings: Settings) -> FastAPI:
         health.router,
         networks.router,
         members.router,
+        planning.router,
         audit.router,
         features.router,
         addresses.router,

@@ -478,7 +478,7 @@ def transition(
     actor: Actor,
     network_id: int,
     *,
-    to: NetworkStatus | str | None,
+    to: NetworkStatus | str | None = None,
     facts: dict | None = None,
 ) -> dict[str, object]:
     """Record lifecycle ``facts`` and, when ``to`` is given, take the step to that state.
