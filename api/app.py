@@ -12,7 +12,17 @@ from fastapi.staticfiles import StaticFiles
 import bingeo
 from api import errors
 from api.middleware import RequestContext
-from api.routes import addresses, alerts, audit, coverage, features, health, members, networks, planning
+from api.routes import (
+    addresses,
+    alerts,
+    audit,
+    coverage,
+    features,
+    health,
+    members,
+    networks,
+    planning,
+)
 from bingeo import __version__
 from bingeo.db.engine import make_engine
 from bingeo.settings import Settings
