@@ -19,6 +19,7 @@ from api.routes import (
     coverage,
     features,
     health,
+    matches,
     members,
     networks,
     planning,
@@ -57,6 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
         features.router,
         addresses.router,
         coverage.router,
+        matches.router,
         alerts.router,
     ):
         app.include_router(router)

@@ -837,3 +837,55 @@ def planning_dormant(
             f"{network['network_id']:>6} {network['code']:<32} quiet since {network['quiet_since']}"
         )
     typer.echo(f"{len(found)} networks without activity for {months} months")
+
+# matching --------------------------------------------------------------------------------------
+
+
+@app.command("match")
+def match_command(as_json: JsonOpt = False) -> None:
+    """Match every located address to every network covering it (full rematch)."""
+    from bingeo.services.matching import rematch_all
+
+    stats = rematch_all(_engine(_settings()), progress=_progress)
+    if as_json:
+        _echo_json(stats.as_dict())
+        return
+    typer.echo(
+        f"{stats.addresses:,} located addresses, {stats.networks:,} networks: "
+        f"{stats.pairs:,} matches, {stats.covered_addresses:,} addresses covered; "
+        f"{stats.added:,} added, {stats.removed:,} removed; load {stats.load_s:.2f} s, "
+        f"match {stats.match_s:.2f} s, store {stats.store_s:.2f} s, total {stats.total_s:.2f} s"
+    )
+
+
+@app.command("covering")
+def covering_command(
+    lon: Annotated[float | None, typer.Option(help="Longitude (EPSG:4326).")] = None,
+    lat: Annotated[float | None, typer.Option(help="Latitude (EPSG:4326).")] = None,
+    address_id: Annotated[int | None, typer.Option(help="Id of a stored address.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Which networks cover a point (--lon --lat) or an address (--address-id)."""
+    from dataclasses import asdict
+
+    from bingeo.access import Actor, Principal
+    from bingeo.db.models import Role
+    from bingeo.errors import InvalidInput
+    from bingeo.services.matching import networks_covering
+
+    if (lon is None) != (lat is None):
+        raise InvalidInput("give both --lon and --lat")
+    point = (lon, lat) if lon is not None else None
+    # The local operator has the database anyway: show the staff view.
+    actor = Actor(principal=Principal(name="cli", role=Role.admin))
+    covering = networks_covering(_engine(_settings()), actor, address_id=address_id, point=point)
+    if as_json:
+        _echo_json(asdict(covering))
+        return
+    if not covering.located:
+        typer.echo(f"address {address_id} has no position: no network can be matched")
+        return
+    if not covering.networks:
+        typer.echo("no network covers this place")
+    for n in covering.networks:
+        typer.echo(f"{n.id}\t{n.code}\t{n.kind.value}\t{n.status.value}\t{n.name}")

@@ -332,3 +332,46 @@ def test_bulk_rewrite_keeps_keys_and_indexes(empty: Engine, monkeypatch) -> None
         assert [i["name"] for i in inspector.get_indexes(PAIRS.name)] == [
             "ix_address_networks_address_id"
         ]
+
+
+def test_api_and_cli_answer_which_networks_cover(empty: Engine, settings) -> None:
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from api.app import create_app
+    from bingeo.cli import app as cli_app
+
+    lon, lat = 3.7250, 51.0540
+    x, y = lonlat_to_storage(lon, lat)
+    network_id = create(empty, "Edge", MultiPolygon([box(x, y, x + 300.0, y + 300.0)]))
+    address_id, ax, ay = some_address(empty, 100)
+    around = create(
+        empty, "Around", MultiPolygon([box(ax - 10.0, ay - 10.0, ax + 10.0, ay + 10.0)])
+    )
+
+    with TestClient(create_app(settings)) as client:
+        body = client.get("/points/networks", params={"lon": lon, "lat": lat}).json()
+        assert body == {
+            "located": True,
+            "networks": [{"name": "Edge", "kind": "BIN", "status": "idea"}],
+        }
+        body = client.get(f"/addresses/{address_id}/networks").json()
+        assert body["address_id"] == address_id and [n["name"] for n in body["networks"]] == [
+            "Around"
+        ]
+        assert client.get("/addresses/999999999/networks").status_code == 404
+        assert client.get("/points/networks", params={"lon": 2.35, "lat": 48.85}).status_code == 422
+
+    runner = CliRunner()
+    env = {
+        "BINGEO_DATABASE_NAME": settings.database_name,
+        "BINGEO_DATA_DIR": str(settings.data_dir),
+    }
+    done = runner.invoke(cli_app, ["covering", "--lon", str(lon), "--lat", str(lat)], env=env)
+    assert done.exit_code == 0, done.output
+    assert f"{network_id}\t" in done.output and "Edge" in done.output
+    done = runner.invoke(cli_app, ["covering", "--address-id", str(address_id), "--json"], env=env)
+    assert json.loads(done.output)["networks"][0]["id"] == around
+    done = runner.invoke(cli_app, ["match"], env=env)
+    assert done.exit_code == 0, done.output
+    assert "0 added, 0 removed" in done.output

@@ -18,7 +18,6 @@ from sqlalchemy import (
     Connection,
     Integer,
     MetaData,
-    Select,
     Table,
     and_,
     delete,
@@ -49,10 +48,6 @@ _FACTS = (
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _HEADER = _SIGNATURE + struct.pack(">ii", 0, 0)
 _TRAILER = struct.pack(">h", -1)
-_POINT_ROW = np.dtype(
-    [("n", ">i2"), ("l0", ">i4"), ("id", ">i8"), ("l1", ">i4"), ("x", ">f8"), ("l2", ">i4")]
-    + [("y", ">f8")]
-)
 _PAIR_ROW = np.dtype(
     [("n", ">i2"), ("l0", ">i4"), ("network_id", ">i4"), ("l1", ">i4"), ("address_id", ">i8")]
 )
@@ -66,17 +61,22 @@ def load_points(
     connection: Connection, *, boxes: Sequence[tuple[float, float, float, float]] | None = None
 ) -> AddressPoints:
     """Located addresses (all, or those in any of ``boxes``, EPSG:31370) as the read model."""
-    query = select(ADDRESSES.c.id, func.ST_X(ADDRESSES.c.geom), func.ST_Y(ADDRESSES.c.geom)).where(
-        ADDRESSES.c.geom.is_not(None)
-    )
+    where = [ADDRESSES.c.geom.is_not(None)]
     if boxes is not None:
         if not boxes:
             return AddressPoints.from_arrays(np.empty(0), np.empty(0), np.empty(0))
-        query = query.where(
+        where.append(
             or_(*(ADDRESSES.c.geom.op("&&")(func.ST_MakeEnvelope(*b, SRID)) for b in boxes))
         )
-    rows = _copy_out(connection, query, _POINT_ROW)
-    return AddressPoints.from_arrays(rows["id"], rows["x"], rows["y"])
+    geom = ADDRESSES.c.geom
+    ids, x, y = _copy_out(
+        connection,
+        [ADDRESSES.c.id, func.ST_X(geom), func.ST_Y(geom)],
+        ADDRESSES.c.id.op(">>")(16),
+        [">i8", ">f8", ">f8"],
+        where,
+    )
+    return AddressPoints.from_arrays(ids, x, y)
 
 
 def load_polygons(
@@ -93,12 +93,14 @@ def load_polygons(
 
 def stored_pairs(connection: Connection, network_ids: Sequence[int] | None = None) -> Pairs:
     """The stored pairs (all, or of ``network_ids``), sorted by network then address."""
-    query = select(PAIRS.c.network_id, PAIRS.c.address_id)
-    if network_ids is not None:
-        query = query.where(PAIRS.c.network_id.in_(list(network_ids)))
-    rows = _copy_out(connection, query, _PAIR_ROW)
-    network_ids_ = rows["network_id"].astype(np.int32)
-    address_ids = rows["address_id"].astype(np.int64)
+    where = [] if network_ids is None else [PAIRS.c.network_id.in_(list(network_ids))]
+    network_ids_, address_ids = _copy_out(
+        connection,
+        [PAIRS.c.network_id, PAIRS.c.address_id],
+        PAIRS.c.address_id.op(">>")(16),
+        [">i4", ">i8"],
+        where,
+    )
     order = np.lexsort((address_ids, network_ids_))
     return Pairs(network_ids_[order], address_ids[order])
 
@@ -213,12 +215,17 @@ def count_pairs(connection: Connection) -> int:
 # private helpers --------------------------------------------------------------------------------
 
 
-def _copy_out(connection: Connection, query: Select, row: np.dtype) -> np.ndarray:
-    """Rows of ``query`` (fixed-width, no NULLs) as a structured array, via binary ``COPY``."""
+def _copy_out(connection: Connection, columns: Sequence, bucket, dtypes: Sequence[str], where=()):
+    """``columns`` of the rows matching ``where`` as numpy arrays (no NULLs), by binary ``COPY``.
+
+    The server packs the rows into arrays per ``bucket`` value (about 65,000 rows each): ``COPY``
+    sends one message per row, and a million small messages cost seconds in the client.
+    """
+    query = select(*(func.array_agg(c) for c in columns)).where(*where).group_by(bucket)
     compiled = query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
     statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(sql.SQL(str(compiled)))
     driver = connection.connection.driver_connection
-    parts: list[np.ndarray] = []
+    parts: list[list[np.ndarray]] = [[] for _ in dtypes]
     buffer = bytearray()
     header_done = False
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
@@ -227,31 +234,45 @@ def _copy_out(connection: Connection, query: Select, row: np.dtype) -> np.ndarra
             if not header_done and len(buffer) >= len(_HEADER):
                 if not buffer.startswith(_SIGNATURE):
                     raise RuntimeError("unexpected COPY header")
-                extension = struct.unpack(">i", buffer[15:19])[0]
+                extension = struct.unpack_from(">i", buffer, 15)[0]
                 del buffer[: len(_HEADER) + extension]
                 header_done = True
-            if header_done and len(buffer) >= _CHUNK_BYTES:
-                parts.append(_parse_rows(buffer, row))
-    if buffer[-2:] != _TRAILER:
+            while header_done and (consumed := _parse_array_row(buffer, dtypes, parts)):
+                del buffer[:consumed]
+    if bytes(buffer) != _TRAILER:
         raise RuntimeError("unexpected end of COPY data")
-    del buffer[-2:]
-    parts.append(_parse_rows(buffer, row))
-    if len(buffer):
-        raise RuntimeError("COPY data does not have fixed-width rows (NULL values?)")
-    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+    return [
+        np.concatenate(p) if p else np.empty(0, dtype=np.dtype(t).newbyteorder("="))
+        for p, t in zip(parts, dtypes, strict=True)
+    ]
 
 
-def _parse_rows(buffer: bytearray, row: np.dtype) -> np.ndarray:
-    """Parse (and remove from ``buffer``) the complete rows at its start."""
-    size = len(buffer) // row.itemsize * row.itemsize
-    with memoryview(buffer) as view:
-        rows = np.frombuffer(view[:size], dtype=row).copy()
-    del buffer[:size]
-    width = len(row.names) // 2
-    lengths = [rows[name] for name in row.names if name.startswith("l")]
-    if len(rows) and ((rows["n"] != width).any() or any((n <= 0).any() for n in lengths)):
-        raise RuntimeError("COPY data does not have fixed-width rows (NULL values?)")
-    return rows
+def _parse_array_row(buffer: bytearray, dtypes: Sequence[str], parts: list[list[np.ndarray]]):
+    """Parse one complete row of arrays at the start of ``buffer``; its length, or 0."""
+    if len(buffer) < 2 or struct.unpack_from(">h", buffer, 0)[0] == -1:
+        return 0
+    position, arrays = 2, []
+    for dtype in dtypes:
+        if len(buffer) < position + 4:
+            return 0
+        length = struct.unpack_from(">i", buffer, position)[0]
+        if length < 0 or len(buffer) < position + 4 + length:
+            return 0 if length >= 0 else _fail("NULL array in COPY data")
+        ndim = struct.unpack_from(">i", buffer, position + 4)[0]
+        size = struct.unpack_from(">i", buffer, position + 16)[0] if ndim else 0
+        element = np.dtype([("length", ">i4"), ("value", dtype)])
+        items = np.frombuffer(buffer, dtype=element, count=size, offset=position + 24)
+        if (items["length"] != np.dtype(dtype).itemsize).any():
+            _fail("NULL value in COPY data")
+        arrays.append(items["value"].astype(np.dtype(dtype).newbyteorder("=")))
+        position += 4 + length
+    for part, array in zip(parts, arrays, strict=True):
+        part.append(array)
+    return position
+
+
+def _fail(message: str):
+    raise RuntimeError(message)
 
 
 def _copy_pairs_in(connection: Connection, table_name: str, pairs: Pairs) -> None:

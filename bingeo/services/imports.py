@@ -154,6 +154,9 @@ def import_addresses(
         refreshing = time.perf_counter()
         refresh_lookup_tables(connection)  # new street names become searchable at once
         merge_timings["refresh lookup tables"] = time.perf_counter() - refreshing
+        if counts["stored"] or counts["updated"]:
+            # New or moved addresses: a rematch writes only the pairs that change.
+            rematch(connection, progress=progress)
     if timings is not None:
         reading = sum(stats.seconds.values())
         timings.update({f"read: {phase}": s for phase, s in stats.seconds.items()})
