@@ -80,9 +80,10 @@ class EmailAdapter:
         message["Subject"] = delivery.subject
         message["Message-ID"] = delivery.message_id
         message["Date"] = formatdate(usegmt=True)
-        message["Content-Language"] = delivery.language
         message["X-Bingeo-Alert"] = str(delivery.alert_id)
         message.set_content(delivery.body)
+        # After set_content, which clears the Content-* headers.
+        message["Content-Language"] = delivery.language
         try:
             with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_s) as smtp:
                 smtp.ehlo()
