@@ -33,6 +33,11 @@ from bingeo.access import Actor, Principal
 from bingeo.db.models import (
     SRID,
     Address,
+    Alert,
+    AlertMode,
+    AlertNetwork,
+    AlertStatus,
+    AlertUrgency,
     AreaLevel,
     ContactRole,
     Member,
@@ -589,7 +594,32 @@ def test_active_networks_without_messages_or_member_changes_are_dormant(db):
     register_member(db, ADMIN, busy.id, address_id=address, member=member)
     found = service.dormant_networks(db, ADMIN, months=12)
     assert [n["network_id"] for n in found] == [quiet.id]
-    # A year on, the member change is old too.
+    # A message reaching the quiet network wakes it up.
+    with db.begin() as connection:
+        alert_id = connection.execute(
+            insert(Alert)
+            .values(
+                created_by_name="officer",
+                police_zone_codes=[],
+                mode=AlertMode.relay,
+                urgency=AlertUrgency.expected,
+                area=from_shape(_box(0, 0, 100, 100), srid=SRID),
+                area_description="test",
+                filters={},
+                headline={},
+                messages={},
+                reason="test",
+                status=AlertStatus.done,
+            )
+            .returning(Alert.id)
+        ).scalar_one()
+        connection.execute(
+            insert(AlertNetwork).values(
+                alert_id=alert_id, network_id=quiet.id, network_code=quiet.code, share_inside=1.0
+            )
+        )
+    assert service.dormant_networks(db, ADMIN, months=12) == []
+    # A year on, the member change and the message are old too.
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=400)
     found = service.dormant_networks(db, ADMIN, months=12, now=later)
     assert {n["network_id"] for n in found} == {quiet.id, busy.id}

@@ -27,6 +27,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from bingeo.db.models import (
     Address,
     AddressNetwork,
+    Alert,
+    AlertNetwork,
+    AlertStatus,
     AreaLevel,
     ContactRole,
     Member,
@@ -245,12 +248,15 @@ def activity(connection: Connection, status: NetworkStatus) -> list:
 
 
 def last_messages(connection: Connection) -> dict[int, dt.datetime]:
-    """The time of the last message each network received.
-
-    Alerts do not exist yet (migration 0005 belongs to the alerts work): until then no network
-    has received a message, and dormant detection rests on member changes alone.
-    """
-    return {}
+    """The time of the last message (alert, not cancelled) each network received."""
+    alerts, reached = Alert.__table__, AlertNetwork.__table__
+    rows = connection.execute(
+        select(reached.c.network_id, func.max(alerts.c.created_at))
+        .join(alerts, alerts.c.id == reached.c.alert_id)
+        .where(alerts.c.status != AlertStatus.cancelled)
+        .group_by(reached.c.network_id)
+    )
+    return {int(network_id): at for network_id, at in rows}
 
 
 # Contacts (personal data: only services that checked access call these) ----------------------
