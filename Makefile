@@ -6,9 +6,10 @@ BIN = $(VENV)/bin
 .PHONY: setup system-deps demo test lint serve bench clean
 
 setup: system-deps $(VENV)/.installed
+	./scripts/fetch-web-assets.sh
 
 system-deps:
-	./scripts/install-system-deps.sh
+	./scripts/install-system-deps.sh chromium
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import geopandas as gpd
 import httpx
 import pytest
 import shapely
@@ -124,7 +123,11 @@ def _make_networks(engine: Engine) -> dict[str, int]:
             _box(border[0] - 400, border[1] - 400, border[0] + 400, border[1] + 400),
         ),
         # BIN-Z over A and E: overlaps both
-        "I": (NetworkKind.BIN_Z, NetworkStatus.active, _box(x0 - 300, y0 - 300, x0 + 300, y0 + 300)),
+        "I": (
+            NetworkKind.BIN_Z,
+            NetworkStatus.active,
+            _box(x0 - 300, y0 - 300, x0 + 300, y0 + 300),
+        ),
     }
     ids = {}
     for name, (kind, status, geometry) in specs.items():
@@ -356,12 +359,16 @@ def test_access_rules(gent: dict[str, int], engine: Engine) -> None:
     anonymous = Actor()
     with pytest.raises(NotAuthenticated):
         service.coverage(engine, anonymous, municipality="44021")
-    other = Actor(principal=Principal(user_id=1, name="x", role=Role.police_analyst,
-                                      police_zone_code="elsewhere"))
+    other = Actor(
+        principal=Principal(
+            user_id=1, name="x", role=Role.police_analyst, police_zone_code="elsewhere"
+        )
+    )
     with pytest.raises(Forbidden):
         service.overlaps(engine, other, municipality="44021")
-    planner = Actor(principal=Principal(user_id=2, name="p", role=Role.municipality_planner,
-                                        nis_code="44021"))
+    planner = Actor(
+        principal=Principal(user_id=2, name="p", role=Role.municipality_planner, nis_code="44021")
+    )
     assert service.coverage(engine, planner, municipality="44021").totals["addresses"] > 90_000
     with pytest.raises(Forbidden):
         service.coverage(engine, planner)  # the whole country: admins only
@@ -382,3 +389,156 @@ def _codes(engine: Engine, ids: dict[str, int]) -> dict[str, str]:
     with engine.connect() as connection:
         rows = dict(connection.execute(text("SELECT id, code FROM networks")).all())
     return {name: rows[i] for name, i in ids.items()}
+
+
+@pytest.fixture(scope="module")
+def server(gent: dict[str, int], settings: Settings) -> Iterator[str]:
+    """The real app under uvicorn on a free local port (no base-map tiles); its base URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = os.environ | {
+        "BINGEO_DATABASE_NAME": settings.database_name,
+        "BINGEO_DATA_DIR": str(settings.data_dir),
+        "BINGEO_TILES": "",
+    }
+    if settings.database_url:
+        env["BINGEO_DATABASE_URL"] = settings.database_url
+    app = "from api.app import create_app; from bingeo.settings import Settings; import uvicorn; "
+    app += (
+        f"uvicorn.run(create_app(Settings()), host='127.0.0.1', port={port}, log_level='warning')"
+    )
+    process = subprocess.Popen([sys.executable, "-c", app], cwd=ROOT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, "the server stopped while starting"
+            assert time.monotonic() < deadline, "the server did not start within 30 s"
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def tokens(gent: dict[str, int], engine: Engine) -> dict[str, str]:
+    """Bearer tokens of an analyst of PZ Gent, an analyst of another zone and a Gent planner."""
+    add_user(engine, "cov-analyst", Role.police_analyst, police_zone_code="ipz93")
+    add_user(engine, "cov-other", Role.police_analyst, police_zone_code="ipz1")
+    add_user(engine, "cov-planner", Role.municipality_planner, nis_code="44021")
+    return {
+        name: create_token(engine, f"cov-{name}")[1] for name in ("analyst", "other", "planner")
+    }
+
+
+def test_api_geojson_and_access(server: str, tokens: dict[str, str], engine: Engine) -> None:
+    def get(path: str, token: str | None = None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.get(f"{server}{path}", headers=headers, timeout=120)
+
+    assert get("/coverage?zone=ipz93").status_code == 401
+    assert get("/coverage?zone=ipz93", tokens["other"]).status_code == 403
+    assert get("/gaps?zone=ipz93", tokens["planner"]).status_code == 403  # a zone: police only
+    answer = get("/coverage?zone=ipz93&level=wijk", tokens["analyst"])
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("application/geo+json")
+    body = answer.json()
+    expected = postgis_coverage(engine, "wijk")
+    got = {f["properties"]["code"]: f["properties"]["covered"] for f in body["features"]}
+    assert got == {code: f["covered"] for code, f in expected.items()}
+    lon, lat = body["features"][0]["geometry"]["coordinates"][0][0][0][:2]
+    assert 3.5 < lon < 3.9 and 50.9 < lat < 51.2  # EPSG:4326
+    overlaps = get("/overlaps?municipality=44021", tokens["planner"]).json()
+    assert len(overlaps["features"]) == len(postgis_overlaps(engine))
+    assert len(overlaps["crossings"]["features"]) == 1
+    gaps = get("/gaps?municipality=44021", tokens["planner"]).json()
+    assert gaps["features"][0]["properties"]["rank"] == 1
+    # Aggregates only: nothing about members beyond counts.
+    assert "email" not in str(body) and "Member 0" not in str(body)
+
+
+def test_map_opens_in_chromium_without_errors(server: str, tokens: dict[str, str]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    outside: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--headless", "--no-sandbox", "--disable-gpu"],
+        )
+        context = browser.new_context(
+            extra_http_headers={"Authorization": f"Bearer {tokens['analyst']}"}
+        )
+        page = context.new_page()
+        # The browser asks for /favicon.ico on its own; the map asks for nothing missing.
+        page.on(
+            "console",
+            lambda m: (
+                errors.append(f"{m.text} {m.location.get('url')}")
+                if m.type == "error" and not str(m.location.get("url", "")).endswith("/favicon.ico")
+                else None
+            ),
+        )
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("requestfailed", lambda r: errors.append(f"failed: {r.url}"))
+        page.on(
+            "request",
+            lambda r: outside.append(r.url) if not r.url.startswith(server) else None,
+        )
+        response = page.goto(f"{server}/maps/coverage?zone=ipz93&include_inactive=true")
+        assert response is not None and response.status == 200
+        page.wait_for_selector(".leaflet-control-layers", timeout=30_000)
+        layers = page.inner_text(".leaflet-control-layers")
+        # Drawn on a canvas: count the map's vector layers through Leaflet itself.
+        paths = page.evaluate(
+            """() => {
+                const map = Object.values(window).find((v) => v instanceof L.Map);
+                let n = 0;
+                map.eachLayer((layer) => { if (layer instanceof L.Path) n += 1; });
+                return n;
+            }"""
+        )
+        legend = page.inner_text("#bingeo-legend")
+        browser.close()
+    assert errors == []
+    assert outside == []  # everything served by bingeo itself
+    for name in (
+        "Coverage share per sector",
+        "BIN (residents)",
+        "BIN-Z (self-employed)",
+        "Overlaps",
+        "Uncovered neighbourhoods",
+    ):
+        assert name in layers
+    assert paths > 254
+    assert "% covered" in legend
+
+
+def test_notebook_runs_against_the_test_database(
+    gent: dict[str, int], settings: Settings, tmp_path: Path, monkeypatch
+) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("BINGEO_DATABASE_NAME", settings.database_name)
+    monkeypatch.setenv("BINGEO_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("BINGEO_ZONE", "ipz93")
+    monkeypatch.setenv("BINGEO_OUT_DIR", str(tmp_path))
+    notebook = nbformat.read(ROOT / "notebooks" / "coverage.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=300, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = "".join(
+        str(output.get("text", "")) + str(output.get("data", {}).get("text/plain", ""))
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+    )
+    assert "candidate zones" in outputs
+    assert (tmp_path / "coverage_ipz93.html").exists()

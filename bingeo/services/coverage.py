@@ -7,7 +7,10 @@ scope, never access to personal data.
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import folium
 import geopandas as gpd
@@ -23,10 +26,12 @@ from bingeo.db import coverage as coverage_repo
 from bingeo.db import matching as match_repo
 from bingeo.db.models import SRID, AreaLevel
 from bingeo.errors import InvalidInput, NotFound
+from bingeo.geometry import GEOJSON_EPSG
 from bingeo.services.audit import guard
 from bingeo.services.members import member_counts
 from bingeo.settings import Settings
 
+VENDOR_DIR = Path(__file__).resolve().parents[1] / "static" / "vendor"
 _REFRESH_LOCK = 0x62696E67  # advisory lock key: one refresh of address_areas at a time
 
 
@@ -459,3 +464,32 @@ def _in_scope_networks(result: CoverageResult, networks: gpd.GeoDataFrame) -> gp
         return networks
     extent = shapely.union_all(result.areas.geometry.values)
     return networks[networks.intersects(extent)]
+
+
+def export_frame(frame: gpd.GeoDataFrame, path: Path) -> None:
+    """Write figures to ``path`` by its extension: .csv (no geometry), .gpkg or .geojson."""
+    suffix = path.suffix.lower()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".csv":
+        frame.drop(columns=frame.geometry.name).to_csv(path, index=False)
+    elif suffix == ".gpkg":
+        frame.to_file(path, driver="GPKG", layer=path.stem)
+    elif suffix in (".geojson", ".json"):
+        path.write_text(frame.to_crs(GEOJSON_EPSG).to_json(drop_id=True, na="null"))
+    else:
+        raise InvalidInput(f"{path}: unknown output format (use .html, .csv, .gpkg or .geojson)")
+
+
+def export_map(fmap_for: Callable[[str | None], folium.Map], path: Path) -> None:
+    """Write a map to ``path`` with its scripts and styles copied into ``vendor/`` beside it.
+
+    ``fmap_for`` builds the map for an assets base URL; without vendored assets (run
+    scripts/fetch-web-assets.sh) the map falls back to folium's CDN links.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if VENDOR_DIR.is_dir():
+        shutil.copytree(VENDOR_DIR, path.parent / "vendor", dirs_exist_ok=True)
+        fmap = fmap_for("vendor")
+    else:
+        fmap = fmap_for(None)
+    fmap.save(str(path))
