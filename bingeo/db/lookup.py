@@ -123,14 +123,10 @@ def streets_named(
     query = select(table.c.nis_code, table.c.name, table.c.name_norm, literal(1.0)).where(
         table.c.name_norm == street_norm
     )
-    # Filtered here rather than in SQL: the trigram index answers equality in well under a
-    # millisecond, and a name recurs in a few hundred municipalities at most.
-    rows = [StreetCandidate(*row) for row in connection.execute(query)]
-    wanted = None if nis_codes is None else set(nis_codes)
-    return sorted(
-        (r for r in rows if wanted is None or r.nis_code in wanted),
-        key=lambda r: (r.nis_code, r.name),
-    )
+    if nis_codes is not None:
+        query = query.where(table.c.nis_code.in_(list(nis_codes)))
+    rows = connection.execute(query.order_by(table.c.nis_code, table.c.name))
+    return [StreetCandidate(*row) for row in rows]
 
 
 def candidate_streets(
