@@ -8,18 +8,20 @@ from collections.abc import Sequence
 import shapely
 from geoalchemy2.shape import from_shape
 from sqlalchemy import (
+    BigInteger,
     Connection,
     and_,
+    any_,
+    bindparam,
     case,
-    column,
     func,
     insert,
     literal,
     or_,
     select,
-    table,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from bingeo.alerts import ContactRow, MemberRow, NetworkShape
 from bingeo.db.models import (
@@ -43,14 +45,8 @@ ADDRESSES = Address.__table__
 NETWORKS = Network.__table__
 MEMBERS = Member.__table__
 CONTACTS = NetworkContact.__table__
-_PG_CLASS = table("pg_class", column("relname"), column("relfilenode"))
-_PG_STATS = table(
-    "pg_stat_user_tables",
-    column("relname"),
-    column("n_tup_ins"),
-    column("n_tup_upd"),
-    column("n_tup_del"),
-)
+# One bound array instead of a list of parameters: one statement text, prepared once.
+_IDS = bindparam("ids", type_=ARRAY(BigInteger))
 
 
 # reading what an area reaches ------------------------------------------------------------------
@@ -90,25 +86,24 @@ def network_shapes(
 def data_stamp(connection: Connection) -> tuple:
     """A cheap value that changes when networks or addresses change (read-model freshness).
 
-    Networks: count, last id and last change. Addresses: the table's file (changed by TRUNCATE)
-    and the cumulative row counters of the statistics system (reported when a writing
-    transaction ends, within about a second).
+    Networks: count, last id and last change. Addresses: the last id, the table's file (changed
+    by TRUNCATE) and the cumulative row counters of the statistics system (which a writing
+    session reports within about a second of its commit).
     """
-    networks = connection.execute(
-        select(func.count(), func.max(NETWORKS.c.id), func.max(NETWORKS.c.updated_at))
-    ).one()
-    addresses = connection.execute(
+    table_oid = func.to_regclass(ADDRESSES.name)
+    row = connection.execute(
         select(
-            select(_PG_CLASS.c.relfilenode)
-            .where(_PG_CLASS.c.relname == ADDRESSES.name)
-            .scalar_subquery(),
-            select(_PG_STATS.c.n_tup_ins + _PG_STATS.c.n_tup_upd + _PG_STATS.c.n_tup_del)
-            .where(_PG_STATS.c.relname == ADDRESSES.name)
-            .scalar_subquery(),
+            select(func.count()).select_from(NETWORKS).scalar_subquery(),
+            select(func.max(NETWORKS.c.id)).scalar_subquery(),
+            select(func.max(NETWORKS.c.updated_at)).scalar_subquery(),
             select(func.max(ADDRESSES.c.id)).scalar_subquery(),
+            func.pg_relation_filenode(table_oid),
+            func.pg_stat_get_tuples_inserted(table_oid),
+            func.pg_stat_get_tuples_updated(table_oid),
+            func.pg_stat_get_tuples_deleted(table_oid),
         )
     ).one()
-    return tuple(networks) + tuple(addresses)
+    return tuple(row)
 
 
 def member_rows(connection: Connection, network_ids: Sequence[int]) -> list[MemberRow]:
@@ -124,8 +119,9 @@ def member_rows(connection: Connection, network_ids: Sequence[int]) -> list[Memb
             MEMBERS.c.channels,
             MEMBERS.c.outside_area,
         )
-        .where(MEMBERS.c.network_id.in_(list(network_ids)))
-        .order_by(MEMBERS.c.id)
+        .where(MEMBERS.c.network_id == any_(_IDS))
+        .order_by(MEMBERS.c.id),
+        {"ids": list(network_ids)},
     )
     return [
         MemberRow(int(r[0]), int(r[1]), int(r[2]), r[3], tuple(r[4] or ()), bool(r[5]))
@@ -144,11 +140,9 @@ def coordinator_rows(connection: Connection, network_ids: Sequence[int]) -> list
             CONTACTS.c.language,
             and_(CONTACTS.c.email.is_not(None), CONTACTS.c.email != ""),
         )
-        .where(
-            CONTACTS.c.network_id.in_(list(network_ids)),
-            CONTACTS.c.role == ContactRole.coordinator,
-        )
-        .order_by(CONTACTS.c.id)
+        .where(CONTACTS.c.network_id == any_(_IDS), CONTACTS.c.role == ContactRole.coordinator)
+        .order_by(CONTACTS.c.id),
+        {"ids": list(network_ids)},
     )
     return [ContactRow(int(r[0]), int(r[1]), r[2] or "nl", bool(r[3])) for r in rows]
 
@@ -164,7 +158,8 @@ def address_labels(connection: Connection, address_ids: Sequence[int]) -> dict[i
             ADDRESSES.c.house_number,
             ADDRESSES.c.box,
             ADDRESSES.c.postcode,
-        ).where(ADDRESSES.c.id.in_(list(address_ids)))
+        ).where(ADDRESSES.c.id == any_(_IDS)),
+        {"ids": list(address_ids)},
     )
     return {
         int(r[0]): {"street": r[1], "house_number": r[2], "box": r[3], "postcode": r[4]}

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from bingeo.access import Action, Actor, Target, allowed
 from bingeo.alerts import (
@@ -173,13 +173,16 @@ def make_request(
 
 def preview_alert(engine: Engine, actor: Actor, request: AlertRequest, settings: Settings) -> dict:
     """Who the alert would reach, what it would cost, and message checks; nothing is stored."""
-    model = read_model(engine)
-    reached = _reach(request, model.points, model.networks)
-    guard(engine, actor, Action.send_alert, _target(actor, reached), "alert_preview")
+    # One connection for the whole preview: every checkout costs a round trip (pre-ping).
     with engine.connect() as connection:
-        members = repo.member_rows(connection, reached.network_ids)
-        contacts = repo.coordinator_rows(connection, reached.network_ids)
-        labels = repo.address_labels(connection, reached.edge_ids[:EDGE_LIST_MAX].tolist())
+        model = read_model(engine, connection)
+        reached = _reach(request, model.points, model.networks)
+        target = _target(actor, reached)
+        if allowed(actor.principal, Action.send_alert, target):
+            members = repo.member_rows(connection, reached.network_ids)
+            contacts = repo.coordinator_rows(connection, reached.network_ids)
+            labels = repo.address_labels(connection, reached.edge_ids[:EDGE_LIST_MAX].tolist())
+    guard(engine, actor, Action.send_alert, target, "alert_preview")
     return _summary(request, reached, members, contacts, labels, settings)
 
 
@@ -404,10 +407,17 @@ _MODELS: dict[str, ReadModel] = {}
 _LOCK = threading.Lock()
 
 
-def read_model(engine: Engine) -> ReadModel:
-    """The current read model of ``engine``'s database (reloaded when the data changed)."""
+def read_model(engine: Engine, connection: Connection | None = None) -> ReadModel:
+    """The current read model of ``engine``'s database (reloaded when the data changed).
+
+    ``connection`` (optional) is used for the freshness check, so a caller holding one saves a
+    checkout.
+    """
     key = engine.url.render_as_string(hide_password=True)
-    with engine.connect() as connection:
+    if connection is None:
+        with engine.connect() as own:
+            stamp = repo.data_stamp(own)
+    else:
         stamp = repo.data_stamp(connection)
     model = _MODELS.get(key)
     if model is not None and model.stamp == stamp:
@@ -416,12 +426,12 @@ def read_model(engine: Engine) -> ReadModel:
         model = _MODELS.get(key)
         if model is not None and model.stamp == stamp:
             return model
-        with engine.connect() as connection:
-            stamp = repo.data_stamp(connection)
+        with engine.connect() as own:
+            stamp = repo.data_stamp(own)
             model = ReadModel(
                 stamp=stamp,
-                points=match_repo.load_points(connection),
-                networks=NetworkIndex(repo.network_shapes(connection)),
+                points=match_repo.load_points(own),
+                networks=NetworkIndex(repo.network_shapes(own)),
             )
         _MODELS[key] = model
         return model
