@@ -37,6 +37,7 @@ class NetworkUpdate(BaseModel):
     nis_code: str | None = Field(default=None, pattern=r"^\d{5}$")
     police_zone_code: str | None = Field(default=None, min_length=1, max_length=32)
     geometry: GeoJSONGeometry | None = None
+    reason: str | None = Field(default=None, max_length=500, description="Why the area changes.")
 
 
 class ErrorBody(BaseModel):

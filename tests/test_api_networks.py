@@ -58,8 +58,13 @@ def test_create_read_change_delete_audited(client: TestClient, db, world: World)
     assert changed.json()["properties"]["version"] == 2
     assert changed.json()["properties"]["area_m2"] < 150_000
 
-    by_field = client.patch(
+    skipped_steps = client.patch(
         f"/networks/{network_id}", json={"version": 2, "status": "charter"}, headers=admin
+    )
+    assert_error(skipped_steps, 409, "illegal_transition")
+
+    by_field = client.patch(
+        f"/networks/{network_id}", json={"version": 2, "name": "BIN Opvelp"}, headers=admin
     )
     assert by_field.status_code == 200 and by_field.json()["properties"]["version"] == 3
 

@@ -111,7 +111,7 @@ def update_network(
 ) -> GeoJSONResponse:
     """Change a network; name the version you change (``If-Match`` or ``version``)."""
     version = _version(if_match, body.version)
-    changes = body.model_dump(exclude_unset=True, exclude={"version"})
+    changes = body.model_dump(exclude_unset=True, exclude={"version", "reason"})
     if not changes:
         raise InvalidInput("nothing to change")
     for required in ("name", "kind", "status", "geometry"):
@@ -123,7 +123,13 @@ def update_network(
             changes["geometry"], label="geometry", limits=settings.geometry_limits()
         )
     network = service.update_network(
-        engine, actor, network_id, version=version, changes=changes, warnings=warnings
+        engine,
+        actor,
+        network_id,
+        version=version,
+        changes=changes,
+        warnings=warnings,
+        reason=body.reason,
     )
     return GeoJSONResponse(network_feature(network), headers=_etag(network))
 

@@ -15,7 +15,7 @@ from bingeo.access import Action, Actor, Target
 from bingeo.db import networks as network_repo
 from bingeo.db import planning as planning_repo
 from bingeo.db.models import SRID, NetworkKind, NetworkStatus
-from bingeo.errors import Conflict, NotFound
+from bingeo.errors import Conflict, IllegalTransition, NotFound
 from bingeo.services.audit import guard, record
 from bingeo.services.matching import rematch_network
 
@@ -155,6 +155,13 @@ def update_network(
     current = get_network(engine, actor, network_id)
     guard(engine, actor, Action.write_network, current.target, "network", network_id)
     values = dict(changes)
+    if "status" in values and NetworkStatus(values["status"]) != current.status:
+        # Each lifecycle step checks its own facts and is recorded: no shortcut around it.
+        raise IllegalTransition(
+            f"network {network_id} is {current.status.value}: change its status through its "
+            "lifecycle (POST /networks/{id}/lifecycle), not by editing the network"
+        )
+    values.pop("status", None)
     if "geometry" in values:
         values["geom"] = from_shape(values.pop("geometry"), srid=SRID)
     after = network_target(
