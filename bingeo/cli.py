@@ -40,19 +40,21 @@ LEVEL_COMMANDS = {
 def main() -> None:
     """Entry point: run the CLI, turning bingeo errors into one clear line and exit code 1."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except BinGeoError as exc:
         typer.echo(f"error [{exc.code}]: {exc.detail}", err=True)
         sys.exit(1)
     except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:
+        # Usage errors of click (which typer may vendor): shown with their own exit code.
+        exit_code = getattr(exc, "exit_code", None)
+        if callable(getattr(exc, "show", None)) and isinstance(exit_code, int):
             exc.show()
-            sys.exit(exc.exit_code)
+            sys.exit(exit_code)
         raise
+    # Without standalone mode click returns the code of typer.Exit instead of exiting.
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def _settings() -> Settings:
