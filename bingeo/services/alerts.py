@@ -206,7 +206,11 @@ def _send(engine: Engine, actor: Actor, request: AlertRequest) -> dict:
     with engine.begin() as connection:
         bounds = request.area.polygon.bounds
         networks = NetworkIndex(repo.network_shapes(connection, bounds))
-        points = match_repo.load_points(connection, boxes=[bounds])
+        # Wide enough for the edge band, where included addresses come from.
+        margin = EDGE_M + 1.0
+        minx, miny, maxx, maxy = bounds
+        box = (minx - margin, miny - margin, maxx + margin, maxy + margin)
+        points = match_repo.load_points(connection, boxes=[box])
         reached = _reach(request, points, networks)
         target = _target(actor, reached)
         if not allowed(actor.principal, Action.send_alert, target):
