@@ -88,9 +88,12 @@ def coverage_table(
     addresses = np.bincount(area_of[inside], minlength=n_areas)
     covered_by: dict[str, np.ndarray] = {}
     any_flag = np.zeros(n_addresses, dtype=bool)
-    for kind in KINDS:
+    # Kinds as small integers: comparing strings per match is slow.
+    kind_codes = np.array([KINDS.index(k) if k in KINDS else -1 for k in network_kinds], int)
+    pair_kinds = kind_codes[matches.network] if len(kind_codes) else np.empty(0, int)
+    for code, kind in enumerate(KINDS):
         flag = np.zeros(n_addresses, dtype=bool)
-        flag[matches.address[network_kinds[matches.network] == kind]] = True
+        flag[matches.address[pair_kinds == code]] = True
         any_flag |= flag
         covered_by[kind] = np.bincount(area_of[inside & flag], minlength=n_areas)
     covered = np.bincount(area_of[inside & any_flag], minlength=n_areas)
@@ -215,7 +218,15 @@ def border_crossings(
     if len(areas):
         tree = shapely.STRtree(areas)
         net, area = tree.query(networks, predicate="intersects")
-        inside = shapely.area(shapely.intersection(networks[net], areas[area]))
+        # Most networks lie wholly in one area: a prepared containment test spares the
+        # intersection there.
+        shapely.prepare(areas)
+        within = shapely.contains(areas[area], networks[net])
+        inside = shapely.area(networks[net])
+        partial = ~within
+        inside[partial] = shapely.area(
+            shapely.intersection(networks[net][partial], areas[area][partial])
+        )
     else:
         net = area = np.empty(0, dtype=np.int64)
         inside = np.empty(0)

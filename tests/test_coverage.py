@@ -542,3 +542,29 @@ def test_notebook_runs_against_the_test_database(
     )
     assert "candidate zones" in outputs
     assert (tmp_path / "coverage_ipz93.html").exists()
+
+
+def test_figures_follow_network_changes(gent: dict[str, int], engine: Engine) -> None:
+    """The in-process read model is reloaded when a network is added or removed."""
+    from bingeo.services.networks import delete_network
+
+    before = service.coverage(engine, ADMIN, level="wijk")
+    added = create_network(
+        engine,
+        ADMIN,
+        name="Test late",
+        kind=NetworkKind.BIN,
+        status=NetworkStatus.active,
+        geometry=_box(103_000.0, 196_000.0, 103_800.0, 196_800.0),
+    )
+    try:
+        after = service.coverage(engine, ADMIN, level="wijk")
+        expected = postgis_coverage(engine, "wijk")
+        assert {r.code: r.covered for r in after.areas.itertuples()} == {
+            code: f["covered"] for code, f in expected.items()
+        }
+        assert after.totals["covered"] > before.totals["covered"]
+    finally:
+        delete_network(engine, ADMIN, added.id, version=added.version)
+    again = service.coverage(engine, ADMIN, level="wijk")
+    assert again.totals == before.totals

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from bingeo.db.matching import _HEADER, _TRAILER, _copy_out
 from bingeo.db.models import (
+    SRID,
     Address,
     AddressArea,
     AddressAreaState,
@@ -168,10 +169,12 @@ def counted_networks(
     include_inactive: bool = False,
     nis_codes: Sequence[str] | None = None,
     zone_codes: Sequence[str] | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
 ) -> list:
     """Networks (public facts and ``wkb``) that count: active ones unless ``include_inactive``.
 
-    With ``nis_codes`` / ``zone_codes``, only the networks of those municipalities or zones.
+    With ``nis_codes`` / ``zone_codes``, only the networks of those municipalities or zones;
+    with ``bbox`` (EPSG:31370), only those whose bounding box meets it.
     """
     query = select(
         NETWORKS.c.id,
@@ -185,8 +188,23 @@ def counted_networks(
     ).order_by(NETWORKS.c.id)
     if not include_inactive:
         query = query.where(NETWORKS.c.status == NetworkStatus.active)
+    if bbox is not None:
+        query = query.where(NETWORKS.c.geom.op("&&")(func.ST_MakeEnvelope(*bbox, SRID)))
     if zone_codes is not None:
         query = query.where(NETWORKS.c.police_zone_code.in_(list(zone_codes)))
     elif nis_codes is not None:
         query = query.where(NETWORKS.c.nis_code.in_(list(nis_codes)))
     return connection.execute(query).all()
+
+
+def matches_fingerprint(connection: Connection) -> str:
+    """What the stored matches depend on: the networks (count, last change) and the address ids.
+
+    Every write of a network changes ``updated_at`` and rematches it; deleting one changes the
+    count; imports of addresses add ids.
+    """
+    networks = connection.execute(
+        select(func.count(), func.max(NETWORKS.c.id), func.max(NETWORKS.c.updated_at))
+    ).one()
+    last_address = connection.execute(select(func.max(ADDRESSES.c.id))).scalar()
+    return f"networks={networks[0]}:{networks[1]}:{networks[2]};addresses={last_address}"

@@ -147,28 +147,20 @@ def coverage(
     scope = resolve_scope(engine, zone=zone, municipality=municipality)
     guard(engine, actor, Action.read_aggregates, scope.target, "coverage")
     refresh_address_areas(engine, level)
+    model = _read_model(engine, level)
     with engine.connect() as connection:
         areas = coverage_repo.scope_areas(
             connection, level, nis_codes=scope.nis_codes, zone_codes=scope.zone_codes
         )
-        area_ids = np.array([r.id for r in areas], dtype=np.int64)
-        whole = scope.nis_codes is None
-        address_ids, address_area = coverage_repo.address_areas(
-            connection, level, None if whole else area_ids.tolist()
-        )
         geometries = shapely.from_wkb([bytes(r.wkb) for r in areas]) if areas else np.empty(0)
+        whole = scope.nis_codes is None
         bbox = None if whole or not len(areas) else tuple(shapely.total_bounds(geometries))
         networks = _networks(connection, include_inactive=include_inactive, bbox=bbox)
-        pairs = (
-            match_repo.stored_pairs(connection, networks["id"].tolist()) if len(networks) else None
-        )
     members = member_counts(engine, networks["id"].tolist()) if len(networks) else {}
     network_members = np.array([members.get(int(i), 0) for i in networks["id"]], dtype=float)
 
-    order = np.argsort(address_ids, kind="stable")
-    address_ids, address_area = address_ids[order], address_area[order]
-    area_of = np.searchsorted(area_ids, address_area)
-    matches = _matches(pairs, networks["id"].to_numpy(), address_ids)
+    area_ids = np.array([r.id for r in areas], dtype=np.int64)
+    area_of, matches = model.select(area_ids, networks["id"].to_numpy())
     kinds = networks["kind"].to_numpy(dtype=object)
     table = core.coverage_table(area_of, len(areas), matches, kinds, network_members)
     in_scope_members = float(table["members"].sum())
@@ -229,10 +221,16 @@ def overlaps(
         in_scope = np.isin(ids, own["id"].to_numpy())
         found = found[in_scope[found["a"]] | in_scope[found["b"]]].reset_index(drop=True)
         involved = sorted(set(ids[found["a"]].tolist()) | set(ids[found["b"]].tolist()))
-        pairs = match_repo.stored_pairs(connection, involved) if involved else None
+        pair_networks, pair_addresses = _stored_matches(engine, connection)
         municipalities = coverage_repo.scope_areas(connection, AreaLevel.municipality)
         zones = coverage_repo.scope_areas(connection, AreaLevel.police_zone)
-    shared = core.shared_address_counts(_matches(pairs, ids, None))
+    kept = np.isin(pair_networks, involved)
+    network_lookup = np.full(int(max(ids.max(initial=0), 0)) + 1, -1, dtype=np.int64)
+    network_lookup[ids] = np.arange(len(ids))
+    kept &= pair_networks < len(network_lookup)
+    shared = core.shared_address_counts(
+        core.Matches(network_lookup[pair_networks[kept]], pair_addresses[kept])
+    )
     pair_frame = _pair_frame(candidates, found, shared)
     crossings = _crossings(own, municipalities, zones, min_overlap_m2)
     return OverlapResult(scope, pair_frame, crossings, min_overlap_m2)
@@ -346,6 +344,92 @@ def coverage_map(
     )
 
 
+# read model -------------------------------------------------------------------------------------
+
+
+@dataclass
+class _ReadModel:
+    """The stored area of every address and the stored matches, as arrays (kept per process).
+
+    Loading millions of rows takes seconds; counting them takes milliseconds. The arrays are
+    reloaded when the fingerprints of what they were read from change.
+    """
+
+    areas_fingerprint: str
+    matches_fingerprint: str
+    address_ids: np.ndarray  # sorted
+    area_ids: np.ndarray  # area id of each address
+    pair_networks: np.ndarray  # network id of each stored match
+    pair_addresses: np.ndarray  # position of its address in ``area_ids``
+
+    def select(
+        self, scope_area_ids: np.ndarray, network_ids: np.ndarray
+    ) -> tuple[np.ndarray, core.Matches]:
+        """Area positions of the addresses of the scope's areas, and the matches of
+        ``network_ids`` (sorted) among them, as positions."""
+        size = int(max(self.area_ids.max(initial=0), scope_area_ids.max(initial=0))) + 1
+        lookup = np.full(size, -1, dtype=np.int64)
+        lookup[scope_area_ids] = np.arange(len(scope_area_ids))
+        area_of_all = lookup[self.area_ids]
+        chosen = area_of_all >= 0
+        renumber = np.cumsum(chosen) - 1
+        size = int(max(self.pair_networks.max(initial=0), network_ids.max(initial=0))) + 1
+        network_lookup = np.full(size, -1, dtype=np.int64)
+        network_lookup[network_ids] = np.arange(len(network_ids))
+        network = network_lookup[self.pair_networks]
+        kept = (network >= 0) & chosen[self.pair_addresses]
+        matches = core.Matches(network[kept], renumber[self.pair_addresses[kept]])
+        return area_of_all[chosen], matches
+
+
+_READ_MODELS: dict[tuple[str, AreaLevel], _ReadModel] = {}
+
+
+def _read_model(engine: Engine, level: AreaLevel) -> _ReadModel:
+    key = (engine.url.render_as_string(hide_password=True), level)
+    with engine.connect() as connection:
+        areas_print = coverage_repo.fingerprint(connection, level)
+        matches_print = coverage_repo.matches_fingerprint(connection)
+        model = _READ_MODELS.get(key)
+        if model is None or model.areas_fingerprint != areas_print:
+            address_ids, area_ids = coverage_repo.address_areas(connection, level)
+            order = np.argsort(address_ids, kind="stable")
+            address_ids, area_ids = address_ids[order], area_ids[order]
+            empty = np.empty(0, np.int64)
+            model = _ReadModel(areas_print, "", address_ids, area_ids, empty, empty)
+        if model.matches_fingerprint != matches_print:
+            pair_networks, pair_addresses = _stored_matches(engine, connection, matches_print)
+            address_ids = model.address_ids
+            position = np.searchsorted(address_ids, pair_addresses)
+            clipped = np.minimum(position, max(len(address_ids) - 1, 0))
+            found = (position < len(address_ids)) & (
+                address_ids[clipped] == pair_addresses if len(address_ids) else False
+            )
+            model.pair_networks = pair_networks[found]
+            model.pair_addresses = position[found].astype(np.int64)
+            model.matches_fingerprint = matches_print
+    _READ_MODELS[key] = model
+    return model
+
+
+_MATCHES: dict[str, tuple[str, np.ndarray, np.ndarray]] = {}
+
+
+def _stored_matches(
+    engine: Engine, connection: Connection, fingerprint: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(network ids, address ids) of every stored match, kept per process while current."""
+    key = engine.url.render_as_string(hide_password=True)
+    if fingerprint is None:
+        fingerprint = coverage_repo.matches_fingerprint(connection)
+    cached = _MATCHES.get(key)
+    if cached is None or cached[0] != fingerprint:
+        pairs = match_repo.stored_pairs(connection)
+        cached = (fingerprint, pairs.network_ids.astype(np.int64), pairs.address_ids)
+        _MATCHES[key] = cached
+    return cached[1], cached[2]
+
+
 # private helpers --------------------------------------------------------------------------------
 
 
@@ -356,10 +440,56 @@ def _area_exists(connection: Connection, level: AreaLevel, code: str) -> bool:
 def _networks(
     connection: Connection, *, include_inactive: bool, bbox=None, **scope
 ) -> gpd.GeoDataFrame:
-    rows = coverage_repo.counted_networks(connection, include_inactive=include_inactive, **scope)
-    if bbox is not None:
-        box = shapely.box(*bbox)
-        rows = [r for r in rows if shapely.intersects(box, shapely.box(*_bounds(r.wkb)))]
+    rows = coverage_repo.counted_networks(
+        connection, include_inactive=include_inactive, bbox=bbox, **scope
+    )
+    geometries = shapely.from_wkb([bytes(r.wkb) for r in rows]) if rows else []
+    return gpd.GeoDataFrame(
+        {
+            "id": np.array([r.id for r in rows], dtype=np.int64),
+            "code": [r.code for r in rows],
+            "name": [r.name for r in rows],
+            "kind": [r.kind.value for r in rows],
+            "status": [r.status.value for r in rows],
+            "nis_code": [r.nis_code for r in rows],
+            "police_zone_code": [r.police_zone_code for r in rows],
+        },
+        geometry=gpd.GeoSeries(list(geometries), crs=SRID),
+        crs=SRID,
+    )
+
+
+_MATCHES: dict[str, tuple[str, np.ndarray, np.ndarray]] = {}
+
+
+def _stored_matches(
+    engine: Engine, connection: Connection, fingerprint: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(network ids, address ids) of every stored match, kept per process while current."""
+    key = engine.url.render_as_string(hide_password=True)
+    if fingerprint is None:
+        fingerprint = coverage_repo.matches_fingerprint(connection)
+    cached = _MATCHES.get(key)
+    if cached is None or cached[0] != fingerprint:
+        pairs = match_repo.stored_pairs(connection)
+        cached = (fingerprint, pairs.network_ids.astype(np.int64), pairs.address_ids)
+        _MATCHES[key] = cached
+    return cached[1], cached[2]
+
+
+# private helpers --------------------------------------------------------------------------------
+
+
+def _area_exists(connection: Connection, level: AreaLevel, code: str) -> bool:
+    return bool(coverage_repo.scope_areas(connection, level, nis_codes=[code], zone_codes=[code]))
+
+
+def _networks(
+    connection: Connection, *, include_inactive: bool, bbox=None, **scope
+) -> gpd.GeoDataFrame:
+    rows = coverage_repo.counted_networks(
+        connection, include_inactive=include_inactive, bbox=bbox, **scope
+    )
     geometries = shapely.from_wkb([bytes(r.wkb) for r in rows]) if rows else []
     return gpd.GeoDataFrame(
         {
@@ -378,24 +508,6 @@ def _networks(
 
 def _bounds(wkb) -> tuple[float, float, float, float]:
     return tuple(shapely.bounds(shapely.from_wkb(bytes(wkb))))
-
-
-def _matches(pairs, network_ids: np.ndarray, address_ids: np.ndarray | None) -> core.Matches:
-    """Stored pairs as positions: networks in ``network_ids`` (sorted), addresses in
-    ``address_ids`` (sorted; None keeps the address ids themselves)."""
-    if pairs is None or not len(pairs):
-        return core.Matches(np.empty(0, np.int64), np.empty(0, np.int64))
-    network = np.searchsorted(network_ids, pairs.network_ids)
-    if address_ids is None:
-        return core.Matches(network.astype(np.int64), pairs.address_ids.astype(np.int64))
-    position = np.searchsorted(address_ids, pairs.address_ids)
-    clipped = np.minimum(position, max(len(address_ids) - 1, 0))
-    found = (
-        (position < len(address_ids)) & (address_ids[clipped] == pairs.address_ids)
-        if len(address_ids)
-        else np.zeros(len(position), dtype=bool)
-    )
-    return core.Matches(network[found].astype(np.int64), position[found].astype(np.int64))
 
 
 def _pair_frame(
