@@ -16,6 +16,7 @@ from api.routes import (
     addresses,
     alerts,
     audit,
+    auth,
     coverage,
     features,
     health,
@@ -23,6 +24,7 @@ from api.routes import (
     members,
     networks,
     planning,
+    web,
 )
 from bingeo import __version__
 from bingeo.db.engine import make_engine
@@ -60,6 +62,8 @@ def create_app(settings: Settings) -> FastAPI:
         coverage.router,
         matches.router,
         alerts.router,
+        auth.router,
+        web.router,
     ):
         app.include_router(router)
     static = Path(bingeo.__file__).parent / "static"

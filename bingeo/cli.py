@@ -351,6 +351,9 @@ def users_add(
     zone: Annotated[str | None, typer.Option(help="Police zone code (police roles).")] = None,
     municipality: Annotated[str | None, typer.Option(help="NIS code (planners).")] = None,
     network: Annotated[int | None, typer.Option(help="Network id (coordinators).")] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read a web-login password from stdin.")
+    ] = False,
 ) -> None:
     """Create a user with a role and its scope."""
     from bingeo.db.models import Role
@@ -368,8 +371,30 @@ def users_add(
         police_zone_code=zone,
         nis_code=municipality,
         network_id=network,
+        password=_read_password(password_stdin) if password_stdin else None,
     )
     typer.echo(f"user {name} ({role_value.value}) created with id {user_id}")
+
+
+@users_app.command("set-password")
+def users_set_password(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
+) -> None:
+    """Set a user's password for the web app (asked twice, or read from stdin)."""
+    from bingeo.services.users import set_password
+
+    set_password(_engine(_settings()), name, _read_password(password_stdin))
+    typer.echo(f"password of {name} set")
+
+
+def _read_password(from_stdin: bool) -> str:
+    # From stdin: the first line, so `echo pw | bingeo ...` and here-strings work.
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return typer.prompt("password", hide_input=True, confirmation_prompt=True)
 
 
 @users_app.command("list")

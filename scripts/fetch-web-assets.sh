@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Downloads the JavaScript and CSS that bingeo's folium maps need (folium's default JS/CSS list)
+# and the web app's drawing tools (leaflet-draw)
 # from the npm registry into bingeo/static/vendor/, so maps work without internet.
 # Not committed (see .gitignore); run again to refresh. Needs npm. Two stylesheets of folium's list
 # (bootstrap 3 glyphicons, awesome-marker rotation) serve only marker icons, which bingeo's maps
@@ -15,6 +16,8 @@ packages=(
   "bootstrap@5.2.2"
   "leaflet.awesome-markers@2.0.5"
   "@fortawesome/fontawesome-free@6.2.0"
+  # the web app's drawing tools (api/web)
+  "leaflet-draw@1.0.4"
 )
 stamp="$vendor/.packages"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "${packages[*]}" ]; then

@@ -208,6 +208,8 @@ class User(Base):
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+    # scrypt$n$r$p$salt$hash (hex); None: the user logs in with API tokens only.
+    password_hash: Mapped[str | None] = mapped_column(String(200))
 
 
 class ApiToken(Base):

@@ -41,8 +41,24 @@ def user_by_name(connection: Connection, name: str):
 
 
 def list_users(connection: Connection) -> list:
-    """Every user, by name."""
-    return list(connection.execute(select(USERS).order_by(USERS.c.name)))
+    """Every user, by name (without password hashes)."""
+    columns = [c for c in USERS.c if c.name != "password_hash"]
+    return list(connection.execute(select(*columns).order_by(USERS.c.name)))
+
+
+def set_password_hash(connection: Connection, name: str, password_hash: str | None) -> bool:
+    """Store (or clear) a user's password hash; False when no such user exists."""
+    result = connection.execute(
+        update(USERS).where(USERS.c.name == name).values(password_hash=password_hash)
+    )
+    return result.rowcount == 1
+
+
+def token_id_by_hash(connection: Connection, token_hash: str) -> int | None:
+    """The id of the token with ``token_hash`` (live or not), or None."""
+    return connection.execute(
+        select(TOKENS.c.id).where(TOKENS.c.token_hash == token_hash)
+    ).scalar_one_or_none()
 
 
 def add_token(
