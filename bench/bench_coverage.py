@@ -224,7 +224,7 @@ def _store_areas(
         with engine.begin() as connection:
             area_repo.upsert_areas(connection, level, frame)
     with engine.begin() as connection:
-        area_repo.replace_police_zone_members(connection, sorted(zone_code.items(), key=_swap))
+        area_repo.replace_police_zone_members(connection, sorted(map(_swap, zone_code.items())))
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text("VACUUM ANALYZE reference_areas"))
     print(

@@ -77,3 +77,15 @@ class DatabaseUnavailable(BinGeoError):
     """The database cannot be reached, or the embedded cluster cannot be started."""
 
     code = "database_unavailable"
+
+
+class DatabaseReadOnly(DatabaseUnavailable):
+    """The database accepts no writes (a read-only server, replica or database setting)."""
+
+    code = "database_read_only"
+
+
+class DatabaseFull(DatabaseUnavailable):
+    """The database server ran out of disk space."""
+
+    code = "database_full"

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, create_engine
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import DBAPIError
 
 from bingeo.db.cluster import Cluster
+from bingeo.errors import BinGeoError, DatabaseFull, DatabaseReadOnly, DatabaseUnavailable
 from bingeo.settings import Settings
+
+# Seconds to wait for a connection to be set up: a server that does not answer (a TCP server
+# behind a dead route) must give an error quickly, not hang a request.
+CONNECT_TIMEOUT_S = 5
 
 
 def database_url(settings: Settings, *, start: bool = True) -> str:
@@ -23,7 +34,64 @@ def database_url(settings: Settings, *, start: bool = True) -> str:
 
 
 def make_engine(settings: Settings, *, start: bool = True, **kwargs: object) -> Engine:
-    """A SQLAlchemy engine on the configured database (pool checked before use)."""
+    """A SQLAlchemy engine on the configured database (pool checked before use).
+
+    Connections time out after ``CONNECT_TIMEOUT_S``; a lost server, a read-only database and a
+    full disk are raised as ``DatabaseUnavailable``, ``DatabaseReadOnly`` and ``DatabaseFull``.
+    """
     options: dict[str, object] = {"pool_pre_ping": True}
     options.update(kwargs)
-    return create_engine(database_url(settings, start=start), **options)
+    connect_args = {"connect_timeout": CONNECT_TIMEOUT_S}
+    connect_args.update(options.get("connect_args") or {})  # type: ignore[call-overload]
+    options["connect_args"] = connect_args
+    engine = create_engine(database_url(settings, start=start), **options)
+    event.listen(engine, "handle_error", _translate_event)
+    return engine
+
+
+@contextmanager
+def database_errors() -> Iterator[None]:
+    """Raise database failures met inside as bingeo errors.
+
+    For code that also talks to the driver directly (``COPY`` through a psycopg cursor), whose
+    errors do not pass through the engine's translation.
+    """
+    try:
+        yield
+    except BinGeoError:
+        raise
+    except (psycopg.Error, DBAPIError) as exc:
+        translated = translate(exc)
+        if translated is None:
+            raise
+        raise translated from exc
+
+
+def translate(exc: BaseException) -> BinGeoError | None:
+    """The bingeo error for a database failure a user can act on, or None."""
+    original = exc.orig if isinstance(exc, DBAPIError) else exc
+    if isinstance(original, psycopg.errors.ReadOnlySqlTransaction):
+        return DatabaseReadOnly("the database is read-only: nothing was written")
+    if isinstance(original, psycopg.errors.DiskFull):
+        return DatabaseFull("the database server is out of disk space: nothing was written")
+    if isinstance(original, psycopg.OperationalError) and (
+        getattr(exc, "connection_invalidated", False) or _no_server(original)
+    ):
+        return DatabaseUnavailable("the database is unavailable; try again")
+    return None
+
+
+def _translate_event(context: ExceptionContext) -> BinGeoError | None:
+    # The pre-ping must see the driver's error to replace a dead pooled connection.
+    if context.is_pre_ping:
+        return None
+    original = context.original_exception
+    if isinstance(original, psycopg.OperationalError) and context.is_disconnect:
+        return DatabaseUnavailable("the database is unavailable; try again")
+    return translate(original)
+
+
+def _no_server(error: psycopg.OperationalError) -> bool:
+    """A connection that could not be made (no server, shutting down, starting up)."""
+    sqlstate = getattr(error, "sqlstate", None)
+    return sqlstate is None or sqlstate in {"57P01", "57P02", "57P03", "08000", "08001", "08006"}
