@@ -133,15 +133,6 @@ def read_addresses(
         yield chunk
 
 
-def repeated_keys(key_hashes: list[np.ndarray]) -> np.ndarray:
-    """The key hashes that occur more than once over all chunks (a superset of repeated keys)."""
-    if not key_hashes:
-        return np.empty(0, dtype=np.int64)
-    ordered = np.sort(np.concatenate(key_hashes))
-    same = ordered[1:] == ordered[:-1]
-    return np.unique(ordered[1:][same])
-
-
 def _raw_chunks(
     path: Path, usecols: list[str], chunk_rows: int, stats: AddressReadStats
 ) -> Iterator[pa.Table]:
@@ -346,3 +337,100 @@ def _hex_keys(prefix: str, hashes: np.ndarray) -> pa.Array:
 def usecols_of(mapping: dict[str, str | None]) -> list[str]:
     """The source columns that define a record (for the derived key)."""
     return [c for key, c in mapping.items() if c is not None and key != "source_id"]
+
+
+class KeyNumbering:
+    """Numbers the occurrences of record keys over the chunks of one file, in file order.
+
+    The first row of a key is occurrence 1. Keys are compared by their 64-bit hash; where the
+    key is a source id (not the hash itself), a repeated hash is confirmed by comparing the key
+    text, so two ids that merely share a hash are never taken for one.
+    """
+
+    def __init__(self) -> None:
+        self._seen = np.empty(0, dtype=np.int64)  # sorted distinct hashes of earlier chunks
+        self._hashes: list[np.ndarray] = []  # per earlier chunk, to find a first occurrence
+        self._keys: list[pa.Array] = []
+        self._counts: dict[object, int] = {}  # occurrences so far of keys that repeat
+        self._confirmed: set[int] = set()  # hashes whose first occurrence is in ``_counts``
+
+    def number(self, chunk: AddressChunk) -> np.ndarray:
+        """The occurrence (1, 2, ...) of each row's key in the file so far."""
+        hashes = chunk.key_hashes
+        n = len(hashes)
+        occurrence = np.ones(n, dtype=np.int64)
+        ordered = np.sort(hashes)
+        repeated_here = ordered[1:][ordered[1:] == ordered[:-1]]
+        position = np.searchsorted(self._seen, hashes)
+        seen_before = np.zeros(n, dtype=bool)
+        inside = position < len(self._seen)
+        seen_before[inside] = self._seen[position[inside]] == hashes[inside]
+        candidates = np.flatnonzero(seen_before | np.isin(hashes, repeated_here))
+        if len(candidates):
+            keys = chunk.table["source_key"].combine_chunks()
+            exact = not bool(chunk.table["derived"][0].as_py())
+            self._first_occurrences(hashes[candidates[seen_before[candidates]]], exact)
+            for row in candidates.tolist():
+                identity = keys[row].as_py() if exact else int(hashes[row])
+                count = self._counts.get(identity, 0) + 1
+                self._counts[identity] = count
+                occurrence[row] = count
+                self._confirmed.add(int(hashes[row]))
+        # Two sorted runs: the stable sort (timsort) merges them in linear time.
+        merged = np.sort(np.concatenate([self._seen, ordered]), kind="stable")
+        self._seen = merged[np.r_[True, merged[1:] != merged[:-1]]] if len(merged) else merged
+        self._hashes.append(hashes)
+        self._keys.append(chunk.table["source_key"].combine_chunks())
+        return occurrence
+
+    def _first_occurrences(self, hashes: np.ndarray, exact: bool) -> None:
+        """Count the lone first rows (in earlier chunks) of ``hashes`` not counted yet."""
+        missing = np.array([h for h in set(hashes.tolist()) if h not in self._confirmed])
+        if not len(missing):
+            return
+        for earlier, keys in zip(self._hashes, self._keys, strict=True):
+            for row in np.flatnonzero(np.isin(earlier, missing)).tolist():
+                identity = keys[row].as_py() if exact else int(earlier[row])
+                self._counts[identity] = self._counts.get(identity, 0) + 1
+                self._confirmed.add(int(earlier[row]))
+            missing = missing[~np.isin(missing, earlier)]
+            if not len(missing):
+                return
+
+
+def numbered_rows(chunk: AddressChunk, occurrence: np.ndarray) -> tuple[pa.Table, int]:
+    """The rows to store of a chunk and the number of repeated source ids left out.
+
+    A repeated derived key (an identical record) gets ``#<occurrence>`` appended, so every
+    record is kept; a repeated source id keeps only its first row.
+    """
+    table = chunk.table
+    repeat = occurrence > 1
+    duplicates = 0
+    if repeat.any():
+        if bool(table["derived"][0].as_py()):
+            suffix = pc.binary_join_element_wise("#", pa.array(occurrence).cast(pa.string()), "")
+            keys = pc.if_else(
+                pa.array(repeat),
+                pc.binary_join_element_wise(table["source_key"], suffix, ""),
+                table["source_key"],
+            )
+            table = table.set_column(0, "source_key", keys)
+        else:
+            duplicates = int(repeat.sum())
+            table = table.filter(pa.array(~repeat))
+    return table.select([*OUTPUT_COLUMNS, "x", "y"]), duplicates
+
+
+def street_pairs(rows: pa.Table) -> pa.Table:
+    """The distinct (nis_code, name) streets of some address rows ("" for no NIS code)."""
+    pairs = pa.table({"nis_code": pc.fill_null(rows["nis_code"], ""), "name": rows["street"]})
+    return pairs.group_by(["nis_code", "name"]).aggregate([])
+
+
+def distinct_streets(pairs: list[pa.Table]) -> pd.DataFrame:
+    """The distinct streets of all ``pairs`` (from :func:`street_pairs`) as a frame."""
+    if not pairs:
+        return pd.DataFrame({"nis_code": [], "name": []}, dtype=object)
+    merged = pa.concat_tables(pairs).group_by(["nis_code", "name"]).aggregate([])
+    return merged.to_pandas()

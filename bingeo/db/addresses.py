@@ -3,37 +3,32 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     Column,
     Connection,
     Float,
-    Integer,
     MetaData,
     Table,
     Text,
     and_,
-    bindparam,
-    case,
-    cast,
+    delete,
+    exists,
     func,
-    literal,
     or_,
     select,
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.schema import AddConstraint, DropConstraint, UniqueConstraint
 from sqlalchemy.sql import Executable
 
-from bingeo.db.bulk import copy_frame, copy_tables, staging_table, upsert_counts
+from bingeo.db.bulk import copy_binary, ewkb_points, staging_table, upsert_counts
 from bingeo.db.models import SRID, Address, Street
 
 TEXT_FIELDS = ("street", "house_number", "box", "postcode", "municipality", "nis_code")
@@ -42,103 +37,78 @@ WORK_MEM = "256MB"
 MAINTENANCE_WORK_MEM = "1GB"
 
 
-def create_address_staging(connection: Connection) -> Table:
-    """The temporary table that an address import copies its rows into."""
+def store_addresses(
+    connection: Connection,
+    tables: Iterable[pa.Table],
+    *,
+    timings: dict[str, float] | None = None,
+) -> dict[str, int]:
+    """Upsert numbered address rows (``bingeo.addresses.numbered_rows``); returns the counts.
+
+    Into an empty table the rows go straight in with one binary ``COPY`` and the indexes are
+    built once afterwards; otherwise they are copied into staging and only new and changed
+    records are written. Keys must be distinct (the caller numbers repeats).
+    """
+    clock = _Clock(timings)
+    for name, value in (("work_mem", WORK_MEM), ("maintenance_work_mem", MAINTENANCE_WORK_MEM)):
+        connection.execute(select(func.set_config(name, value, True)))
+    table = Address.__table__
+    empty = not connection.execute(select(exists().select_from(table))).scalar_one()
+    clock.tick("merge: count")
+    if empty:
+        with _indexes_rebuilt(connection, clock):
+            inserted = copy_binary(connection, table.name, (_with_points(t) for t in tables))
+            clock.tick("COPY into addresses")
+        return {"stored": inserted, "updated": 0}
     staging = staging_table(
         "staging_addresses",
         [
-            Column("row_no", BigInteger),
             Column("source_key", Text),
-            Column("derived", Boolean),
-            Column("key_hash", BigInteger),
-            Column("occurrence", Integer),  # NULL means 1: set only for keys that repeat
             *(Column(name, Text) for name in TEXT_FIELDS),
             Column("x", Float),
             Column("y", Float),
         ],
     )
     staging.create(connection)
-    return staging
-
-
-def stage_addresses(connection: Connection, staging: Table, frame: pd.DataFrame) -> None:
-    """Copy one parsed chunk (``bingeo.addresses`` columns plus row_no, derived) into staging."""
-    copy_frame(connection, staging, frame[[c.name for c in staging.columns if c.name in frame]])
-
-
-def stage_address_tables(connection: Connection, staging: Table, tables: Iterable[pa.Table]) -> int:
-    """Copy parsed chunks (``AddressChunk.table``) into staging with one ``COPY``."""
-    return copy_tables(connection, staging, tables)
-
-
-def number_repeated_keys(connection: Connection, staging: Table, key_hashes: np.ndarray) -> None:
-    """Number the rows of keys that repeat (1, 2, ... in file order).
-
-    ``key_hashes`` are the hashes that occur more than once; only their rows are looked at, so
-    a file without repeats costs nothing here.
-    """
-    if len(key_hashes) == 0:
-        return
-    hashes = bindparam("hashes", [int(h) for h in key_hashes], type_=ARRAY(BigInteger))
-    numbered = (
-        select(
-            staging.c.row_no,
-            func.row_number()
-            .over(partition_by=staging.c.source_key, order_by=staging.c.row_no)
-            .label("occurrence"),
-        )
-        # IN (SELECT unnest(...)) is a hashed lookup; = ANY(array) would scan the array per row.
-        .where(staging.c.key_hash.in_(select(func.unnest(hashes))))
-        .subquery("numbered")
-    )
-    connection.execute(
-        update(staging)
-        .where(and_(staging.c.row_no == numbered.c.row_no, numbered.c.occurrence > 1))
-        .values(occurrence=numbered.c.occurrence)
-    )
-
-
-def merge_staged_addresses(
-    connection: Connection, staging: Table, *, timings: dict[str, float] | None = None
-) -> dict[str, int]:
-    """Upsert the staged addresses and their street names; returns the counts.
-
-    A derived key that occurs more than once (identical records) gets an occurrence suffix so
-    every record is kept; a repeated source id keeps its first row and counts as duplicate.
-    Only new and changed records are written. Into an empty table (or when the new records
-    outnumber the stored ones) the rows go in without index upkeep and the secondary indexes are
-    rebuilt afterwards, in the same transaction.
-    """
-    clock = _Clock(timings)
-    for name, value in (("work_mem", WORK_MEM), ("maintenance_work_mem", MAINTENANCE_WORK_MEM)):
-        connection.execute(select(func.set_config(name, value, True)))
-    table = Address.__table__
-    occurrence = func.coalesce(staging.c.occurrence, 1)
-    duplicates = connection.execute(
-        select(func.count()).where(and_(occurrence > 1, staging.c.derived.is_(False)))
-    ).scalar_one()
-    key = case(
-        (occurrence == 1, staging.c.source_key),
-        else_=staging.c.source_key + "#" + cast(occurrence, Text),
-    ).label("source_key")
-    wanted = or_(occurrence == 1, staging.c.derived)
+    copy_binary(connection, staging, tables)
+    clock.tick("COPY into staging")
     stored_rows = connection.execute(select(func.count()).select_from(table)).scalar_one()
-    clock.tick("merge: count")
-    columns = ["source_key", *TEXT_FIELDS, "geom"]
-    if stored_rows == 0:
-        rows = select(key, *(staging.c[n] for n in TEXT_FIELDS), _point(staging)).where(wanted)
-        with _indexes_rebuilt(connection, clock):
-            inserted = _rowcount(connection, insert(table).from_select(columns, rows))
-            clock.tick("merge: insert")
-        updated = 0
-    else:
-        inserted, updated = _merge_changes(connection, staging, key, wanted, stored_rows, clock)
-    streets = select(func.coalesce(staging.c.nis_code, literal("")), staging.c.street).distinct()
-    connection.execute(
-        insert(Street.__table__).from_select(["nis_code", "name"], streets).on_conflict_do_nothing()
+    inserted, updated = _merge_changes(connection, staging, stored_rows, clock)
+    return {"stored": inserted, "updated": updated}
+
+
+def store_streets(
+    connection: Connection, streets: pd.DataFrame, normalise: Callable[[str], str]
+) -> int:
+    """Add the (nis_code, name) pairs of ``streets`` not stored yet, normalised; returns how many.
+
+    Only the streets of the import are looked at: the new ones get their normalised name in
+    the same insert, so the trigram indexes are written once per new street.
+    """
+    if streets.empty:
+        return 0
+    table = Street.__table__
+    staging = staging_table(
+        "staging_streets",
+        [Column("nis_code", Text), Column("name", Text), Column("name_norm", Text)],
     )
-    clock.tick("merge: street names")
-    return {"stored": int(inserted), "updated": int(updated), "duplicates": int(duplicates)}
+    staging.create(connection)
+    pairs = pa.Table.from_pandas(streets[["nis_code", "name"]], preserve_index=False)
+    copy_binary(connection, staging, [pairs])
+    known = select(table.c.nis_code, table.c.name).join(
+        staging, and_(table.c.nis_code == staging.c.nis_code, table.c.name == staging.c.name)
+    )
+    stored = pd.DataFrame(connection.execute(known).all(), columns=["nis_code", "name"])
+    new = streets.merge(stored, how="left", on=["nis_code", "name"], indicator=True)
+    new = new[new["_merge"] == "left_only"][["nis_code", "name"]]
+    if new.empty:
+        return 0
+    new = new.assign(name_norm=[normalise(name) for name in new["name"]])
+    connection.execute(delete(staging))
+    copy_binary(connection, staging, [pa.Table.from_pandas(new, preserve_index=False)])
+    rows = select(staging.c.nis_code, staging.c.name, staging.c.name_norm)
+    statement = insert(table).from_select(["nis_code", "name", "name_norm"], rows)
+    return _rowcount(connection, statement.on_conflict_do_nothing())
 
 
 def count_addresses(connection: Connection) -> dict[str, int]:
@@ -154,12 +124,7 @@ def count_addresses(connection: Connection) -> dict[str, int]:
 
 
 def _merge_changes(
-    connection: Connection,
-    staging: Table,
-    key: object,
-    wanted: object,
-    stored_rows: int,
-    clock: _Clock,
+    connection: Connection, staging: Table, stored_rows: int, clock: _Clock
 ) -> tuple[int, int]:
     """Write the staged records that are new or differ from the stored ones: (inserted, updated).
 
@@ -177,7 +142,7 @@ def _merge_changes(
         ],
     )
     changes.create(connection)
-    staged = select(key, *(staging.c[n] for n in (*TEXT_FIELDS, "x", "y"))).where(wanted)
+    staged = select(*(staging.c[n] for n in ("source_key", *TEXT_FIELDS, "x", "y")))
     staged = staged.subquery("staged")
     fields = [*TEXT_FIELDS, "x", "y"]
     stored = [*(table.c[n] for n in TEXT_FIELDS), func.ST_X(table.c.geom), func.ST_Y(table.c.geom)]
@@ -268,6 +233,13 @@ class _Clock:
 def _rowcount(connection: Connection, statement: Executable) -> int:
     """Rows written by ``statement`` (SQLAlchemy keeps the count only when asked to)."""
     return int(connection.execute(statement.execution_options(preserve_rowcount=True)).rowcount)
+
+
+def _with_points(rows: pa.Table) -> pa.Table:
+    """Address rows with x and y replaced by an EWKB ``geom`` column."""
+    x = rows["x"].to_numpy(zero_copy_only=False).astype(float)
+    y = rows["y"].to_numpy(zero_copy_only=False).astype(float)
+    return rows.drop_columns(["x", "y"]).append_column("geom", ewkb_points(x, y, SRID))
 
 
 def _point(table: Table) -> object:

@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty, Full, Queue
 
-import numpy as np
 import pyarrow as pa
 from sqlalchemy import Engine
 
-from bingeo.addresses import AddressColumns, AddressReadStats, read_addresses, repeated_keys
+from bingeo.addresses import (
+    AddressColumns,
+    AddressReadStats,
+    KeyNumbering,
+    distinct_streets,
+    numbered_rows,
+    read_addresses,
+    street_pairs,
+)
 from bingeo.areas import Rejection, read_areas
 from bingeo.db import addresses as address_repo
 from bingeo.db import areas as area_repo
 from bingeo.db import networks as network_repo
+from bingeo.db.engine import database_errors
 from bingeo.db.models import AreaLevel, NetworkStatus
 from bingeo.errors import InvalidInput
+from bingeo.lookup import normalise_street
 from bingeo.networks import read_networks
 from bingeo.services.lookup import refresh_lookup_tables
 from bingeo.services.matching import rematch, rematch_changed_networks
@@ -80,7 +91,7 @@ def import_areas(
     summary = ImportSummary(file=str(path), kind=level.value, read=batch.read)
     summary.repaired = [r.reason for r in batch.repaired]
     _check_rejections(summary, batch.rejected, skip_invalid)
-    with engine.begin() as connection:
+    with database_errors(), engine.begin() as connection:
         _say(progress, f"storing {len(batch.frame)} {level.value} areas")
         summary.stored, summary.updated = area_repo.upsert_areas(connection, level, batch.frame)
         area_repo.replace_police_zone_members(connection, batch.members)
@@ -104,7 +115,7 @@ def import_networks(
     summary = ImportSummary(file=str(path), kind="networks", read=batch.read)
     summary.repaired = [r.reason for r in batch.repaired]
     _check_rejections(summary, batch.rejected, skip_invalid)
-    with engine.begin() as connection:
+    with database_errors(), engine.begin() as connection:
         summary.stored, summary.updated = network_repo.upsert_networks(connection, batch.frame)
         rematch_changed_networks(connection)
     summary.unchanged = len(batch.frame) - summary.stored - summary.updated
@@ -122,57 +133,112 @@ def import_addresses(
     progress: Progress | None = None,
     timings: dict[str, float] | None = None,
 ) -> ImportSummary:
-    """Import an address CSV with one ``COPY`` into staging and one merge, in one transaction.
+    """Import an address CSV with one binary ``COPY``, in one transaction.
 
-    ``timings``, when given, receives the seconds spent per phase (for benchmarks).
+    The file is parsed in a thread while the previous chunk streams to PostgreSQL. Rejected
+    rows are known only once the whole file is read; they abort the transaction (nothing is
+    stored) unless ``skip_invalid``. ``timings``, when given, receives the seconds per phase.
     """
     stats = AddressReadStats()
     summary = ImportSummary(file=str(path), kind="addresses")
-    key_hashes: list[np.ndarray] = []
+    numbering = KeyNumbering()
+    streets: list[pa.Table] = []
+    duplicates = 0
 
-    def chunks() -> Iterator[pa.Table]:
+    def rows() -> Iterator[pa.Table]:
+        nonlocal duplicates
         for chunk in read_addresses(
             path, columns=columns or AddressColumns(), crs=crs, source=source, stats=stats
         ):
-            key_hashes.append(chunk.key_hashes)
-            yield chunk.table
+            started = time.perf_counter()
+            table, repeated = numbered_rows(chunk, numbering.number(chunk))
+            duplicates += repeated
+            streets.append(street_pairs(table))
+            stats.clock("number repeated keys, street names", started)
+            yield table
             _say(progress, f"read {stats.read:,} rows")
 
-    with engine.begin() as connection:
-        staging = address_repo.create_address_staging(connection)
+    with database_errors(), engine.begin() as connection:
         started = time.perf_counter()
-        address_repo.stage_address_tables(connection, staging, chunks())
-        staged = time.perf_counter()
+        store_timings: dict[str, float] = {}
+        counts = address_repo.store_addresses(
+            connection, _prefetched(rows()), timings=store_timings
+        )
         summary.read, summary.unlocated = stats.read, stats.unlocated
+        # Raising here rolls the transaction back: nothing of the file stays stored.
         _check_rejections(
             summary, [Rejection(r, reason) for r, reason in stats.rejected], skip_invalid
         )
-        _say(progress, "merging into the address table")
-        address_repo.number_repeated_keys(connection, staging, repeated_keys(key_hashes))
-        merge_timings: dict[str, float] = {}
-        counts = address_repo.merge_staged_addresses(connection, staging, timings=merge_timings)
+        loaded = time.perf_counter()
+        _say(progress, "storing street names")
+        address_repo.store_streets(connection, distinct_streets(streets), normalise_street)
+        store_timings["street names"] = time.perf_counter() - loaded
         refreshing = time.perf_counter()
         refresh_lookup_tables(connection)  # new street names become searchable at once
-        merge_timings["refresh lookup tables"] = time.perf_counter() - refreshing
+        store_timings["refresh lookup tables"] = time.perf_counter() - refreshing
         if counts["stored"] or counts["updated"]:
             # New or moved addresses: a rematch writes only the pairs that change.
             rematch(connection, progress=progress)
+        committing = time.perf_counter()
     if timings is not None:
-        reading = sum(stats.seconds.values())
         timings.update({f"read: {phase}": s for phase, s in stats.seconds.items()})
-        timings["COPY to staging (beyond reading)"] = staged - started - reading
-        merging = sum(merge_timings.values())
-        timings["number repeated keys, commit"] = time.perf_counter() - staged - merging
-        timings.update(merge_timings)
+        timings.update(store_timings)
+        timings["rematch"] = committing - refreshing - store_timings["refresh lookup tables"]
+        timings["commit"] = time.perf_counter() - committing
+        timings["load (wall clock, reading overlaps)"] = loaded - started
     summary.stored, summary.updated, summary.duplicates = (
         counts["stored"],
         counts["updated"],
-        counts["duplicates"],
+        duplicates,
     )
     summary.unchanged = (
         summary.read - len(summary.rejected) - summary.duplicates - summary.stored - summary.updated
     )
     return summary
+
+
+def _prefetched(items: Iterator[pa.Table], depth: int = 2) -> Iterator[pa.Table]:
+    """``items`` produced by a thread, up to ``depth`` ahead of the consumer.
+
+    Arrow, numpy and psycopg release the GIL in their heavy parts, so parsing the next chunk
+    overlaps with the server reading the previous one. Errors are raised in the consumer.
+    """
+    queue: Queue[tuple[str, object]] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        queue.put(("item", item), timeout=0.1)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put(("done", None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            queue.put(("error", exc))
+
+    worker = threading.Thread(target=produce, name="address-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = queue.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                assert isinstance(value, BaseException)
+                raise value
+            yield value  # type: ignore[misc]
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                queue.get_nowait()
+            except Empty:
+                worker.join(0.05)
 
 
 def _check_rejections(
