@@ -160,6 +160,21 @@ def replace_all_pairs(connection: Connection, pairs: Pairs) -> None:
         connection.execute(AddConstraint(constraint))
 
 
+def lock_for_full_rematch(connection: Connection) -> None:
+    """Hold off writes to networks and addresses (not reads) until the transaction ends.
+
+    A full rematch computes from one state of both tables; an edit committed in between would
+    otherwise be overwritten by pairs of the old area.
+    """
+    driver = connection.connection.driver_connection
+    with driver.cursor() as cursor:
+        cursor.execute(
+            sql.SQL("LOCK TABLE {}, {} IN SHARE MODE").format(
+                sql.Identifier(NETWORKS.name), sql.Identifier(ADDRESSES.name)
+            )
+        )
+
+
 def networks_changed_in_transaction(connection: Connection) -> list[int]:
     """Networks inserted or updated by the current transaction.
 

@@ -101,6 +101,8 @@ def rematch(
     """
     stats = MatchStats()
     started = time.perf_counter()
+    if network_ids is None:
+        match_repo.lock_for_full_rematch(connection)
     polygons = match_repo.load_polygons(connection, network_ids)
     if network_ids is None or len(polygons) > MAX_BOXES:
         boxes = None
