@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from pyproj import Transformer
-from sqlalchemy import Engine, bindparam, create_engine, func
+from sqlalchemy import Engine, bindparam, create_engine, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from bingeo.db import migrate
@@ -141,6 +141,27 @@ def _lonlat_inside(
         lon[todo[ok]], lat[todo[ok]] = a[ok], b[ok]
         todo = todo[~ok]
     return lon, lat
+
+
+def client_cpu_s() -> float:
+    """CPU seconds (user + system) of this process, all threads: independent of the load."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def backend_pid(engine: Engine) -> int:
+    """The server process of the pooled connection (the import reuses it: a pool of one)."""
+    with engine.connect() as connection:
+        return int(connection.execute(select(func.pg_backend_pid())).scalar_one())
+
+
+def backend_cpu_s(pid: int) -> float | None:
+    """CPU seconds of a PostgreSQL backend (its parallel index build workers not included)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb() -> float:
@@ -297,6 +318,9 @@ def run(settings: Settings, csv_path: Path, args: argparse.Namespace, rss_before
         migrate.upgrade(engine)
         for label in ("import into an empty table", "re-import of the same file"):
             timings: dict[str, float] = {}
+            pid = backend_pid(engine)
+            cpu_before, server_before = client_cpu_s(), backend_cpu_s(pid)
+            load_before = Path("/proc/loadavg").read_text().split()[0]
             seconds, summary = timed(
                 f"bingeo {label}",
                 lambda t=timings: import_addresses(
@@ -307,6 +331,17 @@ def run(settings: Settings, csv_path: Path, args: argparse.Namespace, rss_before
             results.add(f"bingeo import_addresses: {label}", args.rows, seconds)
             print_phases(f"phases of {label}", timings, seconds)
             print_summary(summary)
+            server_after = backend_cpu_s(pid) if backend_pid(engine) == pid else None
+            server = (
+                f"{server_after - server_before:.1f} s"
+                if server_after is not None and server_before is not None
+                else "unknown"
+            )
+            load_after = Path("/proc/loadavg").read_text().split()[0]
+            print(
+                f"  CPU: this process {client_cpu_s() - cpu_before:.1f} s (all threads), "
+                f"server backend {server}; load average {load_before} before, {load_after} after"
+            )
         rss_import = peak_rss_mb()
         if not args.no_alternatives:
             k = min(args.to_postgis_rows, args.rows)

@@ -35,6 +35,7 @@ TEXT_FIELDS = ("street", "house_number", "box", "postcode", "municipality", "nis
 # Memory for the sorts and hashes of one national import (the machine has gigabytes to spare).
 WORK_MEM = "256MB"
 MAINTENANCE_WORK_MEM = "1GB"
+BULK_STREETS = 5_000  # from this many new street names on, their indexes are rebuilt
 
 
 def store_addresses(
@@ -108,7 +109,13 @@ def store_streets(
     copy_binary(connection, staging, [pa.Table.from_pandas(new, preserve_index=False)])
     rows = select(staging.c.nis_code, staging.c.name, staging.c.name_norm)
     statement = insert(table).from_select(["nis_code", "name", "name_norm"], rows)
-    return _rowcount(connection, statement.on_conflict_do_nothing())
+    statement = statement.on_conflict_do_nothing()
+    if len(new) < BULK_STREETS:
+        return _rowcount(connection, statement)
+    # Tens of thousands of names (a first national import): the trigram (GIN) indexes are
+    # built once afterwards instead of being updated name by name.
+    with _indexes_rebuilt(connection, _Clock(None), table.name, uniques=False):
+        return _rowcount(connection, statement)
 
 
 def count_addresses(connection: Connection) -> dict[str, int]:
@@ -185,18 +192,27 @@ def _merge_changes(
 
 
 class _indexes_rebuilt:  # noqa: N801 - used as a context manager, named like one
-    """Drop the secondary indexes and unique constraints of ``addresses``; rebuild on exit.
+    """Drop the secondary indexes (and unique constraints) of a table; rebuild on exit.
 
     Building an index once over sorted data is several times faster than updating it row by row;
     DDL is transactional in PostgreSQL, so a failure leaves the indexes as they were.
     """
 
-    def __init__(self, connection: Connection, clock: _Clock) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        clock: _Clock,
+        table: str = Address.__tablename__,
+        *,
+        uniques: bool = True,
+    ) -> None:
         self.connection = connection
         self.clock = clock
-        reflected = Table(Address.__tablename__, MetaData(), autoload_with=connection)
-        self.indexes = list(reflected.indexes)
-        self.uniques = [c for c in reflected.constraints if isinstance(c, UniqueConstraint)]
+        reflected = Table(table, MetaData(), autoload_with=connection)
+        self.indexes = [i for i in reflected.indexes if uniques or not i.unique]
+        self.uniques = [
+            c for c in reflected.constraints if uniques and isinstance(c, UniqueConstraint)
+        ]
 
     def __enter__(self) -> None:
         for index in self.indexes:
