@@ -44,11 +44,17 @@
       else if (key === "text") node.textContent = value;
       else node.setAttribute(key, value === true ? "" : value);
     }
-    for (const child of children.flat()) {
+    for (const child of children.flat(Infinity)) {
       if (child === null || child === undefined || child === false) continue;
       node.append(child instanceof Node ? child : document.createTextNode(String(child)));
     }
     return node;
+  }
+
+  // replaceChildren with the same flattening and skipping of empty parts as h().
+  function setChildren(node, ...children) {
+    node.replaceChildren(h("div", {}, children));
+    node.replaceChildren(...node.firstChild.childNodes);
   }
 
   function fmt(value, digits) {
@@ -56,6 +62,11 @@
     if (typeof value !== "number") return String(value);
     const locale = state.lang === "fr" ? "fr-BE" : "nl-BE";
     return value.toLocaleString(locale, { maximumFractionDigits: digits ?? 0 });
+  }
+
+  function short(text, length) {
+    const value = String(text ?? "");
+    return value.length > length ? value.slice(0, length - 1) + "…" : value;
   }
 
   function pct(value) {
@@ -84,7 +95,7 @@
   }
 
   function showError(where, error) {
-    where.replaceChildren(h("p", { class: "error", role: "alert" }, t("error", { detail: error.message })));
+    setChildren(where, h("p", { class: "error", role: "alert" }, t("error", { detail: error.message })));
   }
 
   function table(rows, columns) {
@@ -158,7 +169,7 @@
     translateStatic();
     const who = document.getElementById("whoami");
     if (!state.token || !state.me) {
-      tabs.replaceChildren();
+      setChildren(tabs);
       who.textContent = "";
       logoutButton.hidden = true;
       renderLogin();
@@ -170,7 +181,7 @@
     }`;
     const views = VIEWS[state.me.role] || [];
     if (!views.includes(state.view)) state.view = views[0];
-    tabs.replaceChildren(
+    setChildren(tabs,
       ...views.map((view) =>
         h(
           "button",
@@ -233,7 +244,7 @@
         error.textContent = t("login_failed", { detail: failure.message });
       }
     });
-    main.replaceChildren(h("div", { class: "center" }, form));
+    setChildren(main, h("div", { class: "center" }, form));
     name.focus();
   }
 
@@ -257,7 +268,7 @@
   function layout(panelChildren) {
     const panel = h("aside", { id: "panel" }, panelChildren);
     const mapNode = h("div", { id: "map" });
-    main.replaceChildren(h("div", { class: "workspace" }, panel, mapNode));
+    setChildren(main, h("div", { class: "workspace" }, panel, mapNode));
     return { panel, map: makeMap(mapNode) };
   }
 
@@ -349,12 +360,12 @@
             [t("layer_networks")]: networksLayer,
             [t("layer_overlaps")]: overlapLayer,
             [t("layer_gaps")]: gapLayer,
-          })
+          }, { collapsed: false })
           .addTo(map);
         fit(map, coverageLayer.getLayers().length ? coverageLayer : networksLayer);
         const totals = coverage.totals || {};
         const scopeText = coverage.scope ? JSON.stringify(coverage.scope).replace(/[{}"]/g, "") : "";
-        panel.replaceChildren(
+        setChildren(panel,
           h("h2", {}, t("figures")),
           h("p", { class: "muted", id: "coverage-scope" }, `${t("scope")}: ${scopeText}`),
           figures([
@@ -379,7 +390,7 @@
           h("h3", {}, `${t("gaps")} (${gaps.features.length})`),
           gaps.features.length
             ? table(gaps.features.slice(0, 20), [
-                { label: "gap_zone", value: (f) => f.properties.codes },
+                { label: "gap_zone", value: (f) => short(f.properties.codes, 40) },
                 { label: "addresses", value: (f) => fmt(f.properties.addresses) },
                 { label: "uncovered", value: (f) => fmt(f.properties.uncovered) },
               ])
@@ -499,12 +510,12 @@
 
     async function refresh() {
       if (!target) {
-        previewBox.replaceChildren(h("p", { class: "muted" }, t("draw_first")));
+        setChildren(previewBox, h("p", { class: "muted" }, t("draw_first")));
         return;
       }
       const body = request();
       exposed.lastTarget = target;
-      previewBox.replaceChildren(h("p", { class: "muted" }, t("loading")));
+      setChildren(previewBox, h("p", { class: "muted" }, t("loading")));
       try {
         const preview = await api("POST", "/alerts/preview", body);
         exposed.lastPreview = preview;
@@ -519,7 +530,7 @@
     function showPreview(p) {
       if (edgeLayer) edgeLayer.remove();
       const warnings = (p.message && p.message.warnings) || [];
-      previewBox.replaceChildren(
+      setChildren(previewBox,
         h("h3", {}, t("preview_title")),
         figures([
           ["pv_networks", fmt(p.networks.length), "pv-networks"],
@@ -560,14 +571,14 @@
     sendButton.addEventListener("click", async () => {
       const body = request();
       if (!body.reason) {
-        statusBox.replaceChildren(h("p", { class: "error" }, t("reason_needed")));
+        setChildren(statusBox, h("p", { class: "error" }, t("reason_needed")));
         reason.focus();
         return;
       }
       sendButton.disabled = true;
       try {
         const sent = await api("POST", "/alerts", body);
-        statusBox.replaceChildren(h("p", { id: "alert-sent", "data-alert-id": sent.id }, t("sent", { id: sent.id })));
+        setChildren(statusBox, h("p", { id: "alert-sent", "data-alert-id": sent.id }, t("sent", { id: sent.id })));
         follow(sent.id);
       } catch (error) {
         sendButton.disabled = false;
@@ -583,7 +594,7 @@
         try {
           const s = await api("GET", `/alerts/${alertId}`);
           const byStatus = s.recipients.by_status || {};
-          box.replaceChildren(
+          setChildren(box,
             h("h4", {}, t("delivery")),
             figures([
               ["status", t("status_" + s.status), "as-status"],
@@ -647,7 +658,8 @@
     }
 
     async function run(promise) {
-      reportBox.replaceChildren(h("p", { class: "muted" }, t("loading")));
+      exposed.lastReport = null;
+      setChildren(reportBox, h("p", { class: "muted" }, t("loading")));
       try {
         const report = await promise;
         exposed.lastReport = report;
@@ -674,7 +686,7 @@
     function showReport(r) {
       const overlapIds = r.overlaps.map((o) => o.network_id);
       const name = h("input", { id: "plan-name", maxlength: 200 });
-      reportBox.replaceChildren(
+      setChildren(reportBox,
         h("h3", {}, t("report"), " ", h("span", { id: "rp-valid", class: r.valid ? "ok" : "blocked" }, r.valid ? t("valid") : t("not_valid"))),
         figures([
           ["area_ha", fmt(r.area_m2 / 10000, 2), "rp-area"],
@@ -736,10 +748,10 @@
     }
 
     async function showLifecycle(networkId) {
-      lifecycleBox.replaceChildren(h("p", { class: "muted" }, t("loading")));
+      setChildren(lifecycleBox, h("p", { class: "muted" }, t("loading")));
       try {
         const l = await api("GET", `/networks/${networkId}/lifecycle`);
-        lifecycleBox.replaceChildren(
+        setChildren(lifecycleBox,
           h("h3", {}, `${t("lifecycle")}: ${l.code}`),
           h("p", {}, `${t("status")}: `, h("strong", { id: "lc-status" }, l.status)),
           h("h4", {}, t("next_steps")),
@@ -785,7 +797,7 @@
     async function listNetworks() {
       try {
         const networks = await api("GET", `/networks?limit=200&${scopeQuery().networks}`);
-        networksBox.replaceChildren(
+        setChildren(networksBox,
           h("h3", {}, t("my_networks")),
           h(
             "ul",
@@ -824,7 +836,7 @@
         const layer = networkLayer(network).addTo(map);
         fit(map, layer);
         const p = network.properties;
-        info.replaceChildren(
+        setChildren(info,
           h("h3", { id: "network-name" }, p.name),
           figures([
             ["code", p.code],
@@ -833,7 +845,7 @@
             ["members", fmt(members.total), "network-members"],
           ])
         );
-        inboxBox.replaceChildren(
+        setChildren(inboxBox,
           h("h3", {}, `${t("inbox")} (${inbox.total})`),
           inbox.alerts.length
             ? h(
@@ -851,7 +863,7 @@
               )
             : h("p", {}, t("no_messages"))
         );
-        membersBox.replaceChildren(
+        setChildren(membersBox,
           h("h3", {}, `${t("member_list")} (${members.total})`),
           table(members.members, [
             { label: "name", value: (m) => m.name },
