@@ -26,10 +26,13 @@ from api_helpers import (
     square,
 )
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select, update
+from geoalchemy2.shape import from_shape
+from shapely.geometry import Point
+from sqlalchemy import Engine, func, insert, select, update
 
 from bingeo.db import areas as area_repo
 from bingeo.db.models import (
+    SRID,
     Address,
     Alert,
     AlertStatus,
@@ -40,6 +43,8 @@ from bingeo.db.models import (
     NetworkStatus,
 )
 from bingeo.geometry import geojson_to_storage
+from bingeo.matching import lonlat_to_storage
+from bingeo.services.matching import rematch_all
 
 # (user, method, path template, body, the object the audit entry names: a key of the ``zone_b``
 # ids, or "new" for an object the request would have created).
@@ -114,24 +119,33 @@ def zone_b(client: TestClient, db: Engine, world: World) -> dict[str, int]:
         headers=admin,
     )
     assert contact.status_code == 201, contact.text
+    # One address in the middle of network Y, matched, and a member there.
+    x, y = lonlat_to_storage(*CENTRE_Y)
     with db.begin() as connection:
-        address = connection.execute(
-            select(func.min(Address.id)).where(
-                func.ST_Covers(
-                    select(Network.geom).where(Network.id == world.net_y).scalar_subquery(),
-                    Address.geom,
-                )
+        connection.execute(
+            insert(Address).values(
+                id=1,
+                source_key="cross-scope-1",
+                street="Straat Y",
+                house_number="1",
+                nis_code=NIS_Y,
+                geom=from_shape(Point(x, y), srid=SRID),
             )
-        ).scalar_one_or_none()
-    ids = {"net_y": world.net_y, "contact_y": contact.json()["id"], "member_y": 1}
-    if address is not None:
-        member = client.post(
-            f"/networks/{world.net_y}/members",
-            json={"address_id": address, "name": "Lid Y", "channels": ["email"]},
-            headers=admin,
         )
-        assert member.status_code == 201, member.text
-        ids["member_y"] = member.json()["id"]
+    rematch_all(db)
+    member = client.post(
+        f"/networks/{world.net_y}/members",
+        json={
+            "address_id": 1,
+            "name": "Lid Y",
+            "channels": ["email"],
+            "email": "lid@example.be",
+            "consent_at": "2024-01-01T00:00:00Z",
+        },
+        headers=admin,
+    )
+    assert member.status_code == 201, member.text
+    ids = {"net_y": world.net_y, "contact_y": contact.json()["id"], "member_y": member.json()["id"]}
     alert = client.post(
         "/alerts",
         json={
