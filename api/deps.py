@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
@@ -41,6 +41,8 @@ def get_actor(
 
 
 ActorDep = Annotated[Actor, Depends(get_actor)]
+# An id in a path: a PostgreSQL integer, so that larger numbers are refused before any query.
+IdPath = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 class Paging:

@@ -8,7 +8,7 @@ import traceback
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bingeo import errors
@@ -88,6 +88,16 @@ def install(app: FastAPI) -> None:
     async def database_down(request: Request, exc: OperationalError) -> JSONResponse:
         log.error("%s %s -> 503 database unavailable", request.method, request.url.path)
         return error_response(503, "the database is unavailable; try again", "database_unavailable")
+
+    @app.exception_handler(DataError)
+    async def data_error(request: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value taken from the request (a number out of range, text that
+        # is not a date): the request is at fault, not the server. Logged without the value.
+        name = type(exc.orig).__name__
+        log.warning("%s %s -> 422 %s", request.method, request.url.path, name)
+        return error_response(
+            422, "a value of the request is out of range or malformed", "invalid_input"
+        )
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:

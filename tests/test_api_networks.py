@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from api_helpers import (
     CENTRE_X,
     CENTRE_Y,
@@ -182,3 +183,15 @@ def test_healthz_and_openapi(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     assert "/networks" in schema["paths"] and "/audit" in schema["paths"]
     assert client.get("/docs").status_code == 200
+
+
+def test_ids_beyond_the_integer_range(client: TestClient, db, world: World) -> None:
+    # found by the fuzz test: such ids reached PostgreSQL and came back as a 500
+    from bingeo.access import Actor
+    from bingeo.errors import NotFound
+    from bingeo.services.networks import get_network
+
+    assert "network_id" in assert_error(client.get("/networks/2147483648"), 422)["detail"]
+    assert_error(client.delete("/networks/99999999999?version=1", headers=world.auth("admin")), 422)
+    with pytest.raises(NotFound, match="2147483648"):
+        get_network(db, Actor(), 2**31)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
-from api.deps import ActorDep, EngineDep, PagingDep, SettingsDep
+from api.deps import ActorDep, EngineDep, IdPath, PagingDep, SettingsDep
 from api.geojson import GEOJSON, GeoJSONResponse, feature_collection, parse_bbox
 from api.schemas import ERRORS, NetworkCreate, NetworkUpdate
 from bingeo.db.models import NetworkKind, NetworkStatus
@@ -70,7 +70,7 @@ def list_networks(
 
 
 @router.get("/{network_id}", response_class=GeoJSONResponse, responses=GEOJSON_RESPONSE)
-def get_network(network_id: int, engine: EngineDep, actor: ActorDep) -> GeoJSONResponse:
+def get_network(network_id: IdPath, engine: EngineDep, actor: ActorDep) -> GeoJSONResponse:
     """One network; its ``ETag`` is the version an update must name."""
     network = service.get_network(engine, actor, network_id)
     return GeoJSONResponse(network_feature(network), headers=_etag(network))
@@ -102,7 +102,7 @@ def create_network(
 
 @router.patch("/{network_id}", response_class=GeoJSONResponse, responses=GEOJSON_RESPONSE)
 def update_network(
-    network_id: int,
+    network_id: IdPath,
     body: NetworkUpdate,
     engine: EngineDep,
     actor: ActorDep,
@@ -136,7 +136,7 @@ def update_network(
 
 @router.delete("/{network_id}", status_code=204)
 def delete_network(
-    network_id: int,
+    network_id: IdPath,
     engine: EngineDep,
     actor: ActorDep,
     if_match: Annotated[str | None, Header()] = None,

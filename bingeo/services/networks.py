@@ -19,6 +19,8 @@ from bingeo.errors import Conflict, IllegalTransition, NotFound
 from bingeo.services.audit import guard, record
 from bingeo.services.matching import rematch_network
 
+MAX_ID = 2**31 - 1  # the largest value of a PostgreSQL integer id
+
 
 @dataclass
 class NetworkRecord:
@@ -88,6 +90,8 @@ def list_networks(
 
 def get_network(engine: Engine, actor: Actor, network_id: int) -> NetworkRecord:
     """One network's public facts."""
+    if not 1 <= network_id <= MAX_ID:  # ids beyond PostgreSQL's integer range cannot exist
+        raise NotFound(f"no network {network_id}")
     with engine.connect() as connection:
         row = network_repo.get_network(connection, network_id)
     if row is None:
