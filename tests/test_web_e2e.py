@@ -358,11 +358,10 @@ def test_officer_draws_polygon_previews_and_sends_relay_alert(
         (x - 20, y + 100),
         (x - 100, y + 40),
     ]
-    # leaflet-draw ignores a click that follows the previous one too closely (a double click):
-    # pause between clicks as a person does.
-    for cx, cy in [*corners, corners[0]]:  # back on the first point: the polygon is closed
-        page.mouse.click(cx, cy)
-        page.wait_for_timeout(250)
+    for i, (cx, cy) in enumerate(corners):
+        _click_until(page, cx, cy, f"() => window.bingeo.vertices === {i + 1}")
+    # Back on the first point: the polygon is closed and previewed.
+    _click_until(page, *corners[0], "() => window.bingeo.lastTarget !== null")
     page.wait_for_function("() => window.bingeo.lastPreview !== null", timeout=30_000)
     page.wait_for_selector("#pv-networks")
     target = page.evaluate("window.bingeo.lastTarget")
@@ -417,6 +416,7 @@ def test_officer_draws_polygon_previews_and_sends_relay_alert(
     assert sorted(m["To"] for m in received) == sorted(town.coordinators[i] for i in reached)
     for message in received:
         assert "buurtinformatienetwerk" in message.get_payload(decode=True).decode()
+    page.locator("#delivery").scroll_into_view_if_needed()
     _shot(page, "officer-delivered")
 
 
@@ -561,6 +561,22 @@ def _login(page, server: str, name: str) -> None:
     page.wait_for_function(
         f"() => document.querySelector('#whoami').textContent.startsWith('{name}')"
     )
+
+
+def _click_until(page, x: float, y: float, done: str) -> None:
+    """Click at (x, y) until ``done`` holds: leaflet-draw ignores a click that follows the
+    previous one too closely (as a double click), so a person would click again."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(3):
+        page.wait_for_timeout(200)
+        page.mouse.click(x, y)
+        try:
+            page.wait_for_function(done, timeout=3_000)
+            return
+        except PlaywrightTimeout:
+            continue
+    raise AssertionError(f"the map did not take the click at ({x:.0f}, {y:.0f})")
 
 
 def _token(server: str, name: str) -> str:

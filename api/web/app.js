@@ -25,7 +25,7 @@
   const COLOURS = { BIN: "#2b6cb0", "BIN-Z": "#b7791f" };
 
   // Exposed for the browser tests (read-only facts of the page, no secrets).
-  const exposed = { map: null, lastTarget: null, lastPreview: null, lastReport: null };
+  const exposed = { map: null, lastTarget: null, lastPreview: null, lastReport: null, vertices: 0 };
   window.bingeo = exposed;
 
   // helpers ---------------------------------------------------------------------------------
@@ -364,6 +364,9 @@
           .addTo(map);
         fit(map, coverageLayer.getLayers().length ? coverageLayer : networksLayer);
         const totals = coverage.totals || {};
+        const names = {};
+        for (const f of networks.features) names[f.id ?? f.properties.id] = f.properties.name;
+        for (const f of networks.features) names[f.properties.code] = f.properties.name;
         const scopeText = coverage.scope ? JSON.stringify(coverage.scope).replace(/[{}"]/g, "") : "";
         setChildren(panel,
           h("h2", {}, t("figures")),
@@ -382,7 +385,12 @@
           h("h3", {}, `${t("overlaps")} (${overlaps.features.length})`),
           overlaps.features.length
             ? table(overlaps.features.slice(0, 20), [
-                { label: "networks", value: (f) => `${f.properties.network_a} × ${f.properties.network_b}` },
+                {
+                  label: "networks",
+                  value: (f) => `${names[f.properties.network_a] ?? f.properties.network_a} × ${
+                    names[f.properties.network_b] ?? f.properties.network_b
+                  }`,
+                },
                 { label: "overlap_m2", value: (f) => fmt(f.properties.overlap_m2) },
                 { label: "shared_addresses", value: (f) => fmt(f.properties.shared_addresses) },
               ])
@@ -437,6 +445,9 @@
       edit: false,
     });
     map.addControl(control);
+    // Vertices placed so far (for the browser tests, which click as a person does).
+    map.on(L.Draw.Event.DRAWSTART, () => (exposed.vertices = 0));
+    map.on(L.Draw.Event.DRAWVERTEX, (event) => (exposed.vertices = event.layers.getLayers().length));
     map.on(L.Draw.Event.CREATED, (event) => {
       drawn.clearLayers();
       drawn.addLayer(event.layer);
