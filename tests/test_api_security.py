@@ -198,13 +198,13 @@ def test_police_analyst_writes_in_own_zone_only(client: TestClient, db, world: W
         headers = world.auth(user)
         ok = client.patch(
             f"/networks/{own}",
-            json={"status": "preparation"},
+            json={"name": "Eigen zone"},
             headers=headers | {"If-Match": current_version(client, own)},
         )
         assert ok.status_code == 200, ok.text
         refused = client.patch(
             f"/networks/{other}",
-            json={"status": "dissolved"},
+            json={"name": "Andere zone"},
             headers=headers | {"If-Match": current_version(client, other)},
         )
         assert_error(refused, 403)
