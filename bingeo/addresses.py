@@ -359,13 +359,19 @@ class KeyNumbering:
         hashes = chunk.key_hashes
         n = len(hashes)
         occurrence = np.ones(n, dtype=np.int64)
-        ordered = np.sort(hashes)
-        repeated_here = ordered[1:][ordered[1:] == ordered[:-1]]
-        position = np.searchsorted(self._seen, hashes)
+        order = np.argsort(hashes, kind="stable")
+        ordered = hashes[order]
+        first = np.r_[True, ordered[1:] != ordered[:-1]] if n else np.ones(0, dtype=bool)
+        repeated_here = np.zeros(n, dtype=bool)
+        repeated_here[order] = ~first | np.r_[ordered[1:] == ordered[:-1], False]
+        # Sorted queries into the sorted hashes seen so far walk memory in order.
+        at = np.searchsorted(self._seen, ordered)
+        known = np.zeros(n, dtype=bool)
+        inside = at < len(self._seen)
+        known[inside] = self._seen[at[inside]] == ordered[inside]
         seen_before = np.zeros(n, dtype=bool)
-        inside = position < len(self._seen)
-        seen_before[inside] = self._seen[position[inside]] == hashes[inside]
-        candidates = np.flatnonzero(seen_before | np.isin(hashes, repeated_here))
+        seen_before[order] = known
+        candidates = np.flatnonzero(seen_before | repeated_here)
         if len(candidates):
             keys = chunk.table["source_key"].combine_chunks()
             exact = not bool(chunk.table["derived"][0].as_py())
@@ -376,9 +382,9 @@ class KeyNumbering:
                 self._counts[identity] = count
                 occurrence[row] = count
                 self._confirmed.add(int(hashes[row]))
-        # Two sorted runs: the stable sort (timsort) merges them in linear time.
-        merged = np.sort(np.concatenate([self._seen, ordered]), kind="stable")
-        self._seen = merged[np.r_[True, merged[1:] != merged[:-1]]] if len(merged) else merged
+        # Both are sorted: inserting the new distinct hashes is one linear copy, not a sort.
+        fresh = first & ~known
+        self._seen = np.insert(self._seen, at[fresh], ordered[fresh])
         self._hashes.append(hashes)
         self._keys.append(chunk.table["source_key"].combine_chunks())
         return occurrence
