@@ -53,7 +53,14 @@ import bench_matching as generator  # noqa: E402 (addresses and networks)
 from bingeo.db import migrate  # noqa: E402
 from bingeo.db.cluster import Cluster  # noqa: E402
 from bingeo.db.engine import make_engine  # noqa: E402
-from bingeo.db.models import AreaLevel, Network, PoliceZoneMunicipality, ReferenceArea, Role  # noqa: E402
+from bingeo.db.models import (  # noqa: E402
+    AreaLevel,
+    Network,
+    PoliceZoneMunicipality,
+    ReferenceArea,
+    Role,
+    User,
+)
 from bingeo.geometry import storage_to_geojson  # noqa: E402
 from bingeo.services.coverage import refresh_address_areas  # noqa: E402
 from bingeo.services.matching import rematch_all  # noqa: E402
@@ -74,6 +81,7 @@ class Sample:
     latency: float
     status: int
     code: str | None = None
+    detail: str | None = None
 
 
 @dataclass
@@ -103,9 +111,13 @@ def main() -> None:
     parser.add_argument("--down", type=float, default=5.0, help="seconds the server stays down")
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument(
+        "--database", help="reuse a database kept by an earlier run with the same data options"
+    )
     args = parser.parse_args()
 
-    database = f"bingeo_load_{os.getpid()}"
+    database = args.database or f"bingeo_load_{os.getpid()}"
+    args.keep = args.keep or bool(args.database)
     settings = Settings(database_name=database)
     if not settings.embedded:
         sys.exit("this load test creates its own database in the embedded cluster")
@@ -116,7 +128,7 @@ def main() -> None:
     log = Path(tempfile.mkstemp(prefix="bingeo-load-", suffix=".log")[1])
     try:
         migrate.upgrade(engine)
-        plan = _build(engine, args)
+        plan = _reuse(engine, args) if args.database else _build(engine, args)
         engine.dispose()
         server, base = _serve(database, log)
         _warm_up(base, plan)
@@ -161,18 +173,42 @@ def _build(engine: Engine, args: argparse.Namespace) -> Plan:
         f"address-network pairs; built in {time.perf_counter() - started:.0f} s",
         flush=True,
     )
-    previews = [body for _, body in bench_alerts._bodies(random.Random(args.seed), x, y, 2000)]
     with engine.connect() as connection:
-        network_ids = list(connection.scalars(select(Network.id).order_by(Network.id)))
         municipality = connection.scalar(
             select(PoliceZoneMunicipality.nis_code)
             .where(PoliceZoneMunicipality.police_zone_code == zone)
             .order_by(PoliceZoneMunicipality.nis_code)
             .limit(1)
         )
-    plan = Plan(previews, zone, municipality, network_ids, _boxes(x, y, rng))
+    plan = _plan(engine, args, x, y, zone, municipality)
     _users(engine, plan)
     return plan
+
+
+def _reuse(engine: Engine, args: argparse.Namespace) -> Plan:
+    """The plan for a kept database: the same addresses again (cheap), new tokens."""
+    rng = np.random.default_rng(args.seed)
+    _, x, y, _, _ = generator._addresses(rng, args.addresses, args.towns)
+    with engine.connect() as connection:
+        zone = connection.scalar(select(User.police_zone_code).where(User.name == "load_analyst"))
+        municipality = connection.scalar(select(User.nis_code).where(User.name == "load_planner"))
+    if zone is None:
+        sys.exit(f"{args.database} is not a database kept by this load test")
+    plan = _plan(engine, args, x, y, zone, municipality)
+    for name in ("admin", "analyst", "officer", "planner", "coordinator"):
+        plan.tokens[name] = create_token(engine, f"load_{name}", label="load test")[1]
+    print(f"reusing {args.database}", flush=True)
+    return plan
+
+
+def _plan(
+    engine: Engine, args: argparse.Namespace, x: np.ndarray, y: np.ndarray, zone: str, nis: str
+) -> Plan:
+    previews = [body for _, body in bench_alerts._bodies(random.Random(args.seed), x, y, 2000)]
+    with engine.connect() as connection:
+        network_ids = list(connection.scalars(select(Network.id).order_by(Network.id)))
+    boxes = _boxes(x, y, np.random.default_rng(args.seed + 1))
+    return Plan(previews, zone, nis, network_ids, boxes)
 
 
 def _locate_networks(engine: Engine) -> None:
@@ -300,15 +336,17 @@ def _load(
             while time.perf_counter() < end:
                 kind = rnd.choices(KINDS, WEIGHTS)[0]
                 started = time.perf_counter()
+                detail = None
                 try:
                     response = _request(client, plan, kind, rnd)
-                    status = response.status_code
-                    code = response.json().get("code") if status >= 400 else None
+                    status, code = response.status_code, None
+                    if status >= 400:
+                        body = response.json()
+                        code, detail = body.get("code"), body.get("detail")
                 except httpx.HTTPError as exc:
-                    status, code = 0, type(exc).__name__
-                mine.append(
-                    Sample(kind, started - origin, time.perf_counter() - started, status, code)
-                )
+                    status, code, detail = 0, type(exc).__name__, str(exc)
+                latency = time.perf_counter() - started
+                mine.append(Sample(kind, started - origin, latency, status, code, detail))
         with lock:
             samples.extend(mine)
 
@@ -347,6 +385,7 @@ def _report(samples: list[Sample], args: argparse.Namespace, restart: dict[str, 
     window = (restart.get("stop_called", 1e9), restart.get("started", -1.0) + 0.0)
     normal = [s for s in samples if not _in_window(s, window)]
     print()
+    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(
         f"{len(samples):,} requests from {args.clients} clients in {args.duration:.0f} s "
         f"({args.addresses:,} addresses, {args.networks:,} networks; server, PostgreSQL and "
@@ -424,10 +463,15 @@ def _restart_report(samples: list[Sample], restart: dict[str, float]) -> None:
         )
     else:
         print(f"  NOT recovered for: {sorted(set(KINDS) - set(first_ok))}")
-    failures_after = [
-        s for s in after if (s.status >= 400 or s.status == 0) and s.start > started + 5
-    ]
-    print(f"  errors later than 5 s after the restart: {len(failures_after)}")
+    failures = [s for s in after if s.status >= 400 or s.status == 0]
+    if failures:
+        last = max(s.start + s.latency for s in failures) - started
+        kinds = Counter((s.status, s.code, s.detail) for s in failures)
+        print(f"  errors after the server accepted connections, the last {last:.2f} s after:")
+        for (status, code, detail), count in kinds.most_common(5):
+            print(f"    {count:>5} x {status} {code}: {detail}")
+    else:
+        print("  no error after the server accepted connections")
 
 
 def _server_errors(log: Path) -> None:
