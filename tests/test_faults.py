@@ -4,8 +4,7 @@ Every test runs against a cluster of its own in a temporary folder (never the sh
 that stopping it, making it read-only or filling its disk disturbs no one else.
 
 The dispatcher killed during a send is tested in tests/test_alerts.py
-(``test_killed_dispatcher_delivers_exactly_once``-style test of the alerts developer): nothing lost,
-nothing doubled.
+(``test_worker_killed_mid_send_delivers_exactly_once``): nothing lost, nothing doubled.
 """
 
 from __future__ import annotations
