@@ -318,7 +318,7 @@ def serve_command(
 
     import uvicorn
 
-    from api import create_app
+    from api.app import create_app
     from bingeo.db import migrate
 
     settings = _settings()
@@ -752,119 +752,6 @@ def worker_command(
     typer.echo(f"sent {stats.sent}, retried {stats.retried}, failed {stats.failed}")
 
 
-# planning --------------------------------------------------------------------------------------
-
-planning_app = typer.Typer(
-    help="Planning networks: validation, lifecycle, dormant networks.", no_args_is_help=True
-)
-app.add_typer(planning_app, name="planning")
-
-
-def _operator(name: str | None):
-    from bingeo.access import Actor, Principal
-    from bingeo.db.models import Role
-
-    # The local operator has the database anyway; --by names who acts, for the records.
-    return Actor(principal=Principal(name=name or "cli", role=Role.admin))
-
-
-@planning_app.command("validate")
-def planning_validate(
-    file: Annotated[
-        Path, typer.Argument(help="GeoJSON, GeoPackage, zipped Shapefile, KML or street-list CSV.")
-    ],
-    layer: LayerOpt = None,
-    network: Annotated[
-        str | None, typer.Option(help="Network of a street list holding several.")
-    ] = None,
-    networks_csv: Annotated[
-        Path | None, typer.Option("--networks", help="Networks CSV of the street list.")
-    ] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """The validation report of a proposed area (writes nothing); exit 2 when something blocks."""
-    from bingeo.services import planning as service
-
-    settings = _settings()
-    engine = _engine(settings)
-    if file.suffix.lower() in (".csv", ".txt"):
-        proposal = service.proposal_from_street_list(
-            engine, file, network=network, networks_csv=networks_csv
-        )
-    else:
-        proposal = service.proposal_from_file(file, layer=layer, limits=settings.geometry_limits())
-    report = service.validate(engine, _operator(None), proposal)
-    if as_json:
-        _echo_json(report.as_dict(geometry=False))
-    else:
-        typer.echo(
-            f"{report.source}: {report.area_m2 / 10_000:.1f} ha, "
-            f"{report.addresses_inside} addresses, {report.members_inside} members of networks"
-        )
-        for overlap in report.overlaps:
-            typer.echo(
-                f"  overlaps {overlap['code']} ({overlap['status']}): "
-                f"{overlap['overlap_m2']:.0f} m², {overlap['addresses']} addresses"
-            )
-        for finding in report.findings:
-            typer.echo(f"  {finding.severity.value}: {finding.code}: {finding.message}")
-    if not report.valid:
-        raise typer.Exit(2)
-
-
-@planning_app.command("transition")
-def planning_transition(
-    network_id: Annotated[int, typer.Argument(help="Id of the network.")],
-    to: Annotated[str | None, typer.Argument(help="The state to go to.")] = None,
-    fact: Annotated[
-        list[str] | None, typer.Option(help="A fact as name=value (JSON values allowed).")
-    ] = None,
-    by: Annotated[str | None, typer.Option(help="Who takes the step (for the record).")] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Record lifecycle facts and/or take a lifecycle step of a network."""
-    from bingeo.errors import InvalidInput
-    from bingeo.services import planning as service
-
-    facts: dict[str, object] = {}
-    for item in fact or []:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise InvalidInput(f"fact {item!r} is not name=value")
-        try:
-            facts[name.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            facts[name.strip()] = value
-    state = service.transition(_engine(_settings()), _operator(by), network_id, to=to, facts=facts)
-    if as_json:
-        _echo_json(state)
-        return
-    typer.echo(f"network {state['network_id']} ({state['code']}): {state['status']}")
-    for step in state["next"]:
-        missing = f" (missing: {', '.join(step['missing'])})" if step["missing"] else ""
-        typer.echo(f"  -> {step['to']}{missing}")
-
-
-@planning_app.command("dormant")
-def planning_dormant(
-    months: Annotated[int | None, typer.Option(min=1, help="Months without activity.")] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Active networks without message or member change for the given months."""
-    from bingeo.services import planning as service
-
-    settings = _settings()
-    months = months or settings.dormant_months
-    found = service.dormant_networks(_engine(settings), _operator(None), months=months)
-    if as_json:
-        _echo_json(found)
-        return
-    for network in found:
-        typer.echo(
-            f"{network['network_id']:>6} {network['code']:<32} quiet since {network['quiet_since']}"
-        )
-    typer.echo(f"{len(found)} networks without activity for {months} months")
-
 # matching --------------------------------------------------------------------------------------
 
 
@@ -1036,3 +923,117 @@ def gaps_command(
             f"{row.rank}\t{row.uncovered} uncovered of {row.addresses}\t{row.areas} areas\t"
             f"{row.codes}"
         )
+
+
+# planning --------------------------------------------------------------------------------------
+
+planning_app = typer.Typer(
+    help="Planning networks: validation, lifecycle, dormant networks.", no_args_is_help=True
+)
+app.add_typer(planning_app, name="planning")
+
+
+def _operator(name: str | None):
+    from bingeo.access import Actor, Principal
+    from bingeo.db.models import Role
+
+    # The local operator has the database anyway; --by names who acts, for the records.
+    return Actor(principal=Principal(name=name or "cli", role=Role.admin))
+
+
+@planning_app.command("validate")
+def planning_validate(
+    file: Annotated[
+        Path, typer.Argument(help="GeoJSON, GeoPackage, zipped Shapefile, KML or street-list CSV.")
+    ],
+    layer: LayerOpt = None,
+    network: Annotated[
+        str | None, typer.Option(help="Network of a street list holding several.")
+    ] = None,
+    networks_csv: Annotated[
+        Path | None, typer.Option("--networks", help="Networks CSV of the street list.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The validation report of a proposed area (writes nothing); exit 2 when something blocks."""
+    from bingeo.services import planning as service
+
+    settings = _settings()
+    engine = _engine(settings)
+    if file.suffix.lower() in (".csv", ".txt"):
+        proposal = service.proposal_from_street_list(
+            engine, file, network=network, networks_csv=networks_csv
+        )
+    else:
+        proposal = service.proposal_from_file(file, layer=layer, limits=settings.geometry_limits())
+    report = service.validate(engine, _operator(None), proposal)
+    if as_json:
+        _echo_json(report.as_dict(geometry=False))
+    else:
+        typer.echo(
+            f"{report.source}: {report.area_m2 / 10_000:.1f} ha, "
+            f"{report.addresses_inside} addresses, {report.members_inside} members of networks"
+        )
+        for overlap in report.overlaps:
+            typer.echo(
+                f"  overlaps {overlap['code']} ({overlap['status']}): "
+                f"{overlap['overlap_m2']:.0f} m², {overlap['addresses']} addresses"
+            )
+        for finding in report.findings:
+            typer.echo(f"  {finding.severity.value}: {finding.code}: {finding.message}")
+    if not report.valid:
+        raise typer.Exit(2)
+
+
+@planning_app.command("transition")
+def planning_transition(
+    network_id: Annotated[int, typer.Argument(help="Id of the network.")],
+    to: Annotated[str | None, typer.Argument(help="The state to go to.")] = None,
+    fact: Annotated[
+        list[str] | None, typer.Option(help="A fact as name=value (JSON values allowed).")
+    ] = None,
+    by: Annotated[str | None, typer.Option(help="Who takes the step (for the record).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record lifecycle facts and/or take a lifecycle step of a network."""
+    from bingeo.errors import InvalidInput
+    from bingeo.services import planning as service
+
+    facts: dict[str, object] = {}
+    for item in fact or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise InvalidInput(f"fact {item!r} is not name=value")
+        try:
+            facts[name.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            facts[name.strip()] = value
+    state = service.transition(_engine(_settings()), _operator(by), network_id, to=to, facts=facts)
+    if as_json:
+        _echo_json(state)
+        return
+    typer.echo(f"network {state['network_id']} ({state['code']}): {state['status']}")
+    for step in state["next"]:
+        missing = f" (missing: {', '.join(step['missing'])})" if step["missing"] else ""
+        typer.echo(f"  -> {step['to']}{missing}")
+
+
+@planning_app.command("dormant")
+def planning_dormant(
+    months: Annotated[int | None, typer.Option(min=1, help="Months without activity.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Active networks without message or member change for the given months."""
+    from bingeo.services import planning as service
+
+    settings = _settings()
+    months = months or settings.dormant_months
+    found = service.dormant_networks(_engine(settings), _operator(None), months=months)
+    if as_json:
+        _echo_json(found)
+        return
+    for network in found:
+        typer.echo(
+            f"{network['network_id']:>6} {network['code']:<32} quiet since {network['quiet_since']}"
+        )
+    typer.echo(f"{len(found)} networks without activity for {months} months")
