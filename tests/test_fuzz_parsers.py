@@ -110,15 +110,15 @@ def mangled_polygons(draw: st.DrawFn) -> object:
         if action == "move":
             ring[k] = [draw(NUMBERS), draw(NUMBERS)]
         elif action == "repeat":
-            ring.insert(k, list(ring[k]))
+            ring.insert(k, _copy(ring[k]))
         elif action == "drop":
             ring.pop(k)
         elif action == "third":
-            ring[k] = [*ring[k], draw(NUMBERS)]
+            ring[k] = [*_copy(ring[k]), draw(NUMBERS)]
         else:
             ring[k] = draw(JSON_LIKE)
     if ring and draw(st.booleans()):
-        ring.append(list(ring[0]))  # closed, as GeoJSON wants
+        ring.append(_copy(ring[0]))  # closed, as GeoJSON wants
     rings = [ring] + draw(st.lists(st.just(ring[::-1]), max_size=2))  # holes equal to the shell
     kind = draw(TYPES)
     coordinates: object = [rings] if kind == "MultiPolygon" else rings
@@ -133,6 +133,11 @@ def mangled_polygons(draw: st.DrawFn) -> object:
         name = draw(st.sampled_from(["EPSG:31370", "urn:ogc:def:crs:EPSG::3812", "EPSG:9999"]))
         return {**geometry, "crs": {"type": "name", "properties": {"name": name}}}
     return geometry
+
+
+def _copy(position: object) -> list:
+    # A position replaced by an arbitrary JSON value earlier may be anything, None included.
+    return list(position) if isinstance(position, list | tuple) else [position]
 
 
 def check_geometry(data: object) -> None:
