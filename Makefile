@@ -23,14 +23,14 @@ demo: setup
 	$(BIN)/bingeo demo
 
 test: setup
-	$(BIN)/ruff check bingeo api tests scripts
+	$(BIN)/ruff check bingeo api tests scripts bench
 	$(BIN)/pytest -q
 
 serve: setup
 	$(BIN)/bingeo serve
 
 bench: setup
-	$(BIN)/python scripts/bench_import_addresses.py
+	$(BIN)/python bench/bench_import_addresses.py --rows 1000000
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -194,7 +194,7 @@ def _typo(name: str, rng: random.Random) -> str:
 
 
 def _generator():
-    """The synthetic BeST-like generator of scripts/bench_import_addresses.py."""
+    """The synthetic BeST-like generator of bench/bench_import_addresses.py."""
     path = Path(__file__).with_name("bench_import_addresses.py")
     spec = importlib.util.spec_from_file_location("bench_import_addresses", path)
     module = importlib.util.module_from_spec(spec)
