@@ -19,6 +19,7 @@ from bingeo.db.models import (
     AreaLevel,
     Base,
     Network,
+    NetworkVersion,
     PoliceZoneMunicipality,
     ReferenceArea,
 )
@@ -358,6 +359,23 @@ def test_networks_import_upserts_with_versions(db: Engine, tmp_path: Path) -> No
     rows = network_rows(db)
     assert rows["BIN-1"] == ("BIN", "charter", 2)
     assert rows["BINZ-1"] == ("BIN-Z", "active", 1)
+    # The area the import replaced is kept in the network's history, as for an edit.
+    versions = NetworkVersion.__table__
+    with db.connect() as connection:
+        kept = connection.execute(
+            select(
+                versions.c.version,
+                versions.c.changed_by,
+                versions.c.reason,
+                func.ST_Area(versions.c.geom),
+            )
+            .join(table, table.c.id == versions.c.network_id)
+            .where(table.c.code == "BIN-1")
+        ).all()
+    assert len(kept) == 1
+    version, changed_by, reason, area = kept[0]
+    assert (version, changed_by, reason) == (1, "import", "import of networks.geojson")
+    assert area == pytest.approx(lambert(GENT_SQUARE).area, rel=1e-6)
 
 
 # bad input -------------------------------------------------------------------------------------

@@ -5,17 +5,44 @@ from __future__ import annotations
 import geopandas as gpd
 import shapely
 from geoalchemy2 import Geometry
-from sqlalchemy import Column, Connection, Text, cast, delete, func, select, tuple_, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Text,
+    cast,
+    delete,
+    func,
+    literal,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 
 from bingeo.db.bulk import copy_frame, staging_table, upsert_counts
-from bingeo.db.models import SRID, AreaLevel, Network, PoliceZoneMunicipality, ReferenceArea
+from bingeo.db.models import (
+    SRID,
+    AreaLevel,
+    Network,
+    NetworkVersion,
+    PoliceZoneMunicipality,
+    ReferenceArea,
+)
 
 NETWORK_FIELDS = ("code", "name", "kind", "status", "nis_code", "police_zone_code")
 
 
-def upsert_networks(connection: Connection, frame: gpd.GeoDataFrame) -> tuple[int, int]:
-    """Insert or update networks keyed on their code; a changed network gets a new version."""
+def upsert_networks(
+    connection: Connection,
+    frame: gpd.GeoDataFrame,
+    *,
+    changed_by: str | None = None,
+    reason: str | None = None,
+) -> tuple[int, int]:
+    """Insert or update networks keyed on their code; a changed network gets a new version.
+
+    The area a change replaces is kept in the network's history (who, why), as for any edit.
+    """
     staging = staging_table(
         "staging_networks",
         [*(Column(name, Text) for name in NETWORK_FIELDS), Column("geom", Geometry(srid=SRID))],
@@ -28,6 +55,22 @@ def upsert_networks(connection: Connection, frame: gpd.GeoDataFrame) -> tuple[in
     copy_frame(connection, staging, rows)
 
     table = Network.__table__
+    previous = (
+        select(
+            table.c.id,
+            table.c.version,
+            table.c.geom,
+            literal(changed_by).label("changed_by"),
+            literal(reason).label("reason"),
+        )
+        .join(staging, staging.c.code == table.c.code)
+        .where(table.c.geom.is_distinct_from(func.ST_Multi(staging.c.geom)))
+    )
+    connection.execute(
+        insert(NetworkVersion.__table__).from_select(
+            ["network_id", "version", "geom", "changed_by", "reason"], previous
+        )
+    )
     source = select(
         staging.c.code,
         staging.c.name,

@@ -24,14 +24,14 @@ from bingeo.addresses import (
 from bingeo.areas import Rejection, read_areas
 from bingeo.db import addresses as address_repo
 from bingeo.db import areas as area_repo
-from bingeo.db import networks as network_repo
 from bingeo.db.engine import database_errors
 from bingeo.db.models import AreaLevel, NetworkStatus
 from bingeo.errors import InvalidInput
 from bingeo.lookup import normalise_street
 from bingeo.networks import read_networks
 from bingeo.services.lookup import refresh_lookup_tables
-from bingeo.services.matching import rematch, rematch_changed_networks
+from bingeo.services.matching import rematch
+from bingeo.services.networks import store_networks
 
 Progress = Callable[[str], None]
 MAX_LISTED_REJECTIONS = 20
@@ -107,6 +107,7 @@ def import_networks(
     crs: str | None = None,
     default_status: NetworkStatus | str = NetworkStatus.active,
     skip_invalid: bool = False,
+    changed_by: str | None = "import",
     progress: Progress | None = None,
 ) -> ImportSummary:
     """Import network areas (name, kind, status) from GeoJSON or GeoPackage, in one transaction."""
@@ -116,8 +117,9 @@ def import_networks(
     summary.repaired = [r.reason for r in batch.repaired]
     _check_rejections(summary, batch.rejected, skip_invalid)
     with database_errors(), engine.begin() as connection:
-        summary.stored, summary.updated = network_repo.upsert_networks(connection, batch.frame)
-        rematch_changed_networks(connection)
+        summary.stored, summary.updated = store_networks(
+            connection, batch.frame, changed_by=changed_by, reason=f"import of {Path(path).name}"
+        )
     summary.unchanged = len(batch.frame) - summary.stored - summary.updated
     return summary
 

@@ -5,19 +5,21 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+import geopandas as gpd
 from geoalchemy2.shape import from_shape
 from shapely import wkb as shapely_wkb
 from shapely.geometry import MultiPolygon
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from bingeo.access import Action, Actor, Target
+from bingeo.db import matching as match_repo
 from bingeo.db import networks as network_repo
 from bingeo.db import planning as planning_repo
 from bingeo.db.models import SRID, NetworkKind, NetworkStatus
 from bingeo.errors import Conflict, IllegalTransition, NotFound
 from bingeo.services.audit import guard, record
-from bingeo.services.matching import rematch_network
+from bingeo.services.matching import rematch_changed_networks, rematch_network
 
 MAX_ID = 2**31 - 1  # the largest value of a PostgreSQL integer id
 
@@ -210,6 +212,27 @@ def delete_network(engine: Engine, actor: Actor, network_id: int, *, version: in
         if not network_repo.delete_network(connection, network_id, version):
             raise Conflict(f"network {network_id} is at version {current.version}, not {version}")
         record(connection, actor, "delete", "network", network_id, target=current.target)
+
+
+def store_networks(
+    connection: Connection,
+    frame: gpd.GeoDataFrame,
+    *,
+    changed_by: str | None,
+    reason: str | None,
+) -> tuple[int, int]:
+    """Upsert networks from a file or a street list, in the caller's transaction.
+
+    The same consequences as an edit: replaced areas kept as versions, addresses rematched, and
+    members whose address falls outside a changed area flagged (never removed).
+    """
+    inserted, updated = network_repo.upsert_networks(
+        connection, frame, changed_by=changed_by, reason=reason
+    )
+    rematch_changed_networks(connection)
+    for network_id in match_repo.networks_changed_in_transaction(connection):
+        planning_repo.flag_members_outside(connection, network_id)
+    return inserted, updated
 
 
 def _record(row) -> NetworkRecord:

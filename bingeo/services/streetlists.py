@@ -11,11 +11,10 @@ import numpy as np
 import shapely
 from sqlalchemy import Engine
 
-from bingeo.db import networks as network_repo
 from bingeo.db import streetlists as repo
 from bingeo.db.models import AreaLevel, NetworkStatus
 from bingeo.networks import parse_kind
-from bingeo.services.matching import rematch_changed_networks
+from bingeo.services.networks import store_networks
 from bingeo.streetlists import SURE as SURE_MATCH
 from bingeo.streetlists import (
     AreaRule,
@@ -142,13 +141,18 @@ def derive_from_street_list(
 
 
 def store_derived(
-    engine: Engine, result: StreetListResult, *, status: NetworkStatus = NetworkStatus.active
+    engine: Engine,
+    result: StreetListResult,
+    *,
+    status: NetworkStatus = NetworkStatus.active,
+    changed_by: str | None = "street list",
 ) -> StreetListResult:
     """Upsert the derived networks (one transaction) and count what changed."""
     frame = result.frame(status=status)
     with engine.begin() as connection:
-        result.stored, result.updated = network_repo.upsert_networks(connection, frame)
-        rematch_changed_networks(connection)
+        result.stored, result.updated = store_networks(
+            connection, frame, changed_by=changed_by, reason="derived from a street list"
+        )
     return result
 
 
