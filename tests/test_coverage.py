@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import shapely
+from live_server import live_server
 from shapely.geometry import MultiPolygon
 from sqlalchemy import Engine, text
 
@@ -394,37 +390,8 @@ def _codes(engine: Engine, ids: dict[str, int]) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def server(gent: dict[str, int], settings: Settings) -> Iterator[str]:
     """The real app under uvicorn on a free local port (no base-map tiles); its base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = os.environ | {
-        "BINGEO_DATABASE_NAME": settings.database_name,
-        "BINGEO_DATA_DIR": str(settings.data_dir),
-        "BINGEO_TILES": "",
-    }
-    if settings.database_url:
-        env["BINGEO_DATABASE_URL"] = settings.database_url
-    app = "from api.app import create_app; from bingeo.settings import Settings; import uvicorn; "
-    app += (
-        f"uvicorn.run(create_app(Settings()), host='127.0.0.1', port={port}, log_level='warning')"
-    )
-    process = subprocess.Popen([sys.executable, "-c", app], cwd=ROOT, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, "the server stopped while starting"
-            assert time.monotonic() < deadline, "the server did not start within 30 s"
-            time.sleep(0.2)
+    with live_server(settings, BINGEO_TILES="") as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")

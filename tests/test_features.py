@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
-import httpx
 import pytest
 import shapely
 from fastapi.testclient import TestClient
+from live_server import live_server
 from sqlalchemy import Engine, text
 
 from api.app import create_app
@@ -24,7 +20,6 @@ from bingeo.geometry import bbox_to_storage
 from bingeo.services.imports import import_areas, import_networks
 from bingeo.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
 GENT_SECTORS = 254
 # About 2.5 by 2 km around the Korenmarkt.
 CENTRE_BBOX = (3.705, 51.045, 3.74, 51.063)
@@ -81,37 +76,8 @@ def client(gent: Path, settings: Settings) -> Iterator[TestClient]:
 @pytest.fixture(scope="module")
 def server(gent: Path, settings: Settings) -> Iterator[str]:
     """The real app under uvicorn on a free local port; its base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = os.environ | {
-        "BINGEO_DATABASE_NAME": settings.database_name,
-        "BINGEO_DATA_DIR": str(settings.data_dir),
-    }
-    if settings.database_url:
-        env["BINGEO_DATABASE_URL"] = settings.database_url
-    app = "from api.app import create_app; from bingeo.settings import Settings; "
-    app += "import uvicorn; "
-    app += (
-        f"uvicorn.run(create_app(Settings()), host='127.0.0.1', port={port}, log_level='warning')"
-    )
-    process = subprocess.Popen([sys.executable, "-c", app], cwd=ROOT, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, "the server stopped while starting"
-            assert time.monotonic() < deadline, "the server did not start within 30 s"
-            time.sleep(0.2)
+    with live_server(settings) as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_gdal_lists_the_collections(server: str) -> None:

@@ -10,11 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import email
 import json
-import os
 import re
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +23,7 @@ import httpx
 import pytest
 import shapely
 from aiosmtpd.controller import Controller
+from live_server import live_server
 from shapely.geometry import MultiPolygon
 from sqlalchemy import Engine, func, insert, select, text
 
@@ -185,49 +183,18 @@ def inbox() -> Iterator[Inbox]:
 @pytest.fixture(scope="module")
 def server(town: Town, inbox: Inbox, settings: Settings) -> Iterator[str]:
     """The app under uvicorn and ``bingeo worker`` on the test database; the app's base URL."""
-    port = _free_port()
-    env = os.environ | {
-        "BINGEO_DATABASE_NAME": settings.database_name,
-        "BINGEO_DATA_DIR": str(settings.data_dir),
-        "BINGEO_TILES": "",
-        "BINGEO_SMTP_HOST": "127.0.0.1",
-        "BINGEO_SMTP_PORT": str(inbox.port),
-        "BINGEO_SMTP_FROM": "politie@example.be",
-        "BINGEO_SMTP_TIMEOUT_S": "5",
-        "BINGEO_DISPATCH_POLL_S": "0.3",
-    }
-    if settings.database_url:
-        env["BINGEO_DATABASE_URL"] = settings.database_url
-    app = "from api.app import create_app; from bingeo.settings import Settings; import uvicorn; "
-    app += (
-        f"uvicorn.run(create_app(Settings()), host='127.0.0.1', port={port}, log_level='warning')"
-    )
-    process = subprocess.Popen([sys.executable, "-c", app], cwd=ROOT, env=env)
-    worker = subprocess.Popen(
-        [str(Path(sys.executable).parent / "bingeo"), "worker"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, "the server stopped while starting"
-            assert time.monotonic() < deadline, "the server did not start within 90 s"
-            time.sleep(0.2)
+    with live_server(
+        settings,
+        worker=True,
+        start_timeout_s=90,
+        BINGEO_TILES="",
+        BINGEO_SMTP_HOST="127.0.0.1",
+        BINGEO_SMTP_PORT=str(inbox.port),
+        BINGEO_SMTP_FROM="politie@example.be",
+        BINGEO_SMTP_TIMEOUT_S="5",
+        BINGEO_DISPATCH_POLL_S="0.3",
+    ) as base:
         yield base
-    finally:
-        for child in (worker, process):
-            child.terminate()
-        for child in (worker, process):
-            child.wait(timeout=10)
 
 
 # the browser ---------------------------------------------------------------------------------
