@@ -459,53 +459,6 @@ def _networks(
     )
 
 
-_MATCHES: dict[str, tuple[str, np.ndarray, np.ndarray]] = {}
-
-
-def _stored_matches(
-    engine: Engine, connection: Connection, fingerprint: str | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """(network ids, address ids) of every stored match, kept per process while current."""
-    key = engine.url.render_as_string(hide_password=True)
-    if fingerprint is None:
-        fingerprint = coverage_repo.matches_fingerprint(connection)
-    cached = _MATCHES.get(key)
-    if cached is None or cached[0] != fingerprint:
-        pairs = match_repo.stored_pairs(connection)
-        cached = (fingerprint, pairs.network_ids.astype(np.int64), pairs.address_ids)
-        _MATCHES[key] = cached
-    return cached[1], cached[2]
-
-
-# private helpers --------------------------------------------------------------------------------
-
-
-def _area_exists(connection: Connection, level: AreaLevel, code: str) -> bool:
-    return bool(coverage_repo.scope_areas(connection, level, nis_codes=[code], zone_codes=[code]))
-
-
-def _networks(
-    connection: Connection, *, include_inactive: bool, bbox=None, **scope
-) -> gpd.GeoDataFrame:
-    rows = coverage_repo.counted_networks(
-        connection, include_inactive=include_inactive, bbox=bbox, **scope
-    )
-    geometries = shapely.from_wkb([bytes(r.wkb) for r in rows]) if rows else []
-    return gpd.GeoDataFrame(
-        {
-            "id": np.array([r.id for r in rows], dtype=np.int64),
-            "code": [r.code for r in rows],
-            "name": [r.name for r in rows],
-            "kind": [r.kind.value for r in rows],
-            "status": [r.status.value for r in rows],
-            "nis_code": [r.nis_code for r in rows],
-            "police_zone_code": [r.police_zone_code for r in rows],
-        },
-        geometry=gpd.GeoSeries(list(geometries), crs=SRID),
-        crs=SRID,
-    )
-
-
 def _bounds(wkb) -> tuple[float, float, float, float]:
     return tuple(shapely.bounds(shapely.from_wkb(bytes(wkb))))
 
