@@ -39,6 +39,7 @@ from bench_matching import (  # noqa: E402 (the generator of the matching benchm
     _networks,
     _store_addresses,
     _store_networks,
+    add_data_options,
 )
 
 from bingeo.db import migrate  # noqa: E402
@@ -66,12 +67,9 @@ CONSENT = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 def main() -> None:
     """Build the data, serve the API, time both ways, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--addresses", type=int, default=1_000_000)
-    parser.add_argument("--networks", type=int, default=1200)
-    parser.add_argument("--towns", type=int, default=2500)
+    add_data_options(parser, addresses=1_000_000)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=20240601)
     args = parser.parse_args()
     database = f"bingeo_bench_alerts_{os.getpid()}"
     settings = Settings(database_name=database)

@@ -48,14 +48,8 @@ ADMIN = generator.ADMIN
 def main() -> None:
     """Parse the options, build the data, time each way and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--addresses", type=int, default=1_000_000)
-    parser.add_argument("--networks", type=int, default=1200)
-    parser.add_argument("--towns", type=int, default=2500)
-    parser.add_argument("--sectors", type=int, default=19_800)
-    parser.add_argument("--municipalities", type=int, default=581)
-    parser.add_argument("--zones", type=int, default=185)
+    generator.add_data_options(parser, addresses=1_000_000, areas=True)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--profile", action="store_true", help="profile one country coverage")
     args = parser.parse_args()
 

@@ -53,19 +53,30 @@ EXTENT = (25_000.0, 25_000.0, 290_000.0, 240_000.0)
 TARGET_COVERAGE = 0.30
 
 
+def add_data_options(
+    parser: argparse.ArgumentParser, *, addresses: int, areas: bool = False
+) -> None:
+    """The options of the synthetic national data, shared by every benchmark that builds it."""
+    parser.add_argument("--addresses", type=int, default=addresses)
+    parser.add_argument("--networks", type=int, default=1200)
+    parser.add_argument("--towns", type=int, default=2500)
+    if areas:
+        parser.add_argument("--sectors", type=int, default=19_800)
+        parser.add_argument("--municipalities", type=int, default=581)
+        parser.add_argument("--zones", type=int, default=185)
+    parser.add_argument("--seed", type=int, default=20240601)
+
+
 def main() -> None:
     """Parse the options, build the data, run the three methods and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--addresses", type=int, default=1_000_000)
-    parser.add_argument("--networks", type=int, default=1200)
-    parser.add_argument("--towns", type=int, default=2500)
+    add_data_options(parser, addresses=1_000_000)
     parser.add_argument("--edits", type=int, default=20, help="incremental edits to time")
     parser.add_argument(
         "--only-bingeo",
         action="store_true",
         help="skip the alternatives (geopandas, PostGIS): bingeo's rematch and incremental edits",
     )
-    parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--keep", action="store_true", help="keep the database (to profile)")
     parser.add_argument("--child", nargs=2, metavar=("METHOD", "DATABASE"), help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -99,17 +99,11 @@ class Plan:
 def main() -> None:
     """Build the data, serve the API, run the load (and the restart), print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--addresses", type=int, default=500_000)
-    parser.add_argument("--networks", type=int, default=1200)
-    parser.add_argument("--towns", type=int, default=2500)
-    parser.add_argument("--sectors", type=int, default=19_800)
-    parser.add_argument("--municipalities", type=int, default=581)
-    parser.add_argument("--zones", type=int, default=185)
+    generator.add_data_options(parser, addresses=500_000, areas=True)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
     parser.add_argument("--restart-db", action="store_true", help="restart PostgreSQL mid-run")
     parser.add_argument("--down", type=float, default=5.0, help="seconds the server stays down")
-    parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument(
         "--database", help="reuse a database kept by an earlier run with the same data options"
