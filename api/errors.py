@@ -27,6 +27,7 @@ STATUS_BY_ERROR: dict[type[errors.BinGeoError], int] = {
     errors.PreconditionRequired: 428,
     errors.NotAuthenticated: 401,
     errors.Forbidden: 403,
+    errors.TooManyAttempts: 429,
     errors.DatabaseUnavailable: 503,
     errors.BinGeoError: 400,
 }
@@ -42,6 +43,7 @@ HTTP_CODES = {
     415: "unsupported_media_type",
     422: "invalid_input",
     428: "precondition_required",
+    429: "too_many_requests",
 }
 
 
@@ -67,6 +69,8 @@ def install(app: FastAPI) -> None:
     async def domain_error(request: Request, exc: errors.BinGeoError) -> JSONResponse:
         status = status_of(exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if isinstance(exc, errors.TooManyAttempts):
+            headers = {"Retry-After": str(exc.retry_after_s)}
         if status >= 500:
             log.error("%s %s -> %s %s", request.method, request.url.path, status, exc.code)
         return error_response(status, exc.detail, exc.code, headers)

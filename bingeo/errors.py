@@ -89,3 +89,13 @@ class DatabaseFull(DatabaseUnavailable):
     """The database server ran out of disk space."""
 
     code = "database_full"
+
+
+class TooManyAttempts(BinGeoError):
+    """Too many failed logins for a name or from a client: wait ``retry_after_s`` seconds."""
+
+    code = "too_many_attempts"
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s

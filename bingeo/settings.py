@@ -80,6 +80,15 @@ class Settings(BaseSettings):
     gap_adjacency_m: float = Field(
         default=1.0, description="Uncovered areas this close are merged into one candidate zone."
     )
+    login_max_failures: int = Field(
+        default=5, ge=1, description="Failed logins per user name in the window before a 429."
+    )
+    login_max_failures_per_client: int = Field(
+        default=20, ge=1, description="Failed logins per client address in the window before a 429."
+    )
+    login_window_s: float = Field(
+        default=900.0, gt=0, description="Window of the login rate limit (seconds)."
+    )
 
     @property
     def embedded(self) -> bool:

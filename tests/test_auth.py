@@ -20,6 +20,7 @@ from bingeo.services import users as service
 from bingeo.settings import Settings
 
 PASSWORD = "correct horse battery"
+LIMITS = service.LoginLimits(max_failures=100, max_failures_per_client=100, window_s=900)
 TOKENS = ApiToken.__table__
 USERS = User.__table__
 
@@ -45,7 +46,7 @@ def test_hashes_are_salted_scrypt_and_verified() -> None:
 def test_login_gives_a_short_lived_token_and_logout_revokes_it(db: Engine) -> None:
     service.add_user(db, "ann", Role.police_officer, police_zone_code="5388", password=PASSWORD)
     before = dt.datetime.now(dt.UTC)
-    token, expires_at, principal = service.login(db, "ann", PASSWORD)
+    token, expires_at, principal = service.login(db, "ann", PASSWORD, limits=LIMITS)
     assert principal.name == "ann" and principal.role == Role.police_officer
     assert principal.police_zone_code == "5388"
     assert service.authenticate(db, token).name == "ann"
@@ -73,13 +74,13 @@ def test_login_refusals_look_alike(db: Engine) -> None:
         ("bob", ""),
     ):
         with pytest.raises(NotAuthenticated) as refused:
-            service.login(db, name, password)
+            service.login(db, name, password, limits=LIMITS)
         messages.add(str(refused.value))
     assert messages == {"unknown name or wrong password"}
     with db.begin() as connection:
         connection.execute(update(USERS).where(USERS.c.name == "bob").values(disabled=True))
     with pytest.raises(NotAuthenticated):
-        service.login(db, "bob", PASSWORD)
+        service.login(db, "bob", PASSWORD, limits=LIMITS)
     with db.connect() as connection:
         assert connection.execute(select(TOKENS)).all() == []
 
@@ -87,12 +88,12 @@ def test_login_refusals_look_alike(db: Engine) -> None:
 def test_set_password_and_user_list_without_hashes(db: Engine) -> None:
     service.add_user(db, "cis", Role.municipality_planner, nis_code="24011")
     with pytest.raises(NotAuthenticated):
-        service.login(db, "cis", PASSWORD)
+        service.login(db, "cis", PASSWORD, limits=LIMITS)
     service.set_password(db, "cis", PASSWORD)
-    assert service.login(db, "cis", PASSWORD)[2].nis_code == "24011"
+    assert service.login(db, "cis", PASSWORD, limits=LIMITS)[2].nis_code == "24011"
     service.set_password(db, "cis", "another password")
     with pytest.raises(NotAuthenticated):
-        service.login(db, "cis", PASSWORD)
+        service.login(db, "cis", PASSWORD, limits=LIMITS)
     with pytest.raises(NotFound):
         service.set_password(db, "nobody", PASSWORD)
     assert all("password_hash" not in user for user in service.list_users(db))
@@ -175,9 +176,9 @@ def test_cli_passwords_from_stdin(db: Engine, settings: Settings) -> None:
         stdin=PASSWORD + "\n",
     )  # fmt: skip
     assert added.returncode == 0, added.stderr
-    assert service.login(db, "eva", PASSWORD)[2].role == Role.police_officer
+    assert service.login(db, "eva", PASSWORD, limits=LIMITS)[2].role == Role.police_officer
     changed = run("users", "set-password", "eva", "--password-stdin", stdin="new password 42\n")
     assert changed.returncode == 0, changed.stderr
-    assert service.login(db, "eva", "new password 42")[2].name == "eva"
+    assert service.login(db, "eva", "new password 42", limits=LIMITS)[2].name == "eva"
     short = run("users", "set-password", "eva", "--password-stdin", stdin="short\n")
     assert short.returncode != 0 and "at least 10 characters" in short.stderr

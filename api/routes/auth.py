@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import ActorDep, EngineDep, bearer
-from api.schemas import ERRORS
+from api.deps import ActorDep, EngineDep, SettingsDep, bearer
+from api.schemas import ERRORS, ErrorBody
 from bingeo.access import Principal
 from bingeo.errors import NotAuthenticated
 from bingeo.services import users as service
@@ -48,12 +48,28 @@ class LoginResponse(BaseModel):
     user: Me
 
 
-@router.post("/login")
-async def login(body: LoginRequest, engine: EngineDep) -> LoginResponse:
-    """Exchange name and password for a short-lived API token (label "web login")."""
+TOO_MANY = {"model": ErrorBody, "description": "Too many failed logins; see Retry-After."}
+
+
+@router.post("/login", responses={429: TOO_MANY})
+async def login(
+    body: LoginRequest, request: Request, engine: EngineDep, settings: SettingsDep
+) -> LoginResponse:
+    """Exchange name and password for a short-lived API token (label "web login").
+
+    Every attempt is audited. After ``login_max_failures`` failed attempts for a name (or
+    ``login_max_failures_per_client`` from one client address) within ``login_window_s``, the
+    answer is 429 with ``Retry-After``, whether the name exists or not.
+    """
     # scrypt takes tens of milliseconds: off the event loop.
     token, expires_at, principal = await run_in_threadpool(
-        service.login, engine, body.name, body.password
+        service.login,
+        engine,
+        body.name,
+        body.password,
+        limits=service.LoginLimits.from_settings(settings),
+        client=request.client.host if request.client else None,
+        request_id=request.state.request_id,
     )
     return LoginResponse(token=token, expires_at=expires_at, user=_me(principal))
 

@@ -516,3 +516,25 @@ class AddressAreaState(Base):
     refreshed_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+
+
+class LoginAttempt(Base):
+    """One password login attempt, kept for the rate limit shared by every server process.
+
+    Rows older than the limit's window serve no purpose and are deleted; the audit trail keeps
+    the lasting record. ``outcome``: pending (being checked), failed, succeeded, limited.
+    """
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        Index("ix_login_attempts_user_name_at", "user_name", "at"),
+        Index("ix_login_attempts_client_at", "client", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
+    user_name: Mapped[str] = mapped_column(String(128))
+    client: Mapped[str | None] = mapped_column(String(128))
+    outcome: Mapped[str] = mapped_column(String(16), server_default="pending")

@@ -5,15 +5,20 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import math
 import secrets
+from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from bingeo.access import ANONYMOUS, Principal
+from bingeo.access import ANONYMOUS, Actor, Principal
+from bingeo.db import login_attempts as attempt_repo
 from bingeo.db import users as user_repo
 from bingeo.db.models import Role
-from bingeo.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
+from bingeo.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, TooManyAttempts
+from bingeo.services.audit import record
+from bingeo.settings import Settings
 
 TOKEN_PREFIX = "bgo_"
 SCOPE_OF_ROLE = {
@@ -70,23 +75,13 @@ def create_token(
     expires_in_days: float | None = None,
 ) -> tuple[int, str]:
     """A new token for ``user_name``: (id, the token). The token is shown once, stored hashed."""
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    expires_at = None
-    if expires_in_days is not None:
-        if expires_in_days <= 0:
-            raise InvalidInput("expires_in_days must be positive")
-        expires_at = _now() + dt.timedelta(days=expires_in_days)
+    if expires_in_days is not None and expires_in_days <= 0:
+        raise InvalidInput("expires_in_days must be positive")
     with engine.begin() as connection:
         user = user_repo.user_by_name(connection, user_name)
         if user is None:
             raise NotFound(f"no user {user_name!r}")
-        token_id = user_repo.add_token(
-            connection,
-            user_id=user.id,
-            token_hash=hash_token(token),
-            label=label,
-            expires_at=expires_at,
-        )
+        token_id, token, _ = _new_token(connection, user.id, label, expires_in_days)
     return token_id, token
 
 
@@ -117,14 +112,7 @@ def authenticate(engine: Engine, token: str | None) -> Principal:
         user = user_repo.user_for_token(connection, hash_token(token), _now())
     if user is None:
         raise NotAuthenticated("the bearer token is unknown, expired or revoked")
-    return Principal(
-        user_id=user.id,
-        name=user.name,
-        role=Role(user.role),
-        police_zone_code=user.police_zone_code,
-        nis_code=user.nis_code,
-        network_id=user.network_id,
-    )
+    return _principal(user)
 
 
 def hash_token(token: str) -> str:
@@ -177,29 +165,85 @@ def set_password(engine: Engine, name: str, password: str) -> None:
             raise NotFound(f"no user {name!r}")
 
 
+@dataclass(frozen=True)
+class LoginLimits:
+    """The login rate limit: failed attempts allowed per user name and per client address within
+    a sliding window (the per-name count restarts after a successful login)."""
+
+    max_failures: int
+    max_failures_per_client: int
+    window_s: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LoginLimits:
+        """The limits configured in ``settings``."""
+        return cls(
+            settings.login_max_failures,
+            settings.login_max_failures_per_client,
+            settings.login_window_s,
+        )
+
+
 def login(
-    engine: Engine, name: str, password: str, *, hours: float = LOGIN_HOURS
+    engine: Engine,
+    name: str,
+    password: str,
+    *,
+    limits: LoginLimits,
+    client: str | None = None,
+    request_id: str | None = None,
+    hours: float = LOGIN_HOURS,
 ) -> tuple[str, dt.datetime, Principal]:
     """A short-lived API token for a user's name and password: (token, expiry, principal).
 
     Unknown names, disabled users, users without a password and wrong passwords all get the
-    same error after the same work.
+    same error after the same work. Past ``limits`` the attempt is refused with
+    ``TooManyAttempts`` before the password is looked at, whether the name exists or not.
+    Every attempt, accepted or refused, is audited with the name tried, the client and the reason
+    (never the password).
     """
+    name = name[:128]
+    client = client[:128] if client else None
+    with engine.begin() as connection:
+        attempt_id = attempt_repo.begin(
+            connection, user_name=name, client=client, window_s=limits.window_s
+        )
+    # Counted after the pending attempt is committed, so that concurrent attempts (in any
+    # process) see each other: at most ``max_failures`` pass however they interleave.
     with engine.connect() as connection:
+        by_name, by_client, now = attempt_repo.counted_failures(
+            connection, attempt_id=attempt_id, user_name=name, client=client,
+            window_s=limits.window_s,
+        )  # fmt: skip
         user = user_repo.user_by_name(connection, name)
-    stored = user.password_hash if user is not None else None
-    if stored is None:
-        if not _DUMMY_HASH:
-            _DUMMY_HASH.append(hash_password(secrets.token_hex(16)))
-        stored_for_timing = _DUMMY_HASH[0]
-        verify_password(password, stored_for_timing)
-        ok = False
-    else:
-        ok = verify_password(password, stored)
-    if not ok or user is None or user.disabled:
+    waits = [
+        _wait_s(times, limit, limits.window_s, now)
+        for times, limit in (
+            (by_name, limits.max_failures),
+            (by_client, limits.max_failures_per_client),
+        )
+        if len(times) >= limit
+    ]
+    actor = Actor(
+        principal=Principal(user_id=user.id if user else None, name=name),
+        request_id=request_id,
+        client=client,
+    )
+    if waits:
+        retry_after_s = max(waits)
+        _finish_login(engine, attempt_id, actor, "rate_limited", retry_after_s=retry_after_s)
+        raise TooManyAttempts(
+            f"too many failed logins; try again in {retry_after_s} s", retry_after_s
+        )
+    reason = _refusal(user, password)
+    if reason:
+        _finish_login(engine, attempt_id, actor, reason)
         raise NotAuthenticated("unknown name or wrong password")
-    _, token = create_token(engine, user.name, label=LOGIN_LABEL, expires_in_days=hours / 24)
-    return token, _now() + dt.timedelta(hours=hours), authenticate(engine, token)
+    with engine.begin() as connection:
+        _, token, expires_at = _new_token(connection, user.id, LOGIN_LABEL, hours / 24)
+        principal = _principal(user)
+        _audit_login(connection, attempt_id, Actor(principal, request_id, client), None)
+    return token, expires_at, principal
 
 
 def logout(engine: Engine, token: str) -> None:
@@ -208,6 +252,76 @@ def logout(engine: Engine, token: str) -> None:
         token_id = user_repo.token_id_by_hash(connection, hash_token(token))
         if token_id is None or not user_repo.revoke_token(connection, token_id, _now()):
             raise NotAuthenticated("the bearer token is unknown or revoked already")
+
+
+def _refusal(user, password: str) -> str | None:
+    """Why a login is refused (for the audit trail only), or None; always one scrypt."""
+    stored = user.password_hash if user is not None else None
+    if stored is None:
+        if not _DUMMY_HASH:
+            _DUMMY_HASH.append(hash_password(secrets.token_hex(16)))
+        verify_password(password, _DUMMY_HASH[0])
+        return "unknown_user" if user is None else "no_password"
+    if not verify_password(password, stored):
+        return "wrong_password"
+    return "disabled" if user.disabled else None
+
+
+def _finish_login(
+    engine: Engine, attempt_id: int, actor: Actor, reason: str, **details: object
+) -> None:
+    with engine.begin() as connection:
+        _audit_login(connection, attempt_id, actor, reason, **details)
+
+
+def _audit_login(
+    connection: Connection, attempt_id: int, actor: Actor, reason: str | None, **details: object
+) -> None:
+    """The attempt's outcome for the rate limit and its audit entry, in one transaction."""
+    outcome = "succeeded" if reason is None else "limited" if reason == "rate_limited" else "failed"
+    attempt_repo.finish(connection, attempt_id, outcome)
+    record(
+        connection,
+        actor,
+        "login",
+        "user",
+        actor.principal.user_id,
+        outcome="allowed" if reason is None else "refused",
+        details={"reason": reason, **details} if reason else None,
+    )
+
+
+def _new_token(
+    connection: Connection, user_id: int, label: str | None, expires_in_days: float | None
+) -> tuple[int, str, dt.datetime | None]:
+    """Store a new token of ``user_id``: (id, the token, expiry)."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    expires_at = None if expires_in_days is None else _now() + dt.timedelta(days=expires_in_days)
+    token_id = user_repo.add_token(
+        connection,
+        user_id=user_id,
+        token_hash=hash_token(token),
+        label=label,
+        expires_at=expires_at,
+    )
+    return token_id, token, expires_at
+
+
+def _principal(user) -> Principal:
+    return Principal(
+        user_id=user.id,
+        name=user.name,
+        role=Role(user.role),
+        police_zone_code=user.police_zone_code,
+        nis_code=user.nis_code,
+        network_id=user.network_id,
+    )
+
+
+def _wait_s(times: list[dt.datetime], limit: int, window_s: float, now: dt.datetime) -> int:
+    """Seconds until fewer than ``limit`` of ``times`` (oldest first) lie in the window."""
+    expires = times[len(times) - limit] + dt.timedelta(seconds=window_s)
+    return max(1, math.ceil((expires - now).total_seconds()))
 
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, length: int) -> bytes:
