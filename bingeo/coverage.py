@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from bingeo.matching import AddressPoints, match
+from bingeo.matching import AddressPoints
 
 KINDS = ("BIN", "BIN-Z")
 COVERAGE_COLUMNS = [
@@ -27,6 +27,7 @@ COVERAGE_COLUMNS = [
     "members",
     "members_per_1000",
 ]
+_MAX_MARKS = 64_000_000  # bytes of the (network, area) mark matrix before sorting instead
 OVERLAP_COLUMNS = [
     "network_a",
     "network_b",
@@ -56,16 +57,55 @@ def assign_areas(points: AddressPoints, areas: np.ndarray) -> np.ndarray:
     The boundary counts as inside (as ``ST_Covers``); a point on the edge of two areas goes to
     the first of them, so every address is counted once.
     """
-    pairs = match(points, list(enumerate(areas)))
+    areas = np.asarray(areas, dtype=object)
     area_of = np.full(len(points), -1, dtype=np.int64)
-    if not len(pairs):
+    if not len(points) or not len(areas):
         return area_of
-    sorter = np.argsort(points.ids, kind="stable")
-    position = sorter[np.searchsorted(points.ids, pairs.address_ids, sorter=sorter)]
-    # Highest area first, so the lowest one is the write that stays.
-    order = np.argsort(-pairs.network_ids, kind="stable")
-    area_of[position[order]] = pairs.network_ids[order]
+    grid = _PointGrid(points.x, points.y, _cell_size(areas))
+    # Last area first: where two areas hold a point, the lower position writes last and stays.
+    for position in range(len(areas) - 1, -1, -1):
+        area = areas[position]
+        if area is None or area.is_empty:
+            continue
+        candidates = grid.candidates(area.bounds)
+        if not len(candidates):
+            continue
+        shapely.prepare(area)
+        inside = shapely.intersects_xy(area, points.x[candidates], points.y[candidates])
+        area_of[candidates[inside]] = position
     return area_of
+
+
+@dataclass(frozen=True)
+class AreaFigures:
+    """Coverage figures of every area of a level (``table``, one row per area position), and
+    which networks cover addresses in which area (``network_of``, ``area_at``), for totals."""
+
+    table: pd.DataFrame
+    network_of: np.ndarray
+    area_at: np.ndarray
+
+    def select(self, positions: np.ndarray) -> tuple[pd.DataFrame, dict]:
+        """The rows of the areas at ``positions`` and their totals (networks counted once)."""
+        table = self.table.iloc[positions].reset_index(drop=True)
+        addresses = int(table["addresses"].sum())
+        covered = int(table["covered"].sum())
+        members = int(table["members"].sum())
+        chosen = np.zeros(len(self.table), dtype=bool)
+        chosen[positions] = True
+        networks = np.unique(self.network_of[chosen[self.area_at]]) if len(self.area_at) else []
+        totals = {
+            "addresses": addresses,
+            "covered": covered,
+            "covered_bin": int(table["covered_bin"].sum()),
+            "covered_bin_z": int(table["covered_bin_z"].sum()),
+            "uncovered": addresses - covered,
+            "share_covered": covered / addresses if addresses else None,
+            "networks": len(networks),
+            "members": members,
+            "members_per_1000": 1000 * members / addresses if addresses else None,
+        }
+        return table, totals
 
 
 def coverage_table(
@@ -73,15 +113,15 @@ def coverage_table(
     n_areas: int,
     matches: Matches,
     network_kinds: np.ndarray,
-    network_members: np.ndarray,
-) -> pd.DataFrame:
+    member_areas: np.ndarray,
+) -> AreaFigures:
     """Figures per area (one row per area position) from the area of each address.
 
-    ``area_of`` gives each address's area position (-1: outside the scope), ``matches`` which
-    address each counted network covers, ``network_kinds`` and ``network_members`` the kind and
-    member count of each network. An address counts as covered by a kind when one network of
-    that kind covers it. Members of a network are spread over the areas in proportion to its
-    addresses there (members per 1,000 addresses is an aggregate, not a count of people).
+    ``area_of`` gives each address's area position (-1: in no area), ``matches`` which address
+    each counted network covers, ``network_kinds`` the kind of each network and
+    ``member_areas`` the area position of the address of each member of a counted network. An
+    address counts as covered by a kind when one network of that kind covers it; ``members``
+    counts the members registered at an address in the area (exact, not an estimate).
     """
     n_addresses = len(area_of)
     inside = area_of >= 0
@@ -97,25 +137,15 @@ def coverage_table(
         any_flag |= flag
         covered_by[kind] = np.bincount(area_of[inside & flag], minlength=n_areas)
     covered = np.bincount(area_of[inside & any_flag], minlength=n_areas)
-
-    pair_area = area_of[matches.address] if len(matches.address) else np.empty(0, dtype=np.int64)
-    kept = pair_area >= 0
-    n_networks = len(network_kinds)
-    keys = matches.network[kept].astype(np.int64) * n_areas + pair_area[kept]
-    unique, counts = np.unique(keys, return_counts=True)
-    network_of, area_at = np.divmod(unique, n_areas) if n_areas else (unique, unique)
+    network_of, area_at = _network_areas(area_of, n_areas, matches, len(network_kinds))
     networks = np.bincount(area_at, minlength=n_areas)
-    # Members spread by the share of each network's matched addresses lying in each area.
-    network_total = np.bincount(matches.network, minlength=n_networks)
-    weights = np.zeros(len(unique))
-    has = network_total[network_of] > 0
-    weights[has] = network_members[network_of[has]] * counts[has] / network_total[network_of[has]]
-    members = np.bincount(area_at, weights=weights, minlength=n_areas)
+    member_areas = np.asarray(member_areas, dtype=np.int64)
+    members = np.bincount(member_areas[member_areas >= 0], minlength=n_areas)
 
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(addresses > 0, covered / np.maximum(addresses, 1), np.nan)
         per_1000 = np.where(addresses > 0, 1000 * members / np.maximum(addresses, 1), np.nan)
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "addresses": addresses,
             "covered": covered,
@@ -129,24 +159,7 @@ def coverage_table(
         },
         columns=COVERAGE_COLUMNS,
     )
-
-
-def totals(table: pd.DataFrame, matches: Matches, area_of: np.ndarray, members: float) -> dict:
-    """Scope totals of a coverage table (networks counted once, not once per area)."""
-    addresses = int(table["addresses"].sum())
-    covered = int(table["covered"].sum())
-    in_scope = area_of[matches.address] >= 0 if len(matches.address) else np.empty(0, bool)
-    return {
-        "addresses": addresses,
-        "covered": covered,
-        "covered_bin": int(table["covered_bin"].sum()),
-        "covered_bin_z": int(table["covered_bin_z"].sum()),
-        "uncovered": addresses - covered,
-        "share_covered": covered / addresses if addresses else None,
-        "networks": int(len(np.unique(matches.network[in_scope]))),
-        "members": float(members),
-        "members_per_1000": 1000 * float(members) / addresses if addresses else None,
-    }
+    return AreaFigures(table, network_of, area_at)
 
 
 def overlapping_pairs(geometries: np.ndarray, *, min_area_m2: float) -> pd.DataFrame:
@@ -181,9 +194,15 @@ def shared_address_counts(matches: Matches) -> dict[tuple[int, int], int]:
     """Number of addresses covered by both networks, per pair of network positions (a < b)."""
     if not len(matches.address):
         return {}
-    order = np.lexsort((matches.network, matches.address))
-    address = matches.address[order]
-    network = matches.network[order]
+    # Only addresses covered more than once make pairs: drop the others before sorting.
+    if matches.address.max() < 4 * len(matches.address) + (1 << 20):
+        shared = np.bincount(matches.address)[matches.address] > 1
+    else:
+        _, inverse, counts = np.unique(matches.address, return_inverse=True, return_counts=True)
+        shared = counts[inverse] > 1
+    order = np.lexsort((matches.network[shared], matches.address[shared]))
+    address = matches.address[shared][order]
+    network = matches.network[shared][order]
     firsts: list[np.ndarray] = []
     seconds: list[np.ndarray] = []
     # Addresses sorted, networks sorted within each: an address covered by k networks gives
@@ -217,10 +236,14 @@ def border_crossings(
     result: list[tuple[list[int], float]] = [([], 0.0) for _ in range(len(networks))]
     if len(areas):
         tree = shapely.STRtree(areas)
-        net, area = tree.query(networks, predicate="intersects")
+        # Box candidates, then tests with the areas prepared (they are few and large; the
+        # tree's own predicate would prepare the networks instead).
+        net, area = tree.query(networks)
+        shapely.prepare(areas)
+        meets = shapely.intersects(areas[area], networks[net])
+        net, area = net[meets], area[meets]
         # Most networks lie wholly in one area: a prepared containment test spares the
         # intersection there.
-        shapely.prepare(areas)
         within = shapely.contains(areas[area], networks[net])
         inside = shapely.area(networks[net])
         partial = ~within
@@ -264,6 +287,61 @@ def adjacent_clusters(geometries: np.ndarray, *, adjacency_m: float) -> np.ndarr
     roots = np.array([_root(parent, i) for i in range(n)], dtype=np.int64)
     _, labels = np.unique(roots, return_inverse=True)
     return labels
+
+
+class _PointGrid:
+    """Points bucketed in square cells, so the points in a box are a few contiguous slices."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, cell_m: float) -> None:
+        self.x0, self.y0, self.cell_m = float(x.min()), float(y.min()), cell_m
+        column = ((x - self.x0) // cell_m).astype(np.int64)
+        row = ((y - self.y0) // cell_m).astype(np.int64)
+        self.columns, self.rows = int(column.max()) + 1, int(row.max()) + 1
+        cell = column * self.rows + row
+        self.order = np.argsort(cell, kind="stable")
+        self.starts = np.searchsorted(cell[self.order], np.arange(self.columns * self.rows + 1))
+
+    def candidates(self, bounds: tuple[float, float, float, float]) -> np.ndarray:
+        """Positions of the points in the cells the closed box touches."""
+        minx, miny, maxx, maxy = bounds
+        first_column = max(int((minx - self.x0) // self.cell_m), 0)
+        last_column = min(int((maxx - self.x0) // self.cell_m), self.columns - 1)
+        first_row = max(int((miny - self.y0) // self.cell_m), 0)
+        last_row = min(int((maxy - self.y0) // self.cell_m), self.rows - 1)
+        if first_column > last_column or first_row > last_row:
+            return np.empty(0, dtype=np.int64)
+        # Within one column the cells of a row range are contiguous in the sorted order.
+        base = np.arange(first_column, last_column + 1) * self.rows
+        starts = self.starts[base + first_row]
+        stops = self.starts[base + last_row + 1]
+        return np.concatenate([self.order[a:b] for a, b in zip(starts, stops, strict=True)])
+
+
+def _cell_size(areas: np.ndarray) -> float:
+    # About half the typical area's width: a few cells per area, few points outside it.
+    bounds = shapely.bounds(areas)
+    widths = np.nanmax(
+        np.column_stack([bounds[:, 2] - bounds[:, 0], bounds[:, 3] - bounds[:, 1]]), 1
+    )
+    widths = widths[np.isfinite(widths)]
+    return float(np.clip(np.median(widths) / 2, 100.0, 5000.0)) if len(widths) else 1000.0
+
+
+def _network_areas(
+    area_of: np.ndarray, n_areas: int, matches: Matches, n_networks: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(network position, area position) of every network covering an address in an area."""
+    pair_area = area_of[matches.address] if len(matches.address) else np.empty(0, np.int64)
+    kept = pair_area >= 0
+    network, area = matches.network[kept].astype(np.int64), pair_area[kept]
+    if n_networks * n_areas <= _MAX_MARKS:
+        # A mark per (network, area) is cheaper than sorting millions of matches.
+        marks = np.zeros((n_networks, n_areas), dtype=bool)
+        marks[network, area] = True
+        network_of, area_at = np.nonzero(marks)
+        return network_of, area_at
+    network_of, area_at = np.divmod(np.unique(network * n_areas + area), n_areas)
+    return network_of, area_at
 
 
 def _root(parent: np.ndarray, i: int) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -188,22 +187,22 @@ def postgis_coverage(engine: Engine, level: str, inactive: bool = False) -> dict
             SELECT h.network_id, aa.area_id, count(*) AS n FROM hits h JOIN aa USING (address_id)
             GROUP BY 1, 2
         ),
-        network_total AS (SELECT network_id, count(*) AS n FROM hits GROUP BY 1),
-        members AS (SELECT network_id, count(*) AS n FROM members GROUP BY 1),
-        spread AS (
-            SELECT na.area_id, count(*) AS networks,
-                   sum(coalesce(m.n, 0) * na.n::float8 / nt.n) AS members
-            FROM network_area na JOIN network_total nt USING (network_id)
-            LEFT JOIN members m USING (network_id) GROUP BY 1
+        spread AS (SELECT area_id, count(*) AS networks FROM network_area GROUP BY 1),
+        -- Members of counted networks, in the area holding their address.
+        area_members AS (
+            SELECT aa.area_id, count(*) AS n
+            FROM members m JOIN networks n ON n.id = m.network_id JOIN aa USING (address_id)
+            WHERE {COUNTED} GROUP BY 1
         )
         SELECT r.code, count(aa.address_id) AS addresses, count(p.address_id) AS covered,
                count(*) FILTER (WHERE p.bin) AS covered_bin,
                count(*) FILTER (WHERE p.bin_z) AS covered_bin_z,
-               coalesce(max(s.networks), 0) AS networks, coalesce(max(s.members), 0) AS members
+               coalesce(max(s.networks), 0) AS networks, coalesce(max(am.n), 0) AS members
         FROM reference_areas r
         LEFT JOIN aa ON aa.area_id = r.id
         LEFT JOIN per_address p USING (address_id)
         LEFT JOIN spread s ON s.area_id = r.id
+        LEFT JOIN area_members am ON am.area_id = r.id
         WHERE r.level = :level GROUP BY r.code
     """
     with engine.connect() as connection:
@@ -269,10 +268,12 @@ def test_coverage_per_sector_equals_postgis(gent: dict[str, int], engine: Engine
             want["covered_bin_z"],
             want["networks"],
         ), row.code
-        assert math.isclose(row.members, want["members"], abs_tol=1e-9), row.code
+        assert row.members == want["members"], row.code
     assert result.totals["addresses"] == sum(f["addresses"] for f in expected.values())
     assert result.totals["covered"] == sum(f["covered"] for f in expected.values())
-    assert result.totals["members"] == pytest.approx(5.0)
+    # Members are counted where their address lies, exactly (five members of A).
+    assert result.totals["members"] == sum(f["members"] for f in expected.values()) == 5
+    assert result.totals["members_per_1000"] == 5000 / result.totals["addresses"]
     # The inactive network D changes the figures only when asked.
     assert sum(f["covered"] for f in expected.values()) > 0
 
@@ -288,9 +289,13 @@ def test_coverage_per_level_and_scope_equals_postgis(
     expected = postgis_coverage(engine, level)
     for scope in ({"zone": zone}, {"municipality": "44021"}, {}):
         result = service.coverage(engine, ADMIN, level=level, **scope)
-        got = {r.code: (r.addresses, r.covered, r.networks) for r in result.areas.itertuples()}
+        got = {
+            r.code: (r.addresses, r.covered, r.networks, r.members)
+            for r in result.areas.itertuples()
+        }
         assert got == {
-            code: (f["addresses"], f["covered"], f["networks"]) for code, f in expected.items()
+            code: (f["addresses"], f["covered"], f["networks"], f["members"])
+            for code, f in expected.items()
         }
 
 

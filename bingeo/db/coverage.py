@@ -10,27 +10,30 @@ from collections.abc import Sequence
 
 import numpy as np
 from psycopg import sql
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import BigInteger, Column, Connection, MetaData, Table, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.schema import AddConstraint, CreateIndex, DropConstraint, DropIndex
 
-from bingeo.db.matching import _HEADER, _TRAILER, _copy_out
+from bingeo.db.bulk import staging_table
+from bingeo.db.matching import _HEADER, _TRAILER, BULK_REWRITE_MIN, _copy_out
 from bingeo.db.models import (
-    SRID,
     Address,
     AddressArea,
     AddressAreaState,
     AreaLevel,
+    Member,
     Network,
-    NetworkStatus,
     PoliceZoneMunicipality,
     ReferenceArea,
 )
+from bingeo.matching import Pairs, difference
 
 AREAS = ReferenceArea.__table__
 ADDRESSES = Address.__table__
 ADDRESS_AREAS = AddressArea.__table__
 STATE = AddressAreaState.__table__
 NETWORKS = Network.__table__
+MEMBERS = Member.__table__
 ZONES = PoliceZoneMunicipality.__table__
 _CHUNK = 1_000_000
 
@@ -100,41 +103,47 @@ def fingerprint(connection: Connection, level: AreaLevel) -> str:
     return f"areas={areas[0]}:{areas[1]}:{areas[2]};addresses={last_address}"
 
 
-def stored_fingerprint(connection: Connection, level: AreaLevel) -> str | None:
-    """The fingerprint ``address_areas`` of ``level`` was computed for (None: never)."""
-    return connection.execute(
-        select(STATE.c.fingerprint).where(STATE.c.level == level)
-    ).scalar_one_or_none()
+def stored_state(connection: Connection, level: AreaLevel) -> tuple[str, object] | None:
+    """(fingerprint, refreshed_at) of the stored ``address_areas`` of ``level`` (None: never)."""
+    row = connection.execute(
+        select(STATE.c.fingerprint, STATE.c.refreshed_at).where(STATE.c.level == level)
+    ).first()
+    return None if row is None else (row[0], row[1])
 
 
-def replace_address_areas(
-    connection: Connection,
-    level: AreaLevel,
-    address_ids: np.ndarray,
-    area_ids: np.ndarray,
-    fingerprint_: str,
-) -> None:
-    """Store the area of each address of ``level`` (replacing the level) and its fingerprint."""
-    connection.execute(delete(ADDRESS_AREAS).where(ADDRESS_AREAS.c.level == level))
-    label = level.value.encode()
-    row = np.dtype(
-        [("n", ">i2"), ("l0", ">i4"), ("level", f"S{len(label)}"), ("l1", ">i4")]
-        + [("address_id", ">i8"), ("l2", ">i4"), ("area_id", ">i4")]
-    )
-    order = np.argsort(address_ids, kind="stable")
-    rows = np.empty(len(order), dtype=row)
-    rows["n"], rows["l0"], rows["level"] = 3, len(label), label
-    rows["l1"], rows["address_id"] = 8, address_ids[order]
-    rows["l2"], rows["area_id"] = 4, area_ids[order]
-    statement = sql.SQL("COPY {} (level, address_id, area_id) FROM STDIN (FORMAT binary)").format(
-        sql.Identifier(ADDRESS_AREAS.name)
-    )
-    driver = connection.connection.driver_connection
-    with driver.cursor() as cursor, cursor.copy(statement) as copy:
-        copy.write(_HEADER)
-        for start in range(0, len(rows), _CHUNK):
-            copy.write(rows[start : start + _CHUNK].tobytes())
-        copy.write(_TRAILER)
+def addresses_marker(connection: Connection) -> str:
+    """Changes whenever addresses are imported: the last id and the last area refresh (imports
+    refresh every level, even when no stored area changes)."""
+    refreshed = connection.execute(select(func.max(STATE.c.refreshed_at))).scalar()
+    last_address = connection.execute(select(func.max(ADDRESSES.c.id))).scalar()
+    return f"{refreshed};{last_address}"
+
+
+def store_address_areas(
+    connection: Connection, level: AreaLevel, new: Pairs, old: Pairs, fingerprint_: str
+) -> int:
+    """Make the stored areas of ``level`` equal ``new`` (``old``: what is stored now); returns
+    the number of rows written or deleted. Both are (area id, address id) as ``Pairs``.
+
+    Only the rows that change are written; many changes rewrite the level in bulk, without the
+    per-row foreign-key checks (each of them locks an address row).
+    """
+    added, removed = difference(new, old)
+    if len(added) + len(removed) >= BULK_REWRITE_MIN:
+        _rewrite_level(connection, level, new)
+    else:
+        if len(removed):
+            staging = staging_table("staging_address_areas", [Column("address_id", BigInteger)])
+            staging.create(connection)
+            _copy_rows(connection, staging.name, None, removed.address_ids, None)
+            connection.execute(
+                delete(ADDRESS_AREAS).where(
+                    ADDRESS_AREAS.c.level == level,
+                    ADDRESS_AREAS.c.address_id == staging.c.address_id,
+                )
+            )
+            staging.drop(connection)
+        _copy_rows(connection, ADDRESS_AREAS.name, level, added.address_ids, added.network_ids)
     statement = insert(STATE).values(level=level, fingerprint=fingerprint_)
     connection.execute(
         statement.on_conflict_do_update(
@@ -142,6 +151,63 @@ def replace_address_areas(
             set_={"fingerprint": fingerprint_, "refreshed_at": func.now()},
         )
     )
+    return len(added) + len(removed)
+
+
+def _rewrite_level(connection: Connection, level: AreaLevel, rows: Pairs) -> None:
+    # Reflected, so the keys are dropped and re-made under the names the schema has.
+    table = Table(ADDRESS_AREAS.name, MetaData(), autoload_with=connection)
+    foreign_keys, indexes = list(table.foreign_key_constraints), list(table.indexes)
+    for constraint in foreign_keys:
+        connection.execute(DropConstraint(constraint))
+    for index in indexes:
+        connection.execute(DropIndex(index))
+    connection.execute(DropConstraint(table.primary_key))
+    connection.execute(delete(ADDRESS_AREAS).where(ADDRESS_AREAS.c.level == level))
+    _copy_rows(connection, ADDRESS_AREAS.name, level, rows.address_ids, rows.network_ids)
+    connection.execute(AddConstraint(table.primary_key))
+    for index in indexes:
+        connection.execute(CreateIndex(index))
+    for constraint in foreign_keys:
+        connection.execute(AddConstraint(constraint))
+
+
+def _copy_rows(
+    connection: Connection,
+    table_name: str,
+    level: AreaLevel | None,
+    address_ids: np.ndarray,
+    area_ids: np.ndarray | None,
+) -> None:
+    """Binary ``COPY`` of (level, address_id, area_id) rows, or of address ids alone."""
+    if not len(address_ids):
+        return
+    fields = [("n", ">i2")]
+    names = []
+    if level is not None:
+        label = level.value.encode()
+        fields += [("l0", ">i4"), ("level", f"S{len(label)}")]
+        names.append("level")
+    fields += [("l1", ">i4"), ("address_id", ">i8")]
+    names.append("address_id")
+    if area_ids is not None:
+        fields += [("l2", ">i4"), ("area_id", ">i4")]
+        names.append("area_id")
+    rows = np.empty(len(address_ids), dtype=np.dtype(fields))
+    rows["n"], rows["l1"], rows["address_id"] = len(names), 8, address_ids
+    if level is not None:
+        rows["l0"], rows["level"] = len(label), label
+    if area_ids is not None:
+        rows["l2"], rows["area_id"] = 4, area_ids
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
+        sql.Identifier(table_name), sql.SQL(", ").join(map(sql.Identifier, names))
+    )
+    driver = connection.connection.driver_connection
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        copy.write(_HEADER)
+        for start in range(0, len(rows), _CHUNK):
+            copy.write(rows[start : start + _CHUNK].tobytes())
+        copy.write(_TRAILER)
 
 
 def address_areas(
@@ -163,48 +229,47 @@ def address_areas(
     return address_ids.astype(np.int64), area_ids_.astype(np.int64)
 
 
-def counted_networks(
-    connection: Connection,
-    *,
-    include_inactive: bool = False,
-    nis_codes: Sequence[str] | None = None,
-    zone_codes: Sequence[str] | None = None,
-    bbox: tuple[float, float, float, float] | None = None,
-) -> list:
-    """Networks (public facts and ``wkb``) that count: active ones unless ``include_inactive``.
+def network_versions(connection: Connection) -> dict[int, tuple]:
+    """(version, updated_at) of every network by id: every write of a network changes both."""
+    rows = connection.execute(select(NETWORKS.c.id, NETWORKS.c.version, NETWORKS.c.updated_at))
+    return {int(r[0]): (r[1], r[2]) for r in rows}
 
-    With ``nis_codes`` / ``zone_codes``, only the networks of those municipalities or zones;
-    with ``bbox`` (EPSG:31370), only those whose bounding box meets it.
-    """
-    query = select(
-        NETWORKS.c.id,
-        NETWORKS.c.code,
-        NETWORKS.c.name,
-        NETWORKS.c.kind,
-        NETWORKS.c.status,
-        NETWORKS.c.nis_code,
-        NETWORKS.c.police_zone_code,
-        func.ST_AsBinary(NETWORKS.c.geom).label("wkb"),
-    ).order_by(NETWORKS.c.id)
-    if not include_inactive:
-        query = query.where(NETWORKS.c.status == NetworkStatus.active)
-    if bbox is not None:
-        query = query.where(NETWORKS.c.geom.op("&&")(func.ST_MakeEnvelope(*bbox, SRID)))
-    if zone_codes is not None:
-        query = query.where(NETWORKS.c.police_zone_code.in_(list(zone_codes)))
-    elif nis_codes is not None:
-        query = query.where(NETWORKS.c.nis_code.in_(list(nis_codes)))
+
+def networks(connection: Connection, network_ids: Sequence[int]) -> list:
+    """Public facts and area (``wkb``) of the given networks, ordered by id."""
+    if not len(network_ids):
+        return []
+    query = (
+        select(
+            NETWORKS.c.id,
+            NETWORKS.c.code,
+            NETWORKS.c.name,
+            NETWORKS.c.kind,
+            NETWORKS.c.status,
+            NETWORKS.c.nis_code,
+            NETWORKS.c.police_zone_code,
+            func.ST_AsBinary(NETWORKS.c.geom).label("wkb"),
+        )
+        .where(NETWORKS.c.id.in_([int(i) for i in network_ids]))
+        .order_by(NETWORKS.c.id)
+    )
     return connection.execute(query).all()
 
 
-def matches_fingerprint(connection: Connection) -> str:
-    """What the stored matches depend on: the networks (count, last change) and the address ids.
-
-    Every write of a network changes ``updated_at`` and rematches it; deleting one changes the
-    count; imports of addresses add ids.
-    """
-    networks = connection.execute(
-        select(func.count(), func.max(NETWORKS.c.id), func.max(NETWORKS.c.updated_at))
+def members_fingerprint(connection: Connection) -> str:
+    """Changes whenever a member is added, removed or moved."""
+    row = connection.execute(
+        select(func.count(), func.max(MEMBERS.c.id), func.max(MEMBERS.c.updated_at))
     ).one()
-    last_address = connection.execute(select(func.max(ADDRESSES.c.id))).scalar()
-    return f"networks={networks[0]}:{networks[1]}:{networks[2]};addresses={last_address}"
+    return f"{row[0]}:{row[1]}:{row[2]}"
+
+
+def member_addresses(connection: Connection) -> tuple[np.ndarray, np.ndarray]:
+    """(network id, address id) of every member: ids only, for counts."""
+    network_ids, address_ids = _copy_out(
+        connection,
+        [MEMBERS.c.network_id, MEMBERS.c.address_id],
+        MEMBERS.c.id.op(">>")(16),
+        [">i4", ">i8"],
+    )
+    return network_ids.astype(np.int64), address_ids

@@ -8,7 +8,8 @@ scope, never access to personal data.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,11 +25,11 @@ from bingeo import maps
 from bingeo.access import WHOLE, Action, Actor, Target
 from bingeo.db import coverage as coverage_repo
 from bingeo.db import matching as match_repo
-from bingeo.db.models import SRID, AreaLevel
+from bingeo.db.models import SRID, AreaLevel, NetworkStatus
 from bingeo.errors import InvalidInput, NotFound
 from bingeo.geometry import GEOJSON_EPSG
+from bingeo.matching import AddressPoints, Pairs
 from bingeo.services.audit import guard
-from bingeo.services.members import member_counts
 from bingeo.settings import Settings
 
 VENDOR_DIR = Path(__file__).resolve().parents[1] / "static" / "vendor"
@@ -109,28 +110,32 @@ def resolve_scope(engine: Engine, *, zone: str | None, municipality: str | None)
 def refresh_address_areas(engine: Engine, level: AreaLevel | str, *, force: bool = False) -> bool:
     """Recompute the stored area of each address of ``level`` if the areas or addresses changed.
 
-    Returns whether it recomputed. Call it with ``force`` after an import that moved addresses.
+    Returns whether it recomputed. Imports keep the table current themselves
+    (``refresh_after_import``); this catches writes that went around them.
     """
     level = AreaLevel(level)
     with engine.connect() as connection:
         current = coverage_repo.fingerprint(connection, level)
-        if not force and coverage_repo.stored_fingerprint(connection, level) == current:
+        state = coverage_repo.stored_state(connection, level)
+        if not force and state is not None and state[0] == current:
             return False
     with engine.begin() as connection:
         connection.execute(select(func.pg_advisory_xact_lock(_REFRESH_LOCK)))
         current = coverage_repo.fingerprint(connection, level)
-        if not force and coverage_repo.stored_fingerprint(connection, level) == current:
+        state = coverage_repo.stored_state(connection, level)
+        if not force and state is not None and state[0] == current:
             return False  # another process refreshed it while this one waited
-        rows = coverage_repo.scope_areas(connection, level)
-        geometries = shapely.from_wkb([bytes(r.wkb) for r in rows]) if rows else np.empty(0)
-        points = match_repo.load_points(connection)
-        area_of = core.assign_areas(points, geometries)
-        inside = area_of >= 0
-        area_ids = np.array([r.id for r in rows], dtype=np.int64)
-        coverage_repo.replace_address_areas(
-            connection, level, points.ids[inside], area_ids[area_of[inside]], current
-        )
+        _refresh_level(connection, level, match_repo.load_points(connection))
     return True
+
+
+def refresh_after_import(connection: Connection, levels: Sequence[AreaLevel] = tuple(AreaLevel)):
+    """Bring the stored area of each address up to date for ``levels``, in the caller's
+    transaction (an import of addresses or areas); only the rows that change are written."""
+    connection.execute(select(func.pg_advisory_xact_lock(_REFRESH_LOCK)))
+    points = match_repo.load_points(connection)
+    for level in levels:
+        _refresh_level(connection, AreaLevel(level), points)
 
 
 def coverage(
@@ -142,47 +147,47 @@ def coverage(
     level: AreaLevel | str = AreaLevel.sector,
     include_inactive: bool = False,
 ) -> CoverageResult:
-    """Coverage figures per reference area of ``level`` in the scope, and for the scope."""
+    """Coverage figures per reference area of ``level`` in the scope, and for the scope.
+
+    ``members`` counts the members of the counted networks registered at an address in the area
+    (a member of two networks counts twice); ``members_per_1000`` is that count per 1,000
+    located addresses of the area.
+    """
     level = AreaLevel(level)
     scope = resolve_scope(engine, zone=zone, municipality=municipality)
     guard(engine, actor, Action.read_aggregates, scope.target, "coverage")
     refresh_address_areas(engine, level)
-    model = _read_model(engine, level)
-    with engine.connect() as connection:
-        areas = coverage_repo.scope_areas(
-            connection, level, nis_codes=scope.nis_codes, zone_codes=scope.zone_codes
-        )
-        geometries = shapely.from_wkb([bytes(r.wkb) for r in areas]) if areas else np.empty(0)
-        whole = scope.nis_codes is None
-        bbox = None if whole or not len(areas) else tuple(shapely.total_bounds(geometries))
-        networks = _networks(connection, include_inactive=include_inactive, bbox=bbox)
-    members = member_counts(engine, networks["id"].tolist()) if len(networks) else {}
-    network_members = np.array([members.get(int(i), 0) for i in networks["id"]], dtype=float)
-
-    area_ids = np.array([r.id for r in areas], dtype=np.int64)
-    area_of, matches = model.select(area_ids, networks["id"].to_numpy())
-    kinds = networks["kind"].to_numpy(dtype=object)
-    table = core.coverage_table(area_of, len(areas), matches, kinds, network_members)
-    in_scope_members = float(table["members"].sum())
-    totals = core.totals(table, matches, area_of, in_scope_members)
+    store = _store(engine)
+    with store.lock:
+        store.update(engine, level)
+        areas = store.levels[level].areas
+        positions = _scope_positions(areas, level, scope)
+        figures = store.figures(level, include_inactive)
+        networks = store.networks.frame
+    table, totals = figures.select(positions)
+    chosen = areas.iloc[positions].reset_index(drop=True)
     frame = gpd.GeoDataFrame(
         pd.concat(
             [
                 pd.DataFrame(
                     {
                         "level": level.value,
-                        "code": [r.code for r in areas],
-                        "name": [r.name_nl for r in areas],
-                        "nis_code": [r.nis_code for r in areas],
+                        "code": chosen["code"].to_numpy(),
+                        "name": chosen["name_nl"].to_numpy(),
+                        "nis_code": chosen["nis_code"].to_numpy(),
                     }
                 ),
                 table,
             ],
             axis=1,
         ),
-        geometry=gpd.GeoSeries(list(geometries), crs=SRID),
+        geometry=chosen.geometry.values,
         crs=SRID,
     )
+    networks = networks[_counted(networks, include_inactive)]
+    if scope.nis_codes is not None:
+        networks = networks[_meets_box(networks, chosen.geometry.values)]
+    networks = networks.reset_index(drop=True)
     return CoverageResult(scope, level, include_inactive, frame, totals, networks)
 
 
@@ -202,38 +207,25 @@ def overlaps(
     """
     scope = resolve_scope(engine, zone=zone, municipality=municipality)
     guard(engine, actor, Action.read_aggregates, scope.target, "overlaps")
-    with engine.connect() as connection:
-        own = _networks(
-            connection,
-            include_inactive=include_inactive,
-            nis_codes=scope.nis_codes if scope.zone is None else None,
-            zone_codes=scope.zone_codes if scope.zone else None,
-        )
-        if scope.nis_codes is None:
-            candidates = own
-        elif len(own):
-            bbox = tuple(shapely.total_bounds(own.geometry.values))
-            candidates = _networks(connection, include_inactive=include_inactive, bbox=bbox)
-        else:
-            candidates = own
-        found = core.overlapping_pairs(candidates.geometry.values, min_area_m2=min_overlap_m2)
-        ids = candidates["id"].to_numpy()
-        in_scope = np.isin(ids, own["id"].to_numpy())
-        found = found[in_scope[found["a"]] | in_scope[found["b"]]].reset_index(drop=True)
-        involved = sorted(set(ids[found["a"]].tolist()) | set(ids[found["b"]].tolist()))
-        pair_networks, pair_addresses = _stored_matches(engine, connection)
-        municipalities = coverage_repo.scope_areas(connection, AreaLevel.municipality)
-        zones = coverage_repo.scope_areas(connection, AreaLevel.police_zone)
-    kept = np.isin(pair_networks, involved)
-    network_lookup = np.full(int(max(ids.max(initial=0), 0)) + 1, -1, dtype=np.int64)
-    network_lookup[ids] = np.arange(len(ids))
-    kept &= pair_networks < len(network_lookup)
-    shared = core.shared_address_counts(
-        core.Matches(network_lookup[pair_networks[kept]], pair_addresses[kept])
-    )
-    pair_frame = _pair_frame(candidates, found, shared)
-    crossings = _crossings(own, municipalities, zones, min_overlap_m2)
-    return OverlapResult(scope, pair_frame, crossings, min_overlap_m2)
+    store = _store(engine)
+    with store.lock:
+        store.update(engine, None)
+        networks = store.networks.frame
+        found = store.overlaps()
+        shared = store.shared_addresses()
+        crossings = store.crossings(engine, min_overlap_m2)
+    counted = _counted(networks, include_inactive).to_numpy()
+    if scope.zone is not None:
+        own = counted & networks["police_zone_code"].isin(scope.zone_codes).to_numpy()
+    elif scope.nis_codes is not None:
+        own = counted & networks["nis_code"].isin(scope.nis_codes).to_numpy()
+    else:
+        own = counted
+    a, b = found["a"].to_numpy(), found["b"].to_numpy()
+    kept = (found["overlap_m2"].to_numpy() > min_overlap_m2) & counted[a] & counted[b]
+    kept &= own[a] | own[b]
+    pair_frame = _pair_frame(networks, found[kept], shared)
+    return OverlapResult(scope, pair_frame, crossings[own[crossings["position"]]], min_overlap_m2)
 
 
 def gaps(
@@ -348,86 +340,212 @@ def coverage_map(
 
 
 @dataclass
-class _ReadModel:
-    """The stored area of every address and the stored matches, as arrays (kept per process).
+class _Networks:
+    """Every stored network (any status) with its area, ordered by id."""
 
-    Loading millions of rows takes seconds; counting them takes milliseconds. The arrays are
-    reloaded when the fingerprints of what they were read from change.
+    versions: dict[int, tuple] = field(default_factory=dict)
+    frame: gpd.GeoDataFrame = field(default_factory=lambda: _network_frame([]))
+    generation: int = 0
+
+
+@dataclass
+class _Level:
+    """The areas of one level (ordered by id) and the area position of every address."""
+
+    areas_fingerprint: str | None = None
+    areas: gpd.GeoDataFrame | None = None
+    state: tuple | None = None
+    area_of: np.ndarray = field(default_factory=lambda: np.full(1, -1, np.int32))
+    generation: int = 0
+
+
+@dataclass
+class _Store:
+    """What coverage and overlaps are counted from, as arrays kept per process.
+
+    Each part is reloaded only when what it was read from changes: the matches of a network
+    when that network changes, all matches when addresses are imported, the members when one
+    is added, moved or removed, the address areas of a level when they are refreshed. Figures
+    per area are computed once per change and a scope is then a selection of rows.
     """
 
-    areas_fingerprint: str
-    matches_fingerprint: str
-    address_ids: np.ndarray  # sorted
-    area_ids: np.ndarray  # area id of each address
-    pair_networks: np.ndarray  # network id of each stored match
-    pair_addresses: np.ndarray  # position of its address in ``area_ids``
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    networks: _Networks = field(default_factory=_Networks)
+    addresses_marker: str | None = None
+    pair_networks: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    pair_addresses: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    pairs_generation: int = 0
+    members_fingerprint: str | None = None
+    member_networks: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    member_addresses: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    members_generation: int = 0
+    levels: dict[AreaLevel, _Level] = field(default_factory=dict)
+    cache: dict[tuple, tuple[tuple, object]] = field(default_factory=dict)
 
-    def select(
-        self, scope_area_ids: np.ndarray, network_ids: np.ndarray
-    ) -> tuple[np.ndarray, core.Matches]:
-        """Area positions of the addresses of the scope's areas, and the matches of
-        ``network_ids`` (sorted) among them, as positions."""
-        size = int(max(self.area_ids.max(initial=0), scope_area_ids.max(initial=0))) + 1
-        lookup = np.full(size, -1, dtype=np.int64)
-        lookup[scope_area_ids] = np.arange(len(scope_area_ids))
-        area_of_all = lookup[self.area_ids]
-        chosen = area_of_all >= 0
-        renumber = np.cumsum(chosen) - 1
-        size = int(max(self.pair_networks.max(initial=0), network_ids.max(initial=0))) + 1
-        network_lookup = np.full(size, -1, dtype=np.int64)
-        network_lookup[network_ids] = np.arange(len(network_ids))
-        network = network_lookup[self.pair_networks]
-        kept = (network >= 0) & chosen[self.pair_addresses]
-        matches = core.Matches(network[kept], renumber[self.pair_addresses[kept]])
-        return area_of_all[chosen], matches
+    def update(self, engine: Engine, level: AreaLevel | None) -> None:
+        """Reload what changed since the last call (and the address areas of ``level``)."""
+        with engine.connect() as connection:
+            marker = coverage_repo.addresses_marker(connection)
+            changed = self._update_networks(connection)
+            if marker != self.addresses_marker:
+                pairs = match_repo.stored_pairs(connection)
+                self.pair_networks = pairs.network_ids.astype(np.int64)
+                self.pair_addresses = pairs.address_ids
+                self.addresses_marker = marker
+                self.pairs_generation += 1
+            elif changed:
+                pairs = match_repo.stored_pairs(connection, changed)
+                kept = ~np.isin(self.pair_networks, changed)
+                self.pair_networks = np.concatenate(
+                    [self.pair_networks[kept], pairs.network_ids.astype(np.int64)]
+                )
+                self.pair_addresses = np.concatenate([self.pair_addresses[kept], pairs.address_ids])
+                self.pairs_generation += 1
+            members = coverage_repo.members_fingerprint(connection)
+            if members != self.members_fingerprint:
+                self.member_networks, self.member_addresses = coverage_repo.member_addresses(
+                    connection
+                )
+                self.members_fingerprint = members
+                self.members_generation += 1
+            if level is not None:
+                self._update_level(connection, level)
 
+    def _update_networks(self, connection: Connection) -> list[int]:
+        """Reload the networks written or deleted since; their ids."""
+        known = self.networks
+        versions = coverage_repo.network_versions(connection)
+        if versions == known.versions:
+            return []
+        changed = sorted(i for i, v in versions.items() if known.versions.get(i) != v)
+        gone = sorted(set(known.versions) - set(versions))
+        loaded = _network_frame(coverage_repo.networks(connection, changed))
+        kept = known.frame[~known.frame["id"].isin(changed + gone)]
+        frame = pd.concat([kept, loaded], ignore_index=True) if len(kept) else loaded
+        frame = frame.sort_values("id", kind="stable").reset_index(drop=True)
+        self.networks = _Networks(versions, frame, known.generation + 1)
+        return changed + gone
 
-_READ_MODELS: dict[tuple[str, AreaLevel], _ReadModel] = {}
-
-
-def _read_model(engine: Engine, level: AreaLevel) -> _ReadModel:
-    key = (engine.url.render_as_string(hide_password=True), level)
-    with engine.connect() as connection:
+    def _update_level(self, connection: Connection, level: AreaLevel) -> None:
+        model = self.levels.setdefault(level, _Level())
         areas_print = coverage_repo.fingerprint(connection, level)
-        matches_print = coverage_repo.matches_fingerprint(connection)
-        model = _READ_MODELS.get(key)
-        if model is None or model.areas_fingerprint != areas_print:
-            address_ids, area_ids = coverage_repo.address_areas(connection, level)
-            order = np.argsort(address_ids, kind="stable")
-            address_ids, area_ids = address_ids[order], area_ids[order]
-            empty = np.empty(0, np.int64)
-            model = _ReadModel(areas_print, "", address_ids, area_ids, empty, empty)
-        if model.matches_fingerprint != matches_print:
-            pair_networks, pair_addresses = _stored_matches(engine, connection, matches_print)
-            address_ids = model.address_ids
-            position = np.searchsorted(address_ids, pair_addresses)
-            clipped = np.minimum(position, max(len(address_ids) - 1, 0))
-            found = (position < len(address_ids)) & (
-                address_ids[clipped] == pair_addresses if len(address_ids) else False
+        state = coverage_repo.stored_state(connection, level)
+        if areas_print == model.areas_fingerprint and state == model.state:
+            return
+        if areas_print != model.areas_fingerprint:
+            model.areas = _area_frame(coverage_repo.scope_areas(connection, level))
+            model.areas_fingerprint = areas_print
+        address_ids, area_ids = coverage_repo.address_areas(connection, level)
+        # Address ids are dense (a sequence): an array indexed by id is the fastest lookup.
+        area_of = np.full(int(address_ids.max(initial=0)) + 2, -1, dtype=np.int32)
+        area_of[address_ids] = _positions(model.areas["id"].to_numpy(), area_ids)
+        model.area_of, model.state = area_of, state
+        model.generation += 1
+
+    def figures(self, level: AreaLevel, include_inactive: bool) -> core.AreaFigures:
+        """Figures of every area of ``level``, computed once per change of what they count."""
+        model = self.levels[level]
+        networks = self.networks.frame
+        key = (
+            model.generation,
+            self.networks.generation,
+            self.pairs_generation,
+            self.members_generation,
+        )
+        return self._cached(
+            ("figures", level, include_inactive),
+            key,
+            lambda: self._figures(model, networks, include_inactive),
+        )
+
+    def _figures(
+        self, model: _Level, networks: gpd.GeoDataFrame, include_inactive: bool
+    ) -> core.AreaFigures:
+        counted = _counted(networks, include_inactive).to_numpy()
+        ids = networks["id"].to_numpy()
+        # Network ids are a sequence too: a dense lookup from id to counted position.
+        size = int(max(ids.max(initial=0), self.pair_networks.max(initial=0))) + 1
+        size = max(size, int(self.member_networks.max(initial=0)) + 1)
+        lookup = np.full(size, -1, dtype=np.int64)
+        lookup[ids[counted]] = np.arange(int(counted.sum()))
+        network_position = lookup[self.pair_networks]
+        kept = network_position >= 0
+        # Addresses without an area at this level (or newer than the level's refresh) map to
+        # the last entry, which is -1.
+        outside = len(model.area_of) - 1
+        addresses = np.minimum(self.pair_addresses[kept], outside)
+        matches = core.Matches(network_position[kept], addresses)
+        counted_members = lookup[self.member_networks] >= 0
+        member_areas = model.area_of[np.minimum(self.member_addresses[counted_members], outside)]
+        kinds = networks["kind"].to_numpy()[counted]
+        return core.coverage_table(model.area_of, len(model.areas), matches, kinds, member_areas)
+
+    def overlaps(self) -> pd.DataFrame:
+        """Every pair of networks (any status) whose areas overlap by more than 0 m²."""
+        geometries = self.networks.frame.geometry.values
+        return self._cached(
+            ("overlaps",),
+            (self.networks.generation,),
+            lambda: core.overlapping_pairs(geometries, min_area_m2=0.0),
+        )
+
+    def shared_addresses(self) -> dict[tuple[int, int], int]:
+        """Addresses covered by both networks of every pair of network ids (a < b)."""
+        return self._cached(
+            ("shared",),
+            (self.pairs_generation,),
+            lambda: core.shared_address_counts(
+                core.Matches(self.pair_networks, self.pair_addresses)
+            ),
+        )
+
+    def crossings(self, engine: Engine, min_area_m2: float) -> gpd.GeoDataFrame:
+        """Every network crossing a municipality or police-zone border (column ``position``:
+        its row in the networks frame)."""
+        with engine.connect() as connection:
+            prints = tuple(
+                coverage_repo.fingerprint(connection, level)
+                for level in (AreaLevel.municipality, AreaLevel.police_zone)
             )
-            model.pair_networks = pair_networks[found]
-            model.pair_addresses = position[found].astype(np.int64)
-            model.matches_fingerprint = matches_print
-    _READ_MODELS[key] = model
-    return model
+
+            def compute() -> gpd.GeoDataFrame:
+                municipalities = coverage_repo.scope_areas(connection, AreaLevel.municipality)
+                zones = coverage_repo.scope_areas(connection, AreaLevel.police_zone)
+                return _crossings(self.networks.frame, municipalities, zones, min_area_m2)
+
+            key = (self.networks.generation, prints)
+            return self._cached(("crossings", min_area_m2), key, compute)
+
+    def _cached(self, name: tuple, key: tuple, compute: Callable[[], object]):
+        found = self.cache.get(name)
+        if found is None or found[0] != key:
+            found = (key, compute())
+            self.cache[name] = found
+        return found[1]
 
 
-_MATCHES: dict[str, tuple[str, np.ndarray, np.ndarray]] = {}
+_STORES: dict[str, _Store] = {}
+_STORES_LOCK = threading.Lock()
 
 
-def _stored_matches(
-    engine: Engine, connection: Connection, fingerprint: str | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """(network ids, address ids) of every stored match, kept per process while current."""
+def _store(engine: Engine) -> _Store:
     key = engine.url.render_as_string(hide_password=True)
-    if fingerprint is None:
-        fingerprint = coverage_repo.matches_fingerprint(connection)
-    cached = _MATCHES.get(key)
-    if cached is None or cached[0] != fingerprint:
-        pairs = match_repo.stored_pairs(connection)
-        cached = (fingerprint, pairs.network_ids.astype(np.int64), pairs.address_ids)
-        _MATCHES[key] = cached
-    return cached[1], cached[2]
+    with _STORES_LOCK:
+        return _STORES.setdefault(key, _Store())
+
+
+def _refresh_level(connection: Connection, level: AreaLevel, points: AddressPoints) -> None:
+    """Store the area of every address of ``level`` (only the rows that change)."""
+    current = coverage_repo.fingerprint(connection, level)
+    rows = coverage_repo.scope_areas(connection, level)
+    geometries = shapely.from_wkb([bytes(r.wkb) for r in rows]) if rows else np.empty(0)
+    area_of = core.assign_areas(points, geometries)
+    inside = area_of >= 0
+    area_ids = np.array([r.id for r in rows], dtype=np.int32)
+    new = Pairs(area_ids[area_of[inside]], points.ids[inside])
+    stored_addresses, stored_areas = coverage_repo.address_areas(connection, level)
+    old = Pairs(stored_areas.astype(np.int32), stored_addresses)
+    coverage_repo.store_address_areas(connection, level, new, old, current)
 
 
 # private helpers --------------------------------------------------------------------------------
@@ -437,12 +555,7 @@ def _area_exists(connection: Connection, level: AreaLevel, code: str) -> bool:
     return bool(coverage_repo.scope_areas(connection, level, nis_codes=[code], zone_codes=[code]))
 
 
-def _networks(
-    connection: Connection, *, include_inactive: bool, bbox=None, **scope
-) -> gpd.GeoDataFrame:
-    rows = coverage_repo.counted_networks(
-        connection, include_inactive=include_inactive, bbox=bbox, **scope
-    )
+def _network_frame(rows: list) -> gpd.GeoDataFrame:
     geometries = shapely.from_wkb([bytes(r.wkb) for r in rows]) if rows else []
     return gpd.GeoDataFrame(
         {
@@ -459,19 +572,71 @@ def _networks(
     )
 
 
-def _bounds(wkb) -> tuple[float, float, float, float]:
-    return tuple(shapely.bounds(shapely.from_wkb(bytes(wkb))))
+def _area_frame(rows: list) -> gpd.GeoDataFrame:
+    geometries = shapely.from_wkb([bytes(r.wkb) for r in rows]) if rows else []
+    return gpd.GeoDataFrame(
+        {
+            "id": np.array([r.id for r in rows], dtype=np.int64),
+            "code": [r.code for r in rows],
+            "name_nl": [r.name_nl for r in rows],
+            "nis_code": [r.nis_code for r in rows],
+        },
+        geometry=gpd.GeoSeries(list(geometries), crs=SRID),
+        crs=SRID,
+    )
 
 
-def _pair_frame(
-    candidates: gpd.GeoDataFrame, found: pd.DataFrame, shared: dict
-) -> gpd.GeoDataFrame:
+def _positions(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Position of each of ``ids`` in ``sorted_ids`` (-1 where absent)."""
+    if not len(sorted_ids):
+        return np.full(len(ids), -1, dtype=np.int64)
+    found = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+    return np.where(sorted_ids[found] == ids, found, -1)
+
+
+def _scope_positions(areas: gpd.GeoDataFrame, level: AreaLevel, scope: Scope) -> np.ndarray:
+    """Positions of the scope's areas (as ``coverage_repo.scope_areas`` selects them)."""
+    if scope.nis_codes is None:
+        return np.arange(len(areas))
+    if level == AreaLevel.police_zone:
+        chosen = areas["code"].isin(scope.zone_codes)
+    elif level == AreaLevel.municipality:
+        chosen = areas["code"].isin(scope.nis_codes)
+    else:
+        chosen = areas["nis_code"].isin(scope.nis_codes)
+    return np.flatnonzero(chosen.to_numpy())
+
+
+def _counted(networks: gpd.GeoDataFrame, include_inactive: bool) -> pd.Series:
+    return (
+        pd.Series(True, index=networks.index)
+        if include_inactive
+        else (networks["status"] == NetworkStatus.active.value)
+    )
+
+
+def _meets_box(networks: gpd.GeoDataFrame, geometries: np.ndarray) -> np.ndarray:
+    """Networks whose bounding box meets that of ``geometries`` (as PostGIS ``&&``)."""
+    if not len(geometries):
+        return np.zeros(len(networks), dtype=bool)
+    minx, miny, maxx, maxy = shapely.total_bounds(geometries)
+    bounds = shapely.bounds(networks.geometry.values)
+    return (
+        (bounds[:, 0] <= maxx)
+        & (bounds[:, 2] >= minx)
+        & (bounds[:, 1] <= maxy)
+        & (bounds[:, 3] >= miny)
+    )
+
+
+def _pair_frame(networks: gpd.GeoDataFrame, found: pd.DataFrame, shared: dict) -> gpd.GeoDataFrame:
     a, b = found["a"].to_numpy(), found["b"].to_numpy()
+    ids = networks["id"].to_numpy()
     columns = {}
     for side, positions in (("a", a), ("b", b)):
-        columns[f"network_{side}"] = candidates["id"].to_numpy()[positions]
+        columns[f"network_{side}"] = ids[positions]
         for name in ("code", "name", "kind", "status"):
-            columns[f"{name}_{side}"] = candidates[name].to_numpy()[positions]
+            columns[f"{name}_{side}"] = networks[name].to_numpy()[positions]
     frame = gpd.GeoDataFrame(
         {
             **columns,
@@ -479,7 +644,7 @@ def _pair_frame(
             "share_a": found["share_a"].to_numpy(),
             "share_b": found["share_b"].to_numpy(),
             "shared_addresses": [
-                shared.get((int(x), int(y)), 0) for x, y in zip(a, b, strict=True)
+                shared.get((int(x), int(y)), 0) for x, y in zip(ids[a], ids[b], strict=True)
             ],
         },
         geometry=gpd.GeoSeries(list(found["geometry"]), crs=SRID),
@@ -489,39 +654,29 @@ def _pair_frame(
 
 
 def _crossings(
-    own: gpd.GeoDataFrame, municipalities: list, zones: list, min_area_m2: float
+    networks: gpd.GeoDataFrame, municipalities: list, zones: list, min_area_m2: float
 ) -> gpd.GeoDataFrame:
-    rows = []
-    per_level = {}
+    """The networks crossing a border, with the areas they lie in and their area outside."""
+    columns = {
+        "position": np.arange(len(networks)),
+        "network": networks["id"].to_numpy(),
+        "code": networks["code"].to_numpy(),
+        "name": networks["name"].to_numpy(),
+    }
+    crossing = np.zeros(len(networks), dtype=bool)
     for name, areas in (("municipalities", municipalities), ("police_zones", zones)):
-        if not areas:
-            continue
-        geometries = shapely.from_wkb([bytes(r.wkb) for r in areas])
-        found = core.border_crossings(own.geometry.values, geometries, min_area_m2=min_area_m2)
-        per_level[name] = [([areas[i].code for i in idx], outside) for idx, outside in found]
-    for i in range(len(own)):
-        record = {"network": int(own["id"].iloc[i]), "code": own["code"].iloc[i]}
-        record["name"] = own["name"].iloc[i]
-        crossing = False
-        for name in ("municipalities", "police_zones"):
-            codes, outside = per_level.get(name, [([], 0.0)] * len(own))[i]
-            record[name] = ",".join(codes)
-            record[f"outside_{name}_m2"] = outside
-            crossing |= len(codes) > 1 or outside > min_area_m2
-        if crossing:
-            record["geometry"] = own.geometry.iloc[i]
-            rows.append(record)
-    columns = [
-        "network",
-        "code",
-        "name",
-        "municipalities",
-        "outside_municipalities_m2",
-        "police_zones",
-        "outside_police_zones_m2",
-        "geometry",
-    ]
-    return gpd.GeoDataFrame(rows, columns=columns, geometry="geometry", crs=SRID)
+        found = [([], 0.0)] * len(networks)
+        if areas:
+            geometries = shapely.from_wkb([bytes(r.wkb) for r in areas])
+            found = core.border_crossings(
+                networks.geometry.values, geometries, min_area_m2=min_area_m2
+            )
+        columns[name] = [",".join(areas[i].code for i in idx) for idx, _ in found]
+        outside = np.array([m2 for _, m2 in found], dtype=float)
+        columns[f"outside_{name}_m2"] = outside
+        crossing |= (np.array([len(idx) for idx, _ in found]) > 1) | (outside > min_area_m2)
+    frame = gpd.GeoDataFrame(columns, geometry=networks.geometry.values, crs=SRID)
+    return frame[crossing].reset_index(drop=True)
 
 
 def _in_scope_networks(result: CoverageResult, networks: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
