@@ -274,7 +274,15 @@ def test_login_in_dutch_and_french(page, server: str) -> None:
     page.fill("#login-password", "not the password")
     page.click("#login-submit")
     page.wait_for_function("() => document.querySelector('#login-error').textContent.length > 0")
-    assert "Échec de la connexion" in page.inner_text("#login-error")
+    assert page.inner_text("#login-error") == (
+        "Échec de la connexion : nom inconnu ou mot de passe erroné"
+    )
+    # Every text exists in both languages.
+    missing = page.evaluate(
+        "() => [...Object.keys(I18N.nl).filter((k) => !(k in I18N.fr)),"
+        " ...Object.keys(I18N.fr).filter((k) => !(k in I18N.nl))]"
+    )
+    assert missing == []
     # The choice of language stays after login.
     _login(page, server, "analyst")
     assert page.inner_text("button[data-view=coverage]") == "Couverture"
@@ -436,9 +444,13 @@ def test_planner_uploads_an_area_reads_the_report_fixes_and_saves_it(
     assert _int(page.inner_text("#rp-elsewhere")) == expected["addresses_covered_elsewhere"] > 0
     assert _int(page.inner_text("#rp-sectors")) == len(expected["sectors"])
     assert [o["network_id"] for o in report["overlaps"]] == [town.networks["Zuid"]]
+    # The findings in Dutch: every one of the API's, none in the API's English.
     findings = page.inner_text("#rp-findings")
+    codes = page.eval_on_selector_all("#rp-findings li", "items => items.map(i => i.dataset.code)")
+    assert codes == [f["code"] for f in expected["findings"]]
+    assert "overlap" in codes and "overlapt Zuid" in findings
     for finding in expected["findings"]:
-        assert finding["message"] in findings
+        assert finding["message"] not in findings
     _shot(page, "planner-report")
 
     # Clip the overlap away: the new report has none, and fewer addresses.
@@ -460,7 +472,8 @@ def test_planner_uploads_an_area_reads_the_report_fixes_and_saves_it(
     page.click("#plan-save")
     page.wait_for_selector("#plan-saved")
     page.wait_for_selector("#lc-status")
-    assert page.inner_text("#lc-status") == "idea"
+    assert page.get_attribute("#lc-status", "data-status") == "idea"
+    assert page.inner_text("#lc-status") == "idee"
     saved = _get(server, f"/networks?municipality={town.nis_code}&status=idea", token)
     assert [f["properties"]["name"] for f in saved["features"]] == ["BIN Voorstel e2e"]
     # The next step of the lifecycle, with the button of the page.
@@ -469,12 +482,35 @@ def test_planner_uploads_an_area_reads_the_report_fixes_and_saves_it(
     network_id = saved["features"][0]["id"]
     lifecycle = _get(server, f"/networks/{network_id}/lifecycle", token)
     free = [s for s in lifecycle["next"] if not s["missing"] and not s["give_with_step"]]
+    dutch = {"preparation": "Naar voorbereiding", "dissolved": "Naar opgeheven"}
+    for step in lifecycle["next"]:
+        assert page.inner_text(f"#lifecycle button[data-step={step['to']}]") == dutch[step["to"]]
+    status = "idea"
     if free:
-        page.click(f"#lifecycle button[data-step={free[0]['to']}]")
+        status = free[0]["to"]
+        page.click(f"#lifecycle button[data-step={status}]")
         page.wait_for_function(
-            f"() => document.querySelector('#lc-status')?.textContent === '{free[0]['to']}'"
+            f"() => document.querySelector('#lc-status')?.dataset.status === '{status}'"
         )
     _shot(page, "planner-lifecycle")
+    # In French: the state, the steps and the history of the same network.
+    french = {
+        "idea": "idée",
+        "preparation": "préparation",
+        "information_evening": "soirée d'information",
+        "dissolved": "dissous",
+    }
+    page.select_option("#lang", "fr")
+    page.click("#plan-networks a:text('BIN Voorstel e2e')")
+    page.wait_for_selector(f"#lc-status[data-status={status}]")
+    assert page.inner_text("#lc-status") == french[status]
+    assert f"(BIN, {french[status]})" in page.inner_text("#plan-networks")
+    for step in _get(server, f"/networks/{network_id}/lifecycle", token)["next"]:
+        button = page.inner_text(f"#lifecycle button[data-step={step['to']}]")
+        assert button == f"Vers {french[step['to']]}"
+    if free:
+        assert f"idée → {french[status]}" in page.inner_text("#lifecycle")
+    _shot(page, "planner-lifecycle-fr")
 
 
 def test_coordinator_sees_network_members_and_messages(page, server: str, town: Town) -> None:

@@ -35,6 +35,101 @@
     return text.replace(/\{(\w+)\}/g, (_, name) => (vars && name in vars ? vars[name] : ""));
   }
 
+  function has(key) {
+    return key in (window.I18N[state.lang] || {}) || key in window.I18N.nl;
+  }
+
+  // The translation of an API value (a status, channel, language), the value itself otherwise.
+  function label(prefix, value) {
+    return value !== null && value !== undefined && has(prefix + value) ? t(prefix + value) : value;
+  }
+
+  function statusLabel(status) {
+    return label("st_", status);
+  }
+
+  // An API error in the user's language: the translation of its code when there is one, the
+  // API's own text otherwise.
+  function errorText(error) {
+    if (error.code && has("err_" + error.code)) return t("err_" + error.code, { s: error.retryAfter ?? "" });
+    return error.message;
+  }
+
+  // English texts of the API (report findings, message warnings) recognised by their pattern and
+  // shown translated; the named groups fill the translation. Unrecognised texts stay as they are.
+  const FINDINGS = {
+    empty: /^the proposed area is empty$/,
+    no_address: /^no located address lies inside the area$/,
+    municipality_unknown: /against municipality (?<nis>\S+)$/,
+    outside_municipality: /^(?<m2>\d+) m² \((?<share>[\d.]+)%\) lies outside municipality (?<nis>\S+)$/,
+    crosses_municipality_border: /^the area crosses municipalities (?<codes>.+)$/,
+    crosses_police_zone_border: /^the area crosses police zones (?<codes>.+)$/,
+    overlap: /^overlaps (?<name>.*) \((?<code>[^,()]*), (?<status>\w+)\): (?<m2>\d+) m², (?<n>\d+) addresses in both$/,
+    addresses_covered: /^(?<n>\d+) addresses inside are already covered by another network$/,
+    members_inside: /^(?<n>\d+) members of existing networks live inside the area$/,
+    repaired: /^(?<label>\w+): invalid polygon repaired/,
+  };
+  const API_TEXTS = [
+    [/^no (?<lang>\w+) text: \w+ recipients get the (?<used>\w+) text$/, "api_fallback_text"],
+    [/^(?<lang>\w+) SMS needs (?<n>\d+) segments \(more than (?<max>\d+)\); shorten the message$/, "api_sms_segments"],
+    [/^(?<label>\w+): invalid polygon repaired/, "finding_repaired"],
+    [/^(?<label>\w+): ring was not closed; closed it$/, "api_ring_closed"],
+  ];
+  // What an active network still lacks in roles (bingeo.planning.role_problems).
+  const NEEDS = {
+    "a coordinator": "need_coordinator",
+    "a coordinator who is an adult and screened": "need_coordinator_screened",
+    "a mandated police officer": "need_police_officer",
+    "a local authority contact (BIN-Z)": "need_local_authority",
+    "at least one self-employed member (BIN-Z)": "need_self_employed",
+  };
+
+  function fromPattern(text, pattern, key) {
+    const match = pattern && String(text).match(pattern);
+    if (!match || !has(key)) return null;
+    const vars = {};
+    for (const [name, value] of Object.entries(match.groups || {})) {
+      if (name === "status") vars[name] = statusLabel(value);
+      else if (name === "lang" || name === "used") vars[name] = label("lang_", value);
+      else if (name === "share") vars[name] = pct(Number(value) / 100);
+      else vars[name] = /^\d+$/.test(value) ? fmt(Number(value)) : value;
+    }
+    return t(key, vars);
+  }
+
+  function apiText(text) {
+    for (const [pattern, key] of API_TEXTS) {
+      const translated = fromPattern(text, pattern, key);
+      if (translated !== null) return translated;
+    }
+    return text;
+  }
+
+  function findingText(finding) {
+    return fromPattern(finding.message, FINDINGS[finding.code], "finding_" + finding.code) ?? finding.message;
+  }
+
+  function factText(fact) {
+    return has("fact_" + fact) ? t("fact_" + fact) : NEEDS[fact] ? t(NEEDS[fact]) : fact;
+  }
+
+  function stepText(from, step) {
+    for (const key of [`step_${from}_${step.to}`, `step_${step.to}`]) if (has(key)) return t(key);
+    return step.description;
+  }
+
+  // A scope as the API words it ("police_zone:5388", "police zone 5388", "Belgium").
+  function scopeText(scope) {
+    return String(scope ?? "")
+      .split(",")
+      .map((part) => {
+        const match = part.trim().match(/^(police[ _]zone|municipality|network)[: ](.+)$/);
+        if (match) return t("scope_" + match[1].replace(" ", "_"), { code: match[2] });
+        return part.trim() === "Belgium" ? t("scope_belgium") : part;
+      })
+      .join(", ");
+  }
+
   // An element with attributes and children (strings become text nodes: no HTML injection).
   function h(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -82,20 +177,38 @@
       headers["Content-Type"] = "application/json";
       payload = JSON.stringify(body);
     }
-    const response = await fetch(path, { method, headers, body: payload });
+    let response;
+    try {
+      response = await fetch(path, { method, headers, body: payload });
+    } catch (failure) {
+      const error = new Error(failure.message);
+      error.code = "network_error";
+      throw error;
+    }
     if (response.status === 204) return null;
     const data = await response.json().catch(() => ({ detail: response.statusText }));
     if (!response.ok) {
       if (response.status === 401 && !(options && options.login)) logout(false);
       const error = new Error(data.detail || response.statusText);
       error.status = response.status;
+      error.code = data.code;
+      error.retryAfter = response.headers.get("Retry-After");
       throw error;
     }
     return data;
   }
 
+  // An error paragraph: the translated text, the API's own words as its title.
+  function errorLine(error) {
+    return h(
+      "p",
+      { class: "error", role: "alert", "data-code": error.code, title: error.message },
+      t("error", { detail: errorText(error) })
+    );
+  }
+
   function showError(where, error) {
-    setChildren(where, h("p", { class: "error", role: "alert" }, t("error", { detail: error.message })));
+    setChildren(where, errorLine(error));
   }
 
   function table(rows, columns) {
@@ -177,7 +290,7 @@
     }
     logoutButton.hidden = false;
     who.textContent = `${state.me.name} · ${t("role_" + state.me.role)}${
-      state.me.scope ? " · " + state.me.scope : ""
+      state.me.scope ? " · " + scopeText(state.me.scope) : ""
     }`;
     const views = VIEWS[state.me.role] || [];
     if (!views.includes(state.view)) state.view = views[0];
@@ -241,7 +354,9 @@
         state.view = null;
         render();
       } catch (failure) {
-        error.textContent = t("login_failed", { detail: failure.message });
+        const detail = failure.code === "not_authenticated" ? t("err_bad_login") : errorText(failure);
+        error.textContent = t("login_failed", { detail });
+        error.dataset.code = failure.code || "";
       }
     });
     setChildren(main, h("div", { class: "center" }, form));
@@ -251,7 +366,8 @@
   // map -------------------------------------------------------------------------------------
 
   function makeMap(container) {
-    const map = L.map(container, { zoomControl: true, preferCanvas: false }).setView([51.05, 3.72], 12);
+    const map = L.map(container, { zoomControl: false, preferCanvas: false }).setView([51.05, 3.72], 12);
+    L.control.zoom({ zoomInTitle: t("zoom_in"), zoomOutTitle: t("zoom_out") }).addTo(map);
     const tiles = state.config && state.config.tiles;
     if (tiles) {
       L.tileLayer(tiles.url, { attribution: tiles.attribution, maxZoom: 19 }).addTo(map);
@@ -288,7 +404,7 @@
       style: networkStyle,
       onEachFeature: (feature, layer) => {
         const p = feature.properties || {};
-        layer.bindTooltip(`${p.name || p.code} (${p.kind}, ${p.status})`);
+        layer.bindTooltip(`${p.name || p.code} (${p.kind}, ${statusLabel(p.status)})`);
       },
     });
   }
@@ -367,10 +483,10 @@
         const names = {};
         for (const f of networks.features) names[f.id ?? f.properties.id] = f.properties.name;
         for (const f of networks.features) names[f.properties.code] = f.properties.name;
-        const scopeText = coverage.scope ? JSON.stringify(coverage.scope).replace(/[{}"]/g, "") : "";
+
         setChildren(panel,
           h("h2", {}, t("figures")),
-          h("p", { class: "muted", id: "coverage-scope" }, `${t("scope")}: ${scopeText}`),
+          h("p", { class: "muted", id: "coverage-scope" }, `${t("scope")}: ${scopeText(coverage.scope)}`),
           figures([
             ["addresses", fmt(totals.addresses), "fig-addresses"],
             ["covered", fmt(totals.covered), "fig-covered"],
@@ -570,7 +686,7 @@
             h("li", {}, `${a.street || ""} ${a.house_number || ""} – ${t(a.side)}`)
           )
         ),
-        warnings.length ? h("div", { class: "warnings" }, h("h4", {}, t("warnings")), h("ul", {}, warnings.map((w) => h("li", {}, w)))) : null
+        warnings.length ? h("div", { class: "warnings" }, h("h4", {}, t("warnings")), h("ul", {}, warnings.map((w) => h("li", { title: w }, apiText(w))))) : null
       );
     }
 
@@ -619,7 +735,7 @@
               {},
               `${t("by_channel")}: `,
               Object.entries(s.recipients.by_channel || {})
-                .map(([channel, counts]) => `${channel} ${Object.entries(counts).map(([k, v]) => `${t("status_" + k)} ${v}`).join(", ")}`)
+                .map(([channel, counts]) => `${label("ch_", channel)} ${Object.entries(counts).map(([k, v]) => `${t("status_" + k)} ${v}`).join(", ")}`)
                 .join("; ")
             )
           );
@@ -711,7 +827,13 @@
         h(
           "ul",
           { id: "rp-findings" },
-          r.findings.map((f) => h("li", { class: "finding " + f.severity }, `${f.severity}: ${f.message}`))
+          r.findings.map((f) =>
+            h(
+              "li",
+              { class: "finding " + f.severity, "data-code": f.code, title: f.message },
+              `${label("sev_", f.severity)}: ${findingText(f)}`
+            )
+          )
         ),
         r.overlaps.length
           ? [
@@ -751,11 +873,44 @@
               showLifecycle(id);
               listNetworks();
             } catch (error) {
-              reportBox.append(h("p", { class: "error", role: "alert" }, t("error", { detail: error.message })));
+              reportBox.append(errorLine(error));
             }
           },
         }, t("save_proposal"))
       );
+    }
+
+    // An input for a lifecycle fact, of its kind (date, yes/no, number, text); the invitation
+    // export date is recorded by bingeo itself and only shown.
+    function factInput(fact, value) {
+      if (fact === "approved") {
+        const select = h(
+          "select",
+          { name: fact, "data-kind": "boolean" },
+          h("option", { value: "" }, "–"),
+          h("option", { value: "true", selected: value === true }, t("yes")),
+          h("option", { value: "false", selected: value === false }, t("no"))
+        );
+        return select;
+      }
+      if (fact === "attendance" || fact === "merged_into") {
+        return h("input", { name: fact, type: "number", min: 0, step: 1, "data-kind": "number", value: value ?? "" });
+      }
+      const date = /_(at|date)$/.test(fact);
+      return h("input", {
+        name: fact,
+        type: date ? "date" : "text",
+        value: value ?? "",
+        disabled: fact === "invitations_exported_at",
+      });
+    }
+
+    function factValue(input) {
+      const raw = input.value.trim();
+      if (input.disabled || !raw) return null;
+      if (input.dataset.kind === "boolean") return raw === "true";
+      if (input.dataset.kind === "number") return Number(raw);
+      return raw;
     }
 
     async function showLifecycle(networkId) {
@@ -764,40 +919,43 @@
         const l = await api("GET", `/networks/${networkId}/lifecycle`);
         setChildren(lifecycleBox,
           h("h3", {}, `${t("lifecycle")}: ${l.code}`),
-          h("p", {}, `${t("status")}: `, h("strong", { id: "lc-status" }, l.status)),
+          h("p", {}, `${t("status")}: `, h("strong", { id: "lc-status", "data-status": l.status }, statusLabel(l.status))),
           h("h4", {}, t("next_steps")),
           l.next.map((step) => {
             const inputs = {};
             const needs = [...new Set([...step.needs])];
             const fields = needs.map((fact) => {
-              inputs[fact] = h("input", { name: fact, value: l.facts[fact] ?? "" });
-              return h("label", { class: "fact" }, fact, inputs[fact]);
+              inputs[fact] = factInput(fact, l.facts[fact]);
+              return h("label", { class: "fact" }, factText(fact), inputs[fact]);
             });
             return h(
               "div",
               { class: "step" },
-              h("p", {}, step.description),
+              h("p", { title: step.description }, stepText(l.status, step)),
               fields,
-              step.missing.length ? h("p", { class: "muted" }, `${t("missing")}: ${step.missing.join(", ")}`) : null,
+              step.missing.length ? h("p", { class: "muted" }, `${t("missing")}: ${step.missing.map(factText).join(", ")}`) : null,
               h("button", {
                 type: "button",
                 "data-step": step.to,
                 onclick: async () => {
                   const facts = {};
-                  for (const [fact, input] of Object.entries(inputs)) if (input.value.trim()) facts[fact] = input.value.trim();
+                  for (const [fact, input] of Object.entries(inputs)) {
+                    const value = factValue(input);
+                    if (value !== null) facts[fact] = value;
+                  }
                   try {
                     await api("POST", `/networks/${networkId}/lifecycle`, { to: step.to, facts });
                     showLifecycle(networkId);
                     listNetworks();
                   } catch (error) {
-                    lifecycleBox.append(h("p", { class: "error", role: "alert" }, t("error", { detail: error.message })));
+                    lifecycleBox.append(errorLine(error));
                   }
                 },
-              }, t("go_to", { to: step.to }))
+              }, t("go_to", { to: statusLabel(step.to) }))
             );
           }),
           l.history.length
-            ? [h("h4", {}, t("history")), h("ul", {}, l.history.map((s) => h("li", {}, `${s.from} → ${s.to} (${s.by}, ${String(s.at).slice(0, 10)})`)))]
+            ? [h("h4", {}, t("history")), h("ul", {}, l.history.map((s) => h("li", {}, `${statusLabel(s.from)} → ${statusLabel(s.to)} (${s.by}, ${String(s.at).slice(0, 10)})`)))]
             : null
         );
       } catch (error) {
@@ -818,7 +976,7 @@
                 "li",
                 {},
                 h("a", { href: "#", onclick: (e) => { e.preventDefault(); showLifecycle(f.id ?? f.properties.id); } }, f.properties.name),
-                ` (${f.properties.kind}, ${f.properties.status})`
+                ` (${f.properties.kind}, ${statusLabel(f.properties.status)})`
               )
             )
           )
@@ -852,7 +1010,7 @@
           figures([
             ["code", p.code],
             ["kind", p.kind],
-            ["status", p.status],
+            ["status", statusLabel(p.status)],
             ["members", fmt(members.total), "network-members"],
           ])
         );
@@ -867,7 +1025,7 @@
                   return h(
                     "li",
                     { "data-alert-id": a.id },
-                    h("strong", {}, `${String(a.created_at).replace("T", " ").slice(0, 16)} · ${a.mode} · ${t("status_" + a.status)}`),
+                    h("strong", {}, `${String(a.created_at).replace("T", " ").slice(0, 16)} · ${label("mode_short_", a.mode)} · ${t("status_" + a.status)}`),
                     h("p", {}, text)
                   );
                 })
@@ -879,8 +1037,8 @@
           table(members.members, [
             { label: "name", value: (m) => m.name },
             { label: "street", value: (m) => `${m.street || ""} ${m.house_number || ""}${m.outside_area ? " (" + t("outside_area") + ")" : ""}` },
-            { label: "language", value: (m) => m.language },
-            { label: "channels", value: (m) => m.channels.join(", ") },
+            { label: "language", value: (m) => label("lang_", m.language) },
+            { label: "channels", value: (m) => m.channels.map((c) => label("ch_", c)).join(", ") },
           ])
         );
       })
