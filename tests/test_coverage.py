@@ -540,3 +540,61 @@ def test_figures_follow_network_changes(gent: dict[str, int], engine: Engine) ->
         delete_network(engine, ADMIN, added.id, version=added.version)
     again = service.coverage(engine, ADMIN, level="wijk")
     assert again.totals == before.totals
+
+
+def _stored_areas(engine: Engine, level: str) -> dict[int, int]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT address_id, area_id FROM address_areas WHERE level = :level"),
+            {"level": level},
+        )
+        return dict(rows.all())
+
+
+def _postgis_areas(engine: Engine, level: str) -> dict[int, int]:
+    with engine.connect() as connection:
+        return dict(connection.execute(text(AREA_OF_ADDRESS), {"level": level}).all())
+
+
+def test_address_areas_follow_every_import(db: Engine, real_data: Path, tmp_path: Path) -> None:
+    """Imports of addresses (new and moved) and of areas keep ``address_areas`` current,
+    without any coverage call in between (no lazy refresh hides a stale table)."""
+    folder = real_data / "gent"
+    header = "id,street,housenumber,postcode,municipality,nis_code,lat,lon\n"
+    here, there = "51.0502693,3.7340354", "51.0386682,3.7100412"
+    first = tmp_path / "first.csv"
+    first.write_text(
+        header
+        + f"a1,'t Stuk,2,9000,Gent,44021,{here}\n"
+        + f"a2,Aaigemstraat,1,9000,Gent,44021,{there}\n"
+        + "a3,Far away,1,9000,Gent,44021,50.8,4.4\n"  # in Belgium, in no Gent sector
+    )
+    import_areas(db, folder / "gent_statistical_sectors.geojson", "sector")
+    import_addresses(db, first)
+    before = _stored_areas(db, "sector")
+    assert before == _postgis_areas(db, "sector")
+    assert len(before) == 2 and len(set(before.values())) == 2
+
+    # The first address moves to the second one's sector; a new address is added.
+    second = tmp_path / "second.csv"
+    second.write_text(
+        header
+        + f"a1,'t Stuk,2,9000,Gent,44021,{there}\n"
+        + f"a2,Aaigemstraat,1,9000,Gent,44021,{there}\n"
+        + f"a4,'t Stuk,4,9000,Gent,44021,{here}\n"
+    )
+    summary = import_addresses(db, second)
+    assert (summary.stored, summary.updated) == (1, 1)
+    after = _stored_areas(db, "sector")
+    assert after == _postgis_areas(db, "sector")
+    assert len(after) == 3 and len(set(after.values())) == 2
+    with db.connect() as connection:
+        moved = connection.execute(
+            text("SELECT id FROM addresses WHERE street = '''t Stuk' AND house_number = '2'")
+        ).scalar_one()
+    assert after[moved] != before[moved]
+
+    # Areas of another level, imported after the addresses.
+    import_areas(db, folder / "gent_context.gpkg", "wijk", layer="wijken")
+    wijken = _stored_areas(db, "wijk")
+    assert wijken == _postgis_areas(db, "wijk") and len(wijken) == 3

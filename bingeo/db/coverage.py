@@ -128,7 +128,7 @@ def store_address_areas(
     Only the rows that change are written; many changes rewrite the level in bulk, without the
     per-row foreign-key checks (each of them locks an address row).
     """
-    added, removed = difference(new, old)
+    added, removed = _difference(new, old)
     if len(added) + len(removed) >= BULK_REWRITE_MIN:
         _rewrite_level(connection, level, new)
     else:
@@ -152,6 +152,22 @@ def store_address_areas(
         )
     )
     return len(added) + len(removed)
+
+
+def _difference(new: Pairs, old: Pairs) -> tuple[Pairs, Pairs]:
+    """(rows to add, rows to delete): an address appears at most once on each side, so arrays
+    indexed by address id compare them in one pass."""
+    size = int(max(new.address_ids.max(initial=-1), old.address_ids.max(initial=-1))) + 1
+    if size > 4 * (len(new) + len(old)) + (1 << 20):
+        return difference(new, old)  # sparse ids: compare keys instead
+    before = np.full(size, -1, dtype=np.int64)
+    after = np.full(size, -1, dtype=np.int64)
+    before[old.address_ids] = old.network_ids
+    after[new.address_ids] = new.network_ids
+    changed = before != after
+    added = np.flatnonzero(changed & (after >= 0))
+    removed = np.flatnonzero(changed & (before >= 0))
+    return Pairs(after[added], added), Pairs(before[removed], removed)
 
 
 def _rewrite_level(connection: Connection, level: AreaLevel, rows: Pairs) -> None:

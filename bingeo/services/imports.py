@@ -29,6 +29,7 @@ from bingeo.db.models import AreaLevel, NetworkStatus
 from bingeo.errors import InvalidInput
 from bingeo.lookup import normalise_street
 from bingeo.networks import read_networks
+from bingeo.services.coverage import refresh_after_import
 from bingeo.services.lookup import refresh_lookup_tables
 from bingeo.services.matching import rematch
 from bingeo.services.networks import store_networks
@@ -95,6 +96,7 @@ def import_areas(
         _say(progress, f"storing {len(batch.frame)} {level.value} areas")
         summary.stored, summary.updated = area_repo.upsert_areas(connection, level, batch.frame)
         area_repo.replace_police_zone_members(connection, batch.members)
+        refresh_after_import(connection, [level])  # the area of every address of this level
     summary.unchanged = len(batch.frame) - summary.stored - summary.updated
     return summary
 
@@ -181,11 +183,19 @@ def import_addresses(
         if counts["stored"] or counts["updated"]:
             # New or moved addresses: a rematch writes only the pairs that change.
             rematch(connection, progress=progress)
+            placing = time.perf_counter()
+            refresh_after_import(connection)  # the reference areas of new and moved addresses
+            store_timings["address areas"] = time.perf_counter() - placing
         committing = time.perf_counter()
     if timings is not None:
         timings.update({f"read: {phase}": s for phase, s in stats.seconds.items()})
         timings.update(store_timings)
-        timings["rematch"] = committing - refreshing - store_timings["refresh lookup tables"]
+        timings["rematch"] = (
+            committing
+            - refreshing
+            - store_timings["refresh lookup tables"]
+            - store_timings.get("address areas", 0.0)
+        )
         timings["commit"] = time.perf_counter() - committing
         timings["load (wall clock, reading overlaps)"] = loaded - started
     summary.stored, summary.updated, summary.duplicates = (
