@@ -833,12 +833,26 @@ def coverage_command(
     level: LevelOpt = AreaLevel.sector,
     include_inactive: InactiveOpt = False,
     out: OutOpt = None,
+    network: Annotated[
+        str | None, typer.Option("--network", help="Map of one network (id or code) to --out.")
+    ] = None,
 ) -> None:
     """Coverage per reference area of a police zone, a municipality or the whole country."""
     from bingeo.services import coverage as service
 
     settings = _settings()
     engine, actor = _engine(settings), _coverage_actor()
+    if network is not None:
+        if out is None or out.suffix.lower() != ".html":
+            raise typer.BadParameter("--network needs --out FILE.html")
+        service.export_map(
+            lambda assets: service.network_map(
+                engine, actor, settings, network, level=level, assets_url=assets
+            ),
+            out,
+        )
+        typer.echo(f"map of network {network} written to {out}")
+        return
     scope = {"zone": zone, "municipality": municipality}
     if out is not None and out.suffix.lower() == ".html":
         service.export_map(

@@ -409,3 +409,88 @@ def _coverage_legend_html(title: str, shown: gpd.GeoDataFrame) -> str:
     networks = _legend_html(title, shown)
     # The network legend's box is reused; the coverage part goes inside it.
     return networks.replace("</div>", "</div>" + "<hr style='margin:4px 0'>" + bins + extras, 1)
+
+
+# map of one network -----------------------------------------------------------------------------
+
+NETWORK_AREA_STYLE = {"color": "#444444", "weight": 1, "fillColor": "#ffffff", "fillOpacity": 0.0}
+
+
+def single_network_map(
+    network: gpd.GeoDataFrame,
+    figures: dict,
+    areas: gpd.GeoDataFrame,
+    *,
+    tiles: str | None = None,
+    assets_url: str | None = None,
+    level: str = "sector",
+) -> folium.Map:
+    """The map of one network (``network``: one row with name, kind, status, geometry): its
+    area, the addresses it covers and its members, counted (``figures``: addresses, members,
+    members_per_1000), and the reference areas it reaches with its addresses in each
+    (``areas``: code, name, addresses). Counts only: no member, no address is drawn.
+    """
+    fmap = use_assets(folium.Map(tiles=tiles, control_scale=True, prefer_canvas=True), assets_url)
+    shown = _display_networks(network)
+    for name in ("addresses", "members"):
+        shown[name] = int(figures[name])
+    per_1000 = figures["members_per_1000"]
+    shown["members_per_1000"] = None if per_1000 is None else round(float(per_1000), 1)
+    if len(areas):
+        metric = areas.to_crs(STORAGE_EPSG) if areas.crs != STORAGE_EPSG else areas
+        outlines = gpd.GeoDataFrame(
+            {
+                "label": [
+                    f"{n or ''} ({c})".strip()
+                    for n, c in zip(metric["name"], metric["code"], strict=True)
+                ],
+                "addresses": metric["addresses"].astype(int).to_numpy(),
+            },
+            geometry=shapely.simplify(metric.geometry.values, SIMPLIFY_M, preserve_topology=True),
+            crs=STORAGE_EPSG,
+        ).to_crs(GEOJSON_EPSG)
+        folium.GeoJson(
+            _to_json(outlines),
+            name=f"Addresses of the network per {level}",
+            style_function=lambda _feature: NETWORK_AREA_STYLE,
+            tooltip=folium.GeoJsonTooltip(
+                fields=["label", "addresses"],
+                aliases=[level.capitalize(), "Addresses in the network"],
+                localize=True,
+            ),
+        ).add_to(fmap)
+    if len(shown):
+        folium.GeoJson(
+            _to_json(shown),
+            name=KIND_LABELS.get(str(shown["kind"].iloc[0]), "Network"),
+            style_function=_network_style,
+            tooltip=folium.GeoJsonTooltip(
+                fields=["name", "kind", "status_label", "area_ha", "addresses", "members"]
+                + ["members_per_1000"],
+                aliases=["Network", "Kind", "Status", "Area (ha)", "Addresses", "Members"]
+                + ["Members per 1,000 addresses"],
+                localize=True,
+            ),
+        ).add_to(fmap)
+        bounds = _bounds(shown)
+        if bounds is not None:
+            fmap.fit_bounds(bounds)
+    folium.LayerControl(collapsed=False).add_to(fmap)
+    fmap.get_root().html.add_child(folium.Element(_network_legend_html(shown, figures)))
+    return fmap
+
+
+def _network_legend_html(shown: gpd.GeoDataFrame, figures: dict) -> str:
+    name = str(shown["name"].iloc[0]) if len(shown) else ""
+    area = float(shown["area_ha"].iloc[0]) if len(shown) else 0.0
+    per_1000 = figures["members_per_1000"]
+    rows = (
+        ("Area", f"{area:,.1f} ha"),
+        ("Addresses", f"{int(figures['addresses']):,}"),
+        ("Members", f"{int(figures['members']):,}"),
+        ("Members per 1,000 addresses", "–" if per_1000 is None else f"{per_1000:,.1f}"),
+    )
+    body = "".join(
+        f"<div>{html.escape(label)}: <b>{html.escape(value)}</b></div>" for label, value in rows
+    )
+    return _legend_html(name, shown).replace("</b>", "</b>" + body, 1)

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import geopandas as gpd
 import pytest
 import shapely
-from sqlalchemy import Engine
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from typer.testing import CliRunner
 
+from api.app import create_app
+from bingeo import cli
+from bingeo.access import Actor, Principal
 from bingeo.db import maps as map_repo
-from bingeo.db.models import AreaLevel
+from bingeo.db.models import AreaLevel, Role
 from bingeo.demo import DemoData, generate_demo
 from bingeo.maps import KIND_COLOURS, network_map
+from bingeo.members import MemberInput
+from bingeo.services import coverage as coverage_service
+from bingeo.services.demo import run_demo
 from bingeo.services.imports import import_networks
+from bingeo.services.members import register_member
+from bingeo.services.users import add_user, create_token
+from bingeo.settings import Settings
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +131,94 @@ def test_empty_map_still_renders() -> None:
     )
     page = network_map(empty, tiles=None).get_root().render()
     assert "bingeo-legend" in page
+
+
+def test_map_of_one_network_counts_without_personal_data(
+    db: Engine, settings: Settings, tmp_path
+) -> None:
+    """Its area, addresses and members counted (equal to PostGIS), no member identity anywhere,
+    from the service, the API (analysts of the zone) and the CLI."""
+    run_demo(db, settings, out_dir=tmp_path / "demo")
+    with db.connect() as connection:
+        network_id, code, zone = connection.execute(
+            text("SELECT id, code, police_zone_code FROM networks ORDER BY id LIMIT 1")
+        ).one()
+        covered = connection.execute(
+            text(
+                "SELECT a.id FROM addresses a JOIN networks n ON ST_Covers(n.geom, a.geom) "
+                "WHERE n.id = :n ORDER BY a.id LIMIT 3"
+            ),
+            {"n": network_id},
+        ).scalars()
+        covered = list(covered)
+    admin = Actor(principal=Principal(name="test", role=Role.admin))
+    people = [("Jan Peeters", "jan.peeters@example.be", "+32470111222")]
+    people += [("Els Maes", "els.maes@example.be", "+32470333444")]
+    for (name, email, phone), address_id in zip(people, covered, strict=False):
+        member = MemberInput(
+            name=name,
+            language="nl",
+            channels=("email", "sms"),
+            consent_at=dt.datetime.now(dt.UTC),
+            email=email,
+            phone=phone,
+        )
+        register_member(db, admin, network_id, address_id=address_id, member=member)
+    with db.connect() as connection:
+        addresses = connection.execute(
+            text(
+                "SELECT count(*) FROM addresses a JOIN networks n ON ST_Covers(n.geom, a.geom) "
+                "WHERE n.id = :n"
+            ),
+            {"n": network_id},
+        ).scalar_one()
+        per_sector = dict(
+            connection.execute(
+                text(
+                    "SELECT s.code, count(*) FROM addresses a "
+                    "JOIN networks n ON ST_Covers(n.geom, a.geom) AND n.id = :n "
+                    "JOIN LATERAL (SELECT code FROM reference_areas r WHERE r.level = 'sector' "
+                    "AND ST_Covers(r.geom, a.geom) ORDER BY r.id LIMIT 1) s ON true GROUP BY 1"
+                ),
+                {"n": network_id},
+            ).all()
+        )
+    assert addresses > 0
+
+    found = coverage_service.network_figures(db, admin, code)
+    assert found.figures["addresses"] == addresses
+    assert found.figures["members"] == len(people)
+    assert found.figures["members_per_1000"] == 1000 * len(people) / addresses
+    assert dict(zip(found.areas["code"], found.areas["addresses"], strict=True)) == per_sector
+
+    add_user(db, "map-analyst", Role.police_analyst, police_zone_code=zone)
+    add_user(db, "map-other", Role.police_analyst, police_zone_code="elsewhere")
+    token = create_token(db, "map-analyst")[1]
+    other = create_token(db, "map-other")[1]
+    with TestClient(create_app(settings)) as client:
+        assert client.get(f"/networks/{network_id}/map").status_code == 401
+        refused = client.get(f"/networks/{network_id}/map", headers=_bearer(other))
+        assert refused.status_code == 403
+        answer = client.get(f"/networks/{network_id}/map", headers=_bearer(token))
+        assert client.get("/networks/999999/map", headers=_bearer(token)).status_code == 404
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/html")
+    out = tmp_path / "network.html"
+    result = CliRunner().invoke(
+        cli.app,
+        ["coverage", "--network", code, "--out", str(out)],
+        env={"BINGEO_DATABASE_NAME": settings.database_name},
+    )
+    assert result.exit_code == 0, result.output
+    for page in (answer.text, out.read_text()):
+        assert f"Addresses: <b>{addresses:,}</b>" in page
+        assert f"Members: <b>{len(people)}</b>" in page
+        assert f'"addresses": {addresses}' in page and f'"members": {len(people)}' in page
+        for name, email, phone in people:
+            assert name not in page and email not in page and phone not in page
+            assert email.split("@")[0] not in page and phone[3:] not in page
+        assert "Els" not in page and "Peeters" not in page
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -141,3 +141,16 @@ def get_coverage_map(
         include_inactive=include_inactive,
     )
     return HTMLResponse(fmap.get_root().render())
+
+
+@router.get("/networks/{network_id}/map", response_class=HTMLResponse)
+def get_network_map(
+    engine: EngineDep,
+    actor: ActorDep,
+    settings: SettingsDep,
+    network_id: int,
+    level: AreaLevel = AreaLevel.sector,
+) -> HTMLResponse:
+    """The map of one network: its area, its addresses and members counted (no personal data)."""
+    fmap = service.network_map(engine, actor, settings, network_id, level=level)
+    return HTMLResponse(fmap.get_root().render())

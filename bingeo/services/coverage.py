@@ -30,6 +30,7 @@ from bingeo.errors import InvalidInput, NotFound
 from bingeo.geometry import GEOJSON_EPSG
 from bingeo.matching import AddressPoints, Pairs
 from bingeo.services.audit import guard
+from bingeo.services.networks import network_target
 from bingeo.settings import Settings
 
 VENDOR_DIR = Path(__file__).resolve().parents[1] / "static" / "vendor"
@@ -333,6 +334,84 @@ def coverage_map(
         tiles=settings.tiles or None,
         assets_url=settings.assets_url if assets_url is None else assets_url,
         title=f"Coverage of {result.scope.describe()} per {result.level.value}",
+    )
+
+
+@dataclass
+class NetworkFigures:
+    """One network (``network``: a one-row frame, public facts), its counts and the reference
+    areas holding its addresses (``areas``: code, name, addresses)."""
+
+    network: gpd.GeoDataFrame
+    figures: dict
+    areas: gpd.GeoDataFrame
+
+
+def network_figures(
+    engine: Engine, actor: Actor, network: int | str, *, level: AreaLevel | str = AreaLevel.sector
+) -> NetworkFigures:
+    """Counts of one network (id or code): the addresses it covers, its members and members per
+    1,000 of those addresses, and its addresses per reference area of ``level``."""
+    level = AreaLevel(level)
+    refresh_address_areas(engine, level)
+    store = _store(engine)
+    with store.lock:
+        store.update(engine, level)
+        frame = store.networks.frame
+        if isinstance(network, str) and not network.isdigit():
+            row = frame[frame["code"] == network]
+        else:
+            row = frame[frame["id"] == int(network)]
+        if not len(row):
+            raise NotFound(f"no network {network}")
+        record = row.iloc[0]
+        network_id = int(record["id"])
+        target = network_target(network_id, record["nis_code"], record["police_zone_code"])
+        guard(engine, actor, Action.read_aggregates, target, "network map", network_id)
+        model = store.levels[level]
+        covered = store.pair_addresses[store.pair_networks == network_id]
+        members = int((store.member_networks == network_id).sum())
+    area_of = model.area_of[np.minimum(covered, len(model.area_of) - 1)]
+    counts = np.bincount(area_of[area_of >= 0], minlength=len(model.areas))
+    reached = np.flatnonzero(counts)
+    chosen = model.areas.iloc[reached]
+    areas = gpd.GeoDataFrame(
+        {
+            "code": chosen["code"].to_numpy(),
+            "name": chosen["name_nl"].to_numpy(),
+            "addresses": counts[reached],
+        },
+        geometry=chosen.geometry.values,
+        crs=SRID,
+    )
+    figures = {
+        "network": network_id,
+        "addresses": len(covered),
+        "members": members,
+        "members_per_1000": 1000 * members / len(covered) if len(covered) else None,
+        "area_m2": float(record.geometry.area),
+    }
+    return NetworkFigures(row.reset_index(drop=True), figures, areas)
+
+
+def network_map(
+    engine: Engine,
+    actor: Actor,
+    settings: Settings,
+    network: int | str,
+    *,
+    level: AreaLevel | str = AreaLevel.sector,
+    assets_url: str | None = None,
+) -> folium.Map:
+    """The map of one network with its addresses and members counted (no personal data)."""
+    found = network_figures(engine, actor, network, level=level)
+    return maps.single_network_map(
+        found.network,
+        found.figures,
+        found.areas,
+        tiles=settings.tiles or None,
+        assets_url=settings.assets_url if assets_url is None else assets_url,
+        level=AreaLevel(level).value,
     )
 
 
