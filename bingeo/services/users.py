@@ -112,7 +112,19 @@ def authenticate(engine: Engine, token: str | None) -> Principal:
         user = user_repo.user_for_token(connection, hash_token(token), _now())
     if user is None:
         raise NotAuthenticated("the bearer token is unknown, expired or revoked")
-    return _principal(user)
+    return principal_of(user)
+
+
+def principal_of(user) -> Principal:
+    """The principal of a user row: its role and the scope the role applies to."""
+    return Principal(
+        user_id=user.id,
+        name=user.name,
+        role=Role(user.role),
+        police_zone_code=user.police_zone_code,
+        nis_code=user.nis_code,
+        network_id=user.network_id,
+    )
 
 
 def hash_token(token: str) -> str:
@@ -212,9 +224,12 @@ def login(
     # process) see each other: at most ``max_failures`` pass however they interleave.
     with engine.connect() as connection:
         by_name, by_client, now = attempt_repo.counted_failures(
-            connection, attempt_id=attempt_id, user_name=name, client=client,
+            connection,
+            attempt_id=attempt_id,
+            user_name=name,
+            client=client,
             window_s=limits.window_s,
-        )  # fmt: skip
+        )
         user = user_repo.user_by_name(connection, name)
     waits = [
         _wait_s(times, limit, limits.window_s, now)
@@ -241,7 +256,7 @@ def login(
         raise NotAuthenticated("unknown name or wrong password")
     with engine.begin() as connection:
         _, token, expires_at = _new_token(connection, user.id, LOGIN_LABEL, hours / 24)
-        principal = _principal(user)
+        principal = principal_of(user)
         _audit_login(connection, attempt_id, Actor(principal, request_id, client), None)
     return token, expires_at, principal
 
@@ -305,17 +320,6 @@ def _new_token(
         expires_at=expires_at,
     )
     return token_id, token, expires_at
-
-
-def _principal(user) -> Principal:
-    return Principal(
-        user_id=user.id,
-        name=user.name,
-        role=Role(user.role),
-        police_zone_code=user.police_zone_code,
-        nis_code=user.nis_code,
-        network_id=user.network_id,
-    )
 
 
 def _wait_s(times: list[dt.datetime], limit: int, window_s: float, now: dt.datetime) -> int:
