@@ -96,7 +96,8 @@ def import_areas(
         _say(progress, f"storing {len(batch.frame)} {level.value} areas")
         summary.stored, summary.updated = area_repo.upsert_areas(connection, level, batch.frame)
         area_repo.replace_police_zone_members(connection, batch.members)
-        refresh_after_import(connection, [level])  # the area of every address of this level
+        if summary.stored or summary.updated:
+            refresh_after_import(connection, [level])  # the area of each address at this level
     summary.unchanged = len(batch.frame) - summary.stored - summary.updated
     return summary
 
