@@ -349,8 +349,10 @@ class KeyNumbering:
 
     def __init__(self) -> None:
         self._seen = np.empty(0, dtype=np.int64)  # sorted distinct hashes of earlier chunks
-        self._hashes: list[np.ndarray] = []  # per earlier chunk, to find a first occurrence
-        self._keys: list[pa.Array] = []
+        self._first = np.empty(0, dtype=np.int64)  # file row (from 0) of each one's first row
+        self._starts: list[int] = []  # file row of the first row of each earlier chunk
+        self._rows = 0
+        self._keys: list[pa.Array] = []  # per earlier chunk, to read a first occurrence's key
         self._counts: dict[object, int] = {}  # occurrences so far of keys that repeat
         self._confirmed: set[int] = set()  # hashes whose first occurrence is in ``_counts``
 
@@ -372,8 +374,8 @@ class KeyNumbering:
         seen_before = np.zeros(n, dtype=bool)
         seen_before[order] = known
         candidates = np.flatnonzero(seen_before | repeated_here)
+        keys = chunk.table["source_key"].combine_chunks()
         if len(candidates):
-            keys = chunk.table["source_key"].combine_chunks()
             exact = not bool(chunk.table["derived"][0].as_py())
             self._first_occurrences(hashes[candidates[seen_before[candidates]]], exact)
             for row in candidates.tolist():
@@ -383,25 +385,27 @@ class KeyNumbering:
                 occurrence[row] = count
                 self._confirmed.add(int(hashes[row]))
         # Both are sorted: inserting the new distinct hashes is one linear copy, not a sort.
+        # A stable sort puts the earliest row of equal hashes first, so ``order`` gives it.
         fresh = first & ~known
         self._seen = np.insert(self._seen, at[fresh], ordered[fresh])
-        self._hashes.append(hashes)
-        self._keys.append(chunk.table["source_key"].combine_chunks())
+        self._first = np.insert(self._first, at[fresh], order[fresh] + self._rows)
+        self._starts.append(self._rows)
+        self._rows += n
+        self._keys.append(keys)
         return occurrence
 
     def _first_occurrences(self, hashes: np.ndarray, exact: bool) -> None:
         """Count the lone first rows (in earlier chunks) of ``hashes`` not counted yet."""
-        missing = np.array([h for h in set(hashes.tolist()) if h not in self._confirmed])
+        missing = np.array(sorted({h for h in hashes.tolist() if h not in self._confirmed}))
         if not len(missing):
             return
-        for earlier, keys in zip(self._hashes, self._keys, strict=True):
-            for row in np.flatnonzero(np.isin(earlier, missing)).tolist():
-                identity = keys[row].as_py() if exact else int(earlier[row])
-                self._counts[identity] = self._counts.get(identity, 0) + 1
-                self._confirmed.add(int(earlier[row]))
-            missing = missing[~np.isin(missing, earlier)]
-            if not len(missing):
-                return
+        rows = self._first[np.searchsorted(self._seen, missing)]
+        chunks = np.searchsorted(self._starts, rows, side="right") - 1
+        for value, row, chunk in zip(missing.tolist(), rows.tolist(), chunks.tolist(), strict=True):
+            keys = self._keys[chunk]
+            identity = keys[row - self._starts[chunk]].as_py() if exact else value
+            self._counts[identity] = self._counts.get(identity, 0) + 1
+            self._confirmed.add(value)
 
 
 def numbered_rows(chunk: AddressChunk, occurrence: np.ndarray) -> tuple[pa.Table, int]:
