@@ -9,6 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from bingeo.db.models import NetworkKind, NetworkStatus
 
 GeoJSONGeometry = dict[str, Any]
+JOIN_TEXT_MAX = 2000
+JOIN_TEXT = (
+    "How residents join, shown to them publicly: name offices, never a person's contact details. "
+    "Empty: a text naming the municipality and police zone is generated in their language."
+)
 
 
 class NetworkCreate(BaseModel):
@@ -22,6 +27,7 @@ class NetworkCreate(BaseModel):
     code: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[\w.-]+$")
     nis_code: str | None = Field(default=None, pattern=r"^\d{5}$")
     police_zone_code: str | None = Field(default=None, min_length=1, max_length=32)
+    how_to_join: str | None = Field(default=None, max_length=JOIN_TEXT_MAX, description=JOIN_TEXT)
     geometry: GeoJSONGeometry
 
 
@@ -36,6 +42,7 @@ class NetworkUpdate(BaseModel):
     status: NetworkStatus | None = None
     nis_code: str | None = Field(default=None, pattern=r"^\d{5}$")
     police_zone_code: str | None = Field(default=None, min_length=1, max_length=32)
+    how_to_join: str | None = Field(default=None, max_length=JOIN_TEXT_MAX, description=JOIN_TEXT)
     geometry: GeoJSONGeometry | None = None
     reason: str | None = Field(default=None, max_length=500, description="Why the area changes.")
 

@@ -21,6 +21,11 @@ from shapely.geometry.base import BaseGeometry
 from bingeo.errors import InvalidInput
 from bingeo.geometry import GEOJSON_EPSG, STORAGE_EPSG, outside_belgium
 
+# Grid of ``changed_boxes``: fine enough to follow a band along an edge, coarse enough to keep
+# the query to a few dozen boxes.
+CHANGE_CELLS = 24
+CHANGE_MARGIN_M = 1.0
+
 
 @dataclass(frozen=True)
 class AddressPoints:
@@ -113,6 +118,43 @@ def _keys(pairs: Pairs) -> np.ndarray:
     if len(pairs) and (pairs.address_ids.max() >= 1 << 40 or pairs.network_ids.max() >= 1 << 23):
         raise ValueError("ids too large for the pair keys")
     return (pairs.network_ids.astype(np.int64) << 40) | pairs.address_ids.astype(np.int64)
+
+
+def changed_boxes(
+    before: BaseGeometry, after: BaseGeometry, *, cells: int = CHANGE_CELLS
+) -> list[tuple[float, float, float, float]]:
+    """Boxes holding every point whose coverage differs between ``before`` and ``after``.
+
+    A point covered by both areas or by neither keeps its matches; only the symmetric difference
+    can change them. A grid of ``cells`` x ``cells`` over it keeps the cells the difference
+    touches, merged into runs per row and widened by ``CHANGE_MARGIN_M`` (so rounding in the
+    overlay cannot leave a point on a changed boundary out). For a grown or shrunk area this is
+    a band along the edge instead of the whole bounding box.
+    """
+    changed = shapely.symmetric_difference(before, after)
+    if changed.is_empty:
+        return []
+    minx, miny, maxx, maxy = changed.bounds
+    xs = np.linspace(minx, maxx, cells + 1)
+    ys = np.linspace(miny, maxy, cells + 1)
+    grid = shapely.box(xs[None, :-1], ys[:-1, None], xs[None, 1:], ys[1:, None])
+    shapely.prepare(changed)
+    hit = shapely.intersects(changed, grid)
+    margin = CHANGE_MARGIN_M
+    boxes = []
+    for row in range(cells):
+        padded = np.concatenate([[False], hit[row], [False]])
+        edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+        for start, stop in zip(edges[::2], edges[1::2], strict=True):
+            boxes.append(
+                (
+                    float(xs[start] - margin),
+                    float(ys[row] - margin),
+                    float(xs[stop] + margin),
+                    float(ys[row + 1] + margin),
+                )
+            )
+    return boxes
 
 
 def covers_xy(polygon: BaseGeometry, x: float, y: float) -> bool:

@@ -20,7 +20,10 @@ KIND_COLUMNS = ("kind", "bin_type", "type")
 STATUS_COLUMNS = ("status", "lifecycle_status", "state")
 NIS_COLUMNS = ("nis_code", "niscode", "municipality_nis")
 ZONE_COLUMNS = ("police_zone_code", "police_zone")
-FIELDS = ("code", "name", "kind", "status", "nis_code", "police_zone_code")
+JOIN_COLUMNS = ("how_to_join", "join_info", "aansluiten")
+FIELDS = ("code", "name", "kind", "status", "nis_code", "police_zone_code", "how_to_join")
+# Languages of the generated "how to join" text; Dutch when the resident's is neither.
+JOIN_LANGUAGES = ("nl", "fr")
 
 
 @dataclass
@@ -72,6 +75,7 @@ def read_networks(
         "status": pick_column(columns, STATUS_COLUMNS, None),
         "nis_code": pick_column(columns, NIS_COLUMNS, None),
         "police_zone_code": pick_column(columns, ZONE_COLUMNS, None),
+        "how_to_join": pick_column(columns, JOIN_COLUMNS, None),
     }
     for required in ("name", "kind"):
         if pick[required] is None:
@@ -110,6 +114,9 @@ def read_networks(
                 "police_zone_code": text_or_none(feature[pick["police_zone_code"]])
                 if pick["police_zone_code"]
                 else None,
+                "how_to_join": text_or_none(feature[pick["how_to_join"]])
+                if pick["how_to_join"]
+                else None,
                 "geometry": geom,
             }
         )
@@ -124,6 +131,70 @@ def read_networks(
     batch.rejected.sort(key=lambda rejection: rejection.row)
     batch.frame = frame.loc[~duplicated, [*FIELDS, "geometry"]].reset_index(drop=True)
     return batch
+
+
+def join_language(accept_language: str | None) -> str:
+    """The first of ``JOIN_LANGUAGES`` an ``Accept-Language`` value (or a code) asks for."""
+    ranked = []
+    for position, item in enumerate((accept_language or "").split(",")):
+        tag, _, params = item.strip().partition(";")
+        weight = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        language = tag.strip().lower().split("-")[0]
+        if language in JOIN_LANGUAGES and weight > 0:
+            ranked.append((-weight, position, language))
+    return min(ranked)[2] if ranked else JOIN_LANGUAGES[0]
+
+
+def join_text(
+    language: str,
+    *,
+    name: str,
+    kind: NetworkKind,
+    municipality: str | None = None,
+    nis_code: str | None = None,
+    police_zone: str | None = None,
+    police_zone_code: str | None = None,
+) -> str:
+    """How a resident (or a business, for a BIN-Z) joins a network: the public bodies to contact.
+
+    Places are named by ``municipality`` / ``police_zone`` (names), else by their codes. No
+    coordinator is ever named: their name, phone and e-mail are personal data.
+    """
+    business = kind == NetworkKind.BIN_Z
+    if language == "fr":
+        town = (
+            f"la commune de {municipality}"
+            if municipality
+            else (f"la commune (code INS {nis_code})" if nis_code else "votre commune")
+        )
+        zone = police_zone or (f"zone de police {police_zone_code}" if police_zone_code else None)
+        police = f"la police locale ({zone})" if zone else "votre police locale"
+        return (
+            f"Le {'PLP-I' if business else 'PLP'} « {name} » est ouvert "
+            f"{'aux indépendants et entreprises' if business else 'aux habitants'} de son "
+            f"périmètre. Pour y adhérer, contactez {town} (service prévention) ou {police} "
+            "(agent de quartier) : ils vous mettront en relation avec le coordinateur."
+        )
+    town = (
+        f"de gemeente {municipality}"
+        if municipality
+        else (f"de gemeente (NIS-code {nis_code})" if nis_code else "uw gemeente")
+    )
+    zone = police_zone or (f"politiezone {police_zone_code}" if police_zone_code else None)
+    police = f"de lokale politie ({zone})" if zone else "uw lokale politie"
+    return (
+        f"{'BIN-Z' if business else 'BIN'} '{name}' staat open voor "
+        f"{'zelfstandigen en ondernemers' if business else 'bewoners'} in zijn gebied. "
+        f"Wilt u aansluiten, neem dan contact op met {town} (dienst preventie) of {police} "
+        "(wijkagent): zij brengen u in contact met de coördinator."
+    )
 
 
 def _derived_code(name: str, wkb: bytes) -> str:

@@ -34,6 +34,7 @@ PUBLIC_PROPERTIES = {
     "status",
     "nis_code",
     "police_zone_code",
+    "how_to_join",
     "area_m2",
     "version",
     "created_at",

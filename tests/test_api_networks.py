@@ -195,3 +195,171 @@ def test_ids_beyond_the_integer_range(client: TestClient, db, world: World) -> N
     assert_error(client.delete("/networks/99999999999?version=1", headers=world.auth("admin")), 422)
     with pytest.raises(NotFound, match="2147483648"):
         get_network(db, Actor(), 2**31)
+
+
+# how residents join ------------------------------------------------------------------------------
+
+COORDINATOR = {
+    "name": "Griet Vandenbroucke",
+    "email": "griet.vdb@example.be",
+    "phone": "0470123456",
+}
+
+
+def _bierbeek_places(engine, real_data) -> None:
+    """The real municipality of Bierbeek (24011) and its police zone (ipz48), with their names."""
+    from bingeo.db.models import AreaLevel
+    from bingeo.services.imports import import_areas
+
+    path = real_data / "bierbeek_bin" / "bin_municipalities_context.gpkg"
+    import_areas(engine, path, AreaLevel.municipality, layer="municipalities")
+    import_areas(engine, path, AreaLevel.police_zone, layer="police_zones")
+
+
+def _add_coordinator(engine, network_id: int) -> None:
+    from bingeo.db.models import ContactRole, NetworkContact
+
+    with engine.begin() as connection:
+        connection.execute(
+            NetworkContact.__table__.insert().values(
+                network_id=network_id, role=ContactRole.coordinator, **COORDINATOR
+            )
+        )
+
+
+def _assert_no_personal_data(response) -> None:
+    for value in COORDINATOR.values():
+        assert value not in response.text
+
+
+def test_how_to_join_given_and_generated(client: TestClient, db, world: World, real_data) -> None:
+    _bierbeek_places(db, real_data)
+    admin = world.auth("admin")
+    given = "Mail preventie@bierbeek.be of kom naar het onthaal van het gemeentehuis."
+    body = {"name": "BIN Korbeek-Lo", "kind": "BIN", "how_to_join": given}
+    created = client.post("/networks", json=body | {"geometry": square(half=0.001)}, headers=admin)
+    assert created.status_code == 201, created.text
+    properties = created.json()["properties"]
+    assert properties["how_to_join"] == given
+    # Municipality and zone were derived from where the area lies.
+    assert (properties["nis_code"], properties["police_zone_code"]) == (NIS_X, "ipz48")
+    network_id = created.json()["id"]
+    _add_coordinator(db, network_id)
+    _add_coordinator(db, world.net_x)
+    point = {"lon": CENTRE_X[0], "lat": CENTRE_X[1]}
+
+    # Anonymous resident: the given text as is, generated ones for the network without one.
+    answer = client.get("/points/networks", params=point)
+    assert answer.status_code == 200, answer.text
+    networks = {n["name"]: n for n in answer.json()["networks"]}
+    assert set(networks) == {"BIN X", "BIN Korbeek-Lo"}
+    assert networks["BIN Korbeek-Lo"] == {
+        "name": "BIN Korbeek-Lo",
+        "kind": "BIN",
+        "status": "idea",
+        "how_to_join": given,
+    }
+    generated = networks["BIN X"]["how_to_join"]
+    # BIN X lies in Bierbeek; its zone (5388) has no stored name, so it is named by its code.
+    assert "gemeente Bierbeek" in generated and "politiezone 5388" in generated
+    assert "BIN X" in generated and "wijkagent" in generated
+    _assert_no_personal_data(answer)
+
+    # Emptied, the text is generated, in the language the resident asks for.
+    changed = client.patch(
+        f"/networks/{network_id}", json={"how_to_join": "  "}, headers=admin | {"If-Match": '"1"'}
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["properties"]["how_to_join"] is None
+    address_id = _address_at(db, CENTRE_X)
+    by_address = client.get(f"/addresses/{address_id}/networks", params={"lang": "fr"})
+    assert by_address.status_code == 200, by_address.text
+    texts = {n["name"]: n["how_to_join"] for n in by_address.json()["networks"]}
+    assert texts["BIN Korbeek-Lo"] == (
+        "Le PLP « BIN Korbeek-Lo » est ouvert aux habitants de son périmètre. Pour y adhérer, "
+        "contactez la commune de Bierbeek (service prévention) ou la police locale "
+        "(PZ Bierbeek - Boutersem - Holsbeek - Lubbeek) (agent de quartier) : ils vous "
+        "mettront en relation avec le coordinateur."
+    )
+    _assert_no_personal_data(by_address)
+    for header, language_word in (
+        ("fr-BE,fr;q=0.9,nl;q=0.8", "contactez"),
+        ("en-GB, nl-BE;q=0.5, fr;q=0.4", "contact op met"),
+        ("de, en", "contact op met"),
+        ("nl;q=0, fr;q=0.1", "contactez"),
+    ):
+        answer = client.get("/points/networks", params=point, headers={"Accept-Language": header})
+        texts = {n["name"]: n["how_to_join"] for n in answer.json()["networks"]}
+        assert language_word in texts["BIN Korbeek-Lo"], header
+    # ``lang`` wins over the header; other languages are refused.
+    answer = client.get(
+        "/points/networks", params=point | {"lang": "nl"}, headers={"Accept-Language": "fr"}
+    )
+    assert all("contact op met" in n["how_to_join"] for n in answer.json()["networks"])
+    assert_error(client.get("/points/networks", params=point | {"lang": "de"}), 422)
+
+    # A BIN-Z speaks to businesses.
+    client.patch(
+        f"/networks/{network_id}", json={"kind": "BIN-Z"}, headers=admin | {"If-Match": '"2"'}
+    )
+    answer = client.get("/points/networks", params=point)
+    texts = {n["name"]: n["how_to_join"] for n in answer.json()["networks"]}
+    assert texts["BIN Korbeek-Lo"].startswith(
+        "BIN-Z 'BIN Korbeek-Lo' staat open voor zelfstandigen"
+    )
+
+
+def test_how_to_join_from_a_network_file(
+    client: TestClient, db, world: World, real_data, tmp_path
+) -> None:
+    import json
+
+    from bingeo.services.imports import import_networks
+
+    _bierbeek_places(db, real_data)
+    text = "Inschrijven via het e-loket van de gemeente Bierbeek."
+
+    def write(properties: dict) -> None:
+        feature = {"type": "Feature", "properties": properties, "geometry": square(half=0.001)}
+        path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+
+    path = tmp_path / "networks.geojson"
+    write({"code": "BB-1", "name": "BIN Lovenjoel", "kind": "BIN", "how_to_join": text})
+    import_networks(db, path)
+    point = {"lon": CENTRE_X[0], "lat": CENTRE_X[1]}
+    networks = {
+        n["name"]: n for n in client.get("/points/networks", params=point).json()["networks"]
+    }
+    assert networks["BIN Lovenjoel"]["how_to_join"] == text
+    listed = client.get("/networks").json()["features"]
+    assert {f["properties"]["code"]: f["properties"]["how_to_join"] for f in listed}["BB-1"] == text
+
+    # A file without the property keeps the stored text (set by file or through the API).
+    write({"code": "BB-1", "name": "BIN Lovenjoel-Centrum", "kind": "BIN"})
+    import_networks(db, path)
+    networks = {
+        n["name"]: n for n in client.get("/points/networks", params=point).json()["networks"]
+    }
+    assert networks["BIN Lovenjoel-Centrum"]["how_to_join"] == text
+
+
+def _address_at(engine, lonlat: tuple[float, float]) -> int:
+    """Store an address at ``lonlat`` (matched by its import) and return its id."""
+    import tempfile
+    from pathlib import Path
+
+    from bingeo.services.imports import import_addresses
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "address.csv"
+        path.write_text(
+            "street,housenumber,postcode,municipality,nis_code,lon,lat\n"
+            f"Dorpsstraat,1,3360,Bierbeek,{NIS_X},{lonlat[0]},{lonlat[1]}\n"
+        )
+        import_addresses(engine, path)
+    from sqlalchemy import select
+
+    from bingeo.db.models import Address
+
+    with engine.connect() as connection:
+        return connection.execute(select(Address.__table__.c.id)).scalar_one()

@@ -23,8 +23,8 @@ from bingeo.db.models import (
     ReferenceArea,
     Role,
 )
-from bingeo.errors import InvalidInput, NotFound
-from bingeo.matching import AddressPoints, covers_xy, lonlat_to_storage, match
+from bingeo.errors import Conflict, InvalidInput, NotFound
+from bingeo.matching import AddressPoints, changed_boxes, covers_xy, lonlat_to_storage, match
 from bingeo.services import networks as network_service
 from bingeo.services.imports import import_addresses, import_areas, import_networks
 from bingeo.services.matching import networks_covering, rematch_all
@@ -44,6 +44,10 @@ def gent(engine: Engine, real_data: Path) -> Engine:
         connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     folder = real_data / "gent"
     import_areas(engine, folder / "gent_statistical_sectors.geojson", AreaLevel.sector)
+    # Gent and its police zone: networks lie in them, and residents are told whom to contact.
+    context = folder / "gent_context.gpkg"
+    import_areas(engine, context, AreaLevel.municipality, layer="municipality")
+    import_areas(engine, context, AreaLevel.police_zone, layer="police_zone")
     import_addresses(engine, folder / "gent_addresses_crab2014.csv")
     return engine
 
@@ -169,6 +173,47 @@ def test_boundary_counts_as_inside_and_holes_do_not() -> None:
     assert covers_xy(square, 0.0, 3.0) and not covers_xy(with_hole, 5.0, 5.0)
 
 
+def test_changed_boxes_hold_every_point_whose_coverage_changes() -> None:
+    rng = np.random.default_rng(7)
+    theta = np.linspace(0.0, 2 * np.pi, 64, endpoint=False)
+    radius = 500.0 * (1 + 0.2 * np.sin(5 * theta))
+    base = shapely.Polygon(np.column_stack([radius * np.cos(theta), radius * np.sin(theta)]))
+    edits = {
+        "grown": shapely.affinity.scale(base, 1.15, 1.15),
+        "shrunk": shapely.affinity.scale(base, 0.8, 0.9),
+        "moved": shapely.affinity.translate(base, 120.0, -40.0),
+        "holed": base.difference(Point(0, 0).buffer(150.0)),
+        "elsewhere": box(2000.0, 2000.0, 2300.0, 2200.0),
+        "created": base,
+    }
+    for label, after in edits.items():
+        before = shapely.Polygon() if label == "created" else base
+        # Random points plus every vertex of both areas (points exactly on a boundary).
+        xy = np.vstack(
+            [
+                rng.uniform(-800.0, 2400.0, (20_000, 2)),
+                shapely.get_coordinates(before),
+                shapely.get_coordinates(after),
+            ]
+        )
+        changed = shapely.intersects_xy(before, xy[:, 0], xy[:, 1]) != shapely.intersects_xy(
+            after, xy[:, 0], xy[:, 1]
+        )
+        assert changed.any(), label
+        boxes = changed_boxes(before, after)
+        in_any = np.zeros(len(xy), dtype=bool)
+        for minx, miny, maxx, maxy in boxes:
+            in_any |= (
+                (xy[:, 0] >= minx) & (xy[:, 0] <= maxx) & (xy[:, 1] >= miny) & (xy[:, 1] <= maxy)
+            )
+        assert in_any[changed].all(), label
+    # A band along the edge, not the whole bounding box.
+    grown = edits["grown"]
+    area = sum((b[2] - b[0]) * (b[3] - b[1]) for b in changed_boxes(base, grown))
+    assert area < 0.5 * box(*grown.bounds).area
+    assert changed_boxes(base, base) == []
+
+
 def test_lonlat_outside_belgium_is_refused() -> None:
     with pytest.raises(InvalidInput):
         lonlat_to_storage(2.35, 48.85)
@@ -231,6 +276,54 @@ def test_edit_changes_only_that_networks_rows(empty: Engine) -> None:
     # Rows the edit keeps are not rewritten either.
     assert all(before[k] == after[k] for k in mine_before & mine_after)
     assert set(after) == postgis_join(empty)
+
+
+def test_edits_of_every_shape_keep_matches_equal_to_postgis(empty: Engine) -> None:
+    from bingeo.db import matching as match_repo
+    from bingeo.services.matching import rematch_network
+
+    ids = make_networks(empty)
+    codes = busiest_sectors(empty, 12)
+    base = sectors(empty, codes[0:3])
+    x, y = base.centroid.x, base.centroid.y
+    edits = [
+        shapely.affinity.scale(base, 1.15, 1.15),
+        shapely.affinity.scale(base, 0.7, 0.8),
+        shapely.affinity.translate(base, 150.0, -60.0),
+        shapely.difference(base, Point(x, y).buffer(120.0)),
+        sectors(empty, codes[9:12]),
+        shapely.union(base, sectors(empty, codes[9:12])),
+    ]
+    for area in edits:
+        current = network_service.get_network(empty, ADMIN, ids["union"])
+        network_service.update_network(
+            empty,
+            ADMIN,
+            ids["union"],
+            version=current.version,
+            changes={"geometry": as_multi(area)},
+        )
+        assert stored(empty) == postgis_join(empty)
+
+    # A small edit reads the addresses where the areas differ, not all of its bounding box.
+    current = network_service.get_network(empty, ADMIN, ids["union"]).geometry
+    with empty.begin() as connection:
+        in_box = len(match_repo.load_points(connection, boxes=[current.bounds]))
+        stats = rematch_network(
+            connection, ids["union"], previous=shapely.affinity.scale(current, 0.98, 0.98)
+        )
+        assert 0 < stats.addresses < in_box / 2
+        assert (stats.added, stats.removed) == (0, 0), "the stored matches were already current"
+    # A stale version (someone else changed the area in between) matches the whole box again.
+    stale = network_service.get_network(empty, ADMIN, ids["edge"])
+    network_service.update_network(
+        empty, ADMIN, ids["edge"], version=stale.version, changes={"name": "Edge 2"}
+    )
+    with pytest.raises(Conflict):
+        network_service.update_network(
+            empty, ADMIN, ids["edge"], version=stale.version, changes={"geometry": base}
+        )
+    assert stored(empty) == postgis_join(empty)
 
 
 def test_delete_removes_the_networks_rows(empty: Engine) -> None:
@@ -353,8 +446,23 @@ def test_api_and_cli_answer_which_networks_cover(empty: Engine, settings) -> Non
         body = client.get("/points/networks", params={"lon": lon, "lat": lat}).json()
         assert body == {
             "located": True,
-            "networks": [{"name": "Edge", "kind": "BIN", "status": "idea"}],
+            "networks": [
+                {
+                    "name": "Edge",
+                    "kind": "BIN",
+                    "status": "idea",
+                    "how_to_join": "BIN 'Edge' staat open voor bewoners in zijn gebied. Wilt u "
+                    "aansluiten, neem dan contact op met de gemeente Gent (dienst preventie) of "
+                    "de lokale politie (PZ Gent) (wijkagent): zij brengen u in contact met de "
+                    "coördinator.",
+                }
+            ],
         }
+        french = client.get(
+            f"/addresses/{address_id}/networks", headers={"Accept-Language": "fr-BE"}
+        ).json()["networks"]
+        assert french[0]["how_to_join"].startswith("Le PLP « Around » est ouvert aux habitants")
+        assert "la commune de Gent" in french[0]["how_to_join"]
         body = client.get(f"/addresses/{address_id}/networks").json()
         assert body["address_id"] == address_id and [n["name"] for n in body["networks"]] == [
             "Around"

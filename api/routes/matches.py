@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Header, Query
 from pydantic import BaseModel
 
 from api.deps import ActorDep, EngineDep
 from api.schemas import ERRORS
+from bingeo.networks import join_language
 from bingeo.services import matching as service
 
 router = APIRouter(tags=["networks"], responses=ERRORS)
+
+
+def resident_language(
+    lang: Annotated[
+        Literal["nl", "fr"] | None,
+        Query(description="Language of the generated texts; else Accept-Language, else nl"),
+    ] = None,
+    accept_language: Annotated[str | None, Header(max_length=500)] = None,
+) -> str:
+    """The language to answer a resident in: ``lang``, else the best of Accept-Language."""
+    return lang or join_language(accept_language)
+
+
+LanguageDep = Annotated[str, Depends(resident_language)]
 
 
 class CoveringNetworkPublic(BaseModel):
@@ -40,20 +55,25 @@ class CoveringPublic(BaseModel):
     response_model=CoveringPublic,
     response_model_exclude_none=True,
 )
-def networks_of_address(address_id: int, engine: EngineDep, actor: ActorDep) -> CoveringPublic:
-    """The networks whose area covers a stored address."""
-    return _public(service.networks_covering(engine, actor, address_id=address_id))
+def networks_of_address(
+    address_id: int, engine: EngineDep, actor: ActorDep, language: LanguageDep
+) -> CoveringPublic:
+    """The networks whose area covers a stored address, with how to join each."""
+    covering = service.networks_covering(engine, actor, address_id=address_id, language=language)
+    return _public(covering)
 
 
 @router.get("/points/networks", response_model=CoveringPublic, response_model_exclude_none=True)
 def networks_at_point(
     engine: EngineDep,
     actor: ActorDep,
+    language: LanguageDep,
     lon: Annotated[float, Query(ge=-180, le=180, description="Longitude (EPSG:4326)")],
     lat: Annotated[float, Query(ge=-90, le=90, description="Latitude (EPSG:4326)")],
 ) -> CoveringPublic:
-    """The networks whose area covers a point given in longitude/latitude."""
-    return _public(service.networks_covering(engine, actor, point=(lon, lat)))
+    """The networks whose area covers a point given in longitude/latitude, with how to join."""
+    covering = service.networks_covering(engine, actor, point=(lon, lat), language=language)
+    return _public(covering)
 
 
 def _public(covering: service.Covering) -> CoveringPublic:

@@ -27,6 +27,7 @@ def network_feature(network: service.NetworkRecord) -> dict[str, Any]:
         "status": network.status.value,
         "nis_code": network.nis_code,
         "police_zone_code": network.police_zone_code,
+        "how_to_join": network.how_to_join,
         "area_m2": round(network.area_m2, 1),
         "version": network.version,
         "created_at": network.created_at.isoformat(),
@@ -93,6 +94,7 @@ def create_network(
         code=body.code,
         nis_code=body.nis_code,
         police_zone_code=body.police_zone_code,
+        how_to_join=body.how_to_join,
         geometry=geometry,
         warnings=warnings,
     )

@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import AddConstraint, CreateIndex, DropConstraint, DropIndex
 
 from bingeo.db.bulk import staging_table
-from bingeo.db.models import SRID, Address, AddressNetwork, Network
+from bingeo.db.models import SRID, Address, AddressNetwork, AreaLevel, Network, ReferenceArea
 from bingeo.matching import AddressPoints, Pairs
 
 ADDRESSES = Address.__table__
@@ -43,6 +43,7 @@ _FACTS = (
     NETWORKS.c.status,
     NETWORKS.c.nis_code,
     NETWORKS.c.police_zone_code,
+    NETWORKS.c.how_to_join,
 )
 
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
@@ -202,6 +203,21 @@ def network_facts(connection: Connection, network_ids: Sequence[int]) -> list:
     """Public facts of the given networks, ordered by id."""
     query = select(*_FACTS).where(NETWORKS.c.id.in_(list(network_ids))).order_by(NETWORKS.c.id)
     return connection.execute(query).all()
+
+
+def place_names(
+    connection: Connection, level: AreaLevel, codes: Sequence[str]
+) -> dict[str, tuple[str | None, str | None]]:
+    """(Dutch name, French name) of the reference areas of ``level`` with the given codes."""
+    if not codes:
+        return {}
+    areas = ReferenceArea.__table__
+    rows = connection.execute(
+        select(areas.c.code, areas.c.name_nl, areas.c.name_fr).where(
+            areas.c.level == level, areas.c.code.in_(list(codes))
+        )
+    )
+    return {r.code: (r.name_nl, r.name_fr) for r in rows}
 
 
 def address_position(connection: Connection, address_id: int):

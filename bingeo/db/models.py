@@ -184,6 +184,8 @@ class Network(Base):
     nis_code: Mapped[str | None] = mapped_column(String(5))
     police_zone_code: Mapped[str | None] = mapped_column(String(32))
     geom = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=True), nullable=False)
+    # Public text for residents (whom to contact); None: a text is generated from the places.
+    how_to_join: Mapped[str | None] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()

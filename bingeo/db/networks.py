@@ -29,7 +29,7 @@ from bingeo.db.models import (
     ReferenceArea,
 )
 
-NETWORK_FIELDS = ("code", "name", "kind", "status", "nis_code", "police_zone_code")
+NETWORK_FIELDS = ("code", "name", "kind", "status", "nis_code", "police_zone_code", "how_to_join")
 
 
 def upsert_networks(
@@ -48,7 +48,8 @@ def upsert_networks(
         [*(Column(name, Text) for name in NETWORK_FIELDS), Column("geom", Geometry(srid=SRID))],
     )
     staging.create(connection)
-    rows = frame[list(NETWORK_FIELDS)].copy()
+    # A frame without a column (a street list has no "how to join") stores NULLs for it.
+    rows = frame.reindex(columns=list(NETWORK_FIELDS))
     rows["geom"] = shapely.to_wkb(
         shapely.set_srid(frame.geometry.values, SRID), hex=True, include_srid=True
     )
@@ -78,17 +79,18 @@ def upsert_networks(
         cast(staging.c.status, table.c.status.type),
         staging.c.nis_code,
         staging.c.police_zone_code,
+        staging.c.how_to_join,
         func.ST_Multi(staging.c.geom),
     )
     statement = insert(table).from_select([*NETWORK_FIELDS, "geom"], source)
     changed = ["name", "kind", "status", "nis_code", "police_zone_code", "geom"]
+    new = {name: statement.excluded[name] for name in changed}
+    # A file without a "how to join" keeps the text set through the API.
+    new["how_to_join"] = func.coalesce(statement.excluded.how_to_join, table.c.how_to_join)
     statement = statement.on_conflict_do_update(
         index_elements=["code"],
-        set_={name: statement.excluded[name] for name in changed}
-        | {"version": table.c.version + 1, "updated_at": func.now()},
-        where=tuple_(*(table.c[n] for n in changed)).is_distinct_from(
-            tuple_(*(statement.excluded[n] for n in changed))
-        ),
+        set_=new | {"version": table.c.version + 1, "updated_at": func.now()},
+        where=tuple_(*(table.c[n] for n in new)).is_distinct_from(tuple_(*new.values())),
     )
     return upsert_counts(connection, statement)
 
@@ -114,6 +116,7 @@ PUBLIC_COLUMNS = (
     NETWORKS.c.status,
     NETWORKS.c.nis_code,
     NETWORKS.c.police_zone_code,
+    NETWORKS.c.how_to_join,
     NETWORKS.c.version,
     NETWORKS.c.created_at,
     NETWORKS.c.updated_at,

@@ -11,14 +11,24 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import shapely
+from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, Engine
 
 from bingeo.access import Actor
 from bingeo.db import matching as match_repo
-from bingeo.db.models import NetworkKind, NetworkStatus
+from bingeo.db.models import AreaLevel, NetworkKind, NetworkStatus
 from bingeo.errors import InvalidInput, NotFound
-from bingeo.matching import Pairs, covers_xy, difference, lonlat_to_storage, match
+from bingeo.matching import (
+    Pairs,
+    changed_boxes,
+    covers_xy,
+    difference,
+    lonlat_to_storage,
+    match,
+)
+from bingeo.networks import JOIN_LANGUAGES, join_text
 
 Progress = Callable[[str], None]
 # Networks residents are not pointed to: they no longer take members.
@@ -78,9 +88,45 @@ def rematch_all(engine: Engine, *, progress: Progress | None = None) -> MatchSta
         return rematch(connection, progress=progress)
 
 
-def rematch_network(connection: Connection, network_id: int) -> MatchStats:
-    """Bring one network's stored addresses up to date (in the caller's transaction)."""
-    return rematch(connection, network_ids=[network_id])
+def rematch_network(
+    connection: Connection, network_id: int, *, previous: BaseGeometry | None = None
+) -> MatchStats:
+    """Bring one network's stored addresses up to date (in the caller's transaction).
+
+    With ``previous``, the area the stored matches were computed for (empty for a new network),
+    only the addresses where the two areas differ are read and compared: the others keep their
+    matches. Without it, every address of the network's bounding box is.
+    """
+    if previous is None:
+        return rematch(connection, network_ids=[network_id])
+    stats = MatchStats()
+    started = time.perf_counter()
+    ((_, area),) = match_repo.load_polygons(connection, [network_id])
+    try:
+        boxes = changed_boxes(previous, area)
+    except shapely.errors.GEOSException:
+        # An overlay GEOS cannot compute: fall back to the whole bounding box.
+        return rematch(connection, network_ids=[network_id])
+    points = match_repo.load_points(connection, boxes=boxes)
+    stats.networks, stats.addresses = 1, len(points)
+    stats.load_s = time.perf_counter() - started
+
+    started = time.perf_counter()
+    pairs = match(points, [(network_id, area)])
+    stats.match_s = time.perf_counter() - started
+    stats.pairs = len(pairs)
+
+    started = time.perf_counter()
+    stored = match_repo.stored_pairs(connection, [network_id])
+    # Compared only where the areas differ: elsewhere the stored matches stand.
+    where = np.isin(stored.address_ids, points.ids)
+    added, removed = difference(pairs, Pairs(stored.network_ids[where], stored.address_ids[where]))
+    match_repo.remove_pairs(connection, removed)
+    match_repo.add_pairs(connection, added)
+    stats.added, stats.removed = len(added), len(removed)
+    stats.store_s = time.perf_counter() - started
+    stats.total_s = stats.load_s + stats.match_s + stats.store_s
+    return stats
 
 
 def rematch_changed_networks(connection: Connection) -> MatchStats:
@@ -135,14 +181,19 @@ def networks_covering(
     *,
     address_id: int | None = None,
     point: tuple[float, float] | None = None,
+    language: str = "nl",
 ) -> Covering:
     """The networks covering an address (stored matches) or a point given as (lon, lat).
 
     Anyone may ask: residents get name, kind, status and how to join of the networks that still
-    take members; staff also get ids and codes, and closed networks.
+    take members; staff also get ids and codes, and closed networks. How to join is the
+    network's own text, else one generated in ``language`` (nl or fr) naming its municipality
+    and police zone.
     """
     if (address_id is None) == (point is None):
         raise InvalidInput("give either an address id or a point (lon, lat), not both")
+    if language not in JOIN_LANGUAGES:
+        raise InvalidInput(f"language {language!r} is not one of {', '.join(JOIN_LANGUAGES)}")
     staff = actor.principal.role is not None
     with engine.connect() as connection:
         if address_id is not None:
@@ -162,14 +213,45 @@ def networks_covering(
                 for r in match_repo.networks_near(connection, x, y)
                 if covers_xy(shapely.from_wkb(bytes(r.wkb)), x, y)
             ]
-    covering.networks = [
-        _covering_network(r, staff) for r in rows if staff or r.status not in CLOSED
-    ]
+        rows = [r for r in rows if staff or r.status not in CLOSED]
+        places = _place_names(connection, rows, language)
+    covering.networks = [_covering_network(r, staff, places, language) for r in rows]
     return covering
 
 
-def _covering_network(row, staff: bool) -> CoveringNetwork:
-    network = CoveringNetwork(name=row.name, kind=row.kind, status=row.status)
+def _place_names(
+    connection: Connection, rows: Sequence, language: str
+) -> dict[tuple[AreaLevel, str], str]:
+    """Names of the networks' municipalities and zones in ``language`` (else the other one)."""
+    names: dict[tuple[AreaLevel, str], str] = {}
+    for level, attribute in (
+        (AreaLevel.municipality, "nis_code"),
+        (AreaLevel.police_zone, "police_zone_code"),
+    ):
+        codes = sorted({getattr(r, attribute) for r in rows if getattr(r, attribute)})
+        for code, (nl, fr) in match_repo.place_names(connection, level, codes).items():
+            preferred = (fr, nl) if language == "fr" else (nl, fr)
+            name = next((n for n in preferred if n), None)
+            if name:
+                names[level, code] = name
+    return names
+
+
+def _covering_network(
+    row, staff: bool, places: dict[tuple[AreaLevel, str], str], language: str
+) -> CoveringNetwork:
+    how_to_join = row.how_to_join or join_text(
+        language,
+        name=row.name,
+        kind=row.kind,
+        municipality=places.get((AreaLevel.municipality, row.nis_code)),
+        nis_code=row.nis_code,
+        police_zone=places.get((AreaLevel.police_zone, row.police_zone_code)),
+        police_zone_code=row.police_zone_code,
+    )
+    network = CoveringNetwork(
+        name=row.name, kind=row.kind, status=row.status, how_to_join=how_to_join
+    )
     if staff:
         network.id, network.code = row.id, row.code
         network.nis_code, network.police_zone_code = row.nis_code, row.police_zone_code

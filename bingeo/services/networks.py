@@ -39,6 +39,7 @@ class NetworkRecord:
     created_at: dt.datetime
     updated_at: dt.datetime
     geometry: MultiPolygon
+    how_to_join: str | None = None
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -112,6 +113,7 @@ def create_network(
     code: str | None = None,
     nis_code: str | None = None,
     police_zone_code: str | None = None,
+    how_to_join: str | None = None,
     warnings: list[str] | None = None,
 ) -> NetworkRecord:
     """Store a new network; its municipality and zone default to where its area lies."""
@@ -129,12 +131,13 @@ def create_network(
         "status": NetworkStatus(status),
         "nis_code": nis_code,
         "police_zone_code": police_zone_code,
+        "how_to_join": _join_text_or_none(how_to_join),
         "geom": geom,
     }
     try:
         with engine.begin() as connection:
             network_id = network_repo.insert_network(connection, values)
-            rematch_network(connection, network_id)
+            rematch_network(connection, network_id, previous=MultiPolygon())
             record(connection, actor, "create", "network", network_id, target=target)
     except IntegrityError as exc:
         raise Conflict(f"a network with code {values['code']!r} exists already") from exc
@@ -168,6 +171,8 @@ def update_network(
             "lifecycle (POST /networks/{id}/lifecycle), not by editing the network"
         )
     values.pop("status", None)
+    if "how_to_join" in values:
+        values["how_to_join"] = _join_text_or_none(values["how_to_join"])
     if "geometry" in values:
         values["geom"] = from_shape(values.pop("geometry"), srid=SRID)
     after = network_target(
@@ -188,7 +193,10 @@ def update_network(
                 "reload it and apply the change again"
             )
         if "geom" in values:
-            rematch_network(connection, network_id)
+            # The stored matches are those of the area read above if that is the version the
+            # update replaced (versions only grow): then only where the areas differ is compared.
+            previous = current.geometry if current.version == version else None
+            rematch_network(connection, network_id, previous=previous)
             planning_repo.flag_members_outside(connection, network_id)
         record(
             connection,
@@ -239,6 +247,11 @@ def _record(row) -> NetworkRecord:
     values = dict(row._mapping)
     geometry = shapely_wkb.loads(bytes(values.pop("wkb")))
     return NetworkRecord(**values, geometry=geometry)
+
+
+def _join_text_or_none(text: str | None) -> str | None:
+    # A blank text means "none": residents then get the generated one.
+    return (text or "").strip() or None
 
 
 def _new_code(nis_code: str | None) -> str:
