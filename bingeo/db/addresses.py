@@ -63,12 +63,7 @@ def store_addresses(
         return {"stored": inserted, "updated": 0}
     staging = staging_table(
         "staging_addresses",
-        [
-            Column("source_key", Text),
-            *(Column(name, Text) for name in TEXT_FIELDS),
-            Column("x", Float),
-            Column("y", Float),
-        ],
+        [*_key_and_text_columns(), Column("x", Float), Column("y", Float)],
     )
     staging.create(connection)
     copy_binary(connection, staging, tables)
@@ -142,8 +137,7 @@ def _merge_changes(
         "staging_address_changes",
         [
             Column("id", BigInteger),
-            Column("source_key", Text),
-            *(Column(name, Text) for name in TEXT_FIELDS),
+            *_key_and_text_columns(),
             Column("x", Float),
             Column("y", Float),
         ],
@@ -244,6 +238,12 @@ class _Clock:
         if self.timings is not None:
             self.timings[phase] = self.timings.get(phase, 0.0) + now - self.last
         self.last = now
+
+
+def _key_and_text_columns() -> list[Column]:
+    """Staging columns typed (and collated) as in ``addresses``, so they compare with it."""
+    table = Address.__table__
+    return [Column(name, table.c[name].type) for name in ("source_key", *TEXT_FIELDS)]
 
 
 def _rowcount(connection: Connection, statement: Executable) -> int:
