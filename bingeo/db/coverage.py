@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.schema import AddConstraint, CreateIndex, DropConstraint, DropIndex
 
 from bingeo.db.bulk import staging_table
-from bingeo.db.matching import _HEADER, _TRAILER, BULK_REWRITE_MIN, _copy_out
+from bingeo.db.matching import _FACTS, _HEADER, _TRAILER, BULK_REWRITE_MIN, _copy_out
 from bingeo.db.models import (
     Address,
     AddressArea,
@@ -256,16 +256,7 @@ def networks(connection: Connection, network_ids: Sequence[int]) -> list:
     if not len(network_ids):
         return []
     query = (
-        select(
-            NETWORKS.c.id,
-            NETWORKS.c.code,
-            NETWORKS.c.name,
-            NETWORKS.c.kind,
-            NETWORKS.c.status,
-            NETWORKS.c.nis_code,
-            NETWORKS.c.police_zone_code,
-            func.ST_AsBinary(NETWORKS.c.geom).label("wkb"),
-        )
+        select(*_FACTS, func.ST_AsBinary(NETWORKS.c.geom).label("wkb"))
         .where(NETWORKS.c.id.in_([int(i) for i in network_ids]))
         .order_by(NETWORKS.c.id)
     )

@@ -635,34 +635,22 @@ def _area_exists(connection: Connection, level: AreaLevel, code: str) -> bool:
 
 
 def _network_frame(rows: list) -> gpd.GeoDataFrame:
-    geometries = shapely.from_wkb([bytes(r.wkb) for r in rows]) if rows else []
-    return gpd.GeoDataFrame(
-        {
-            "id": np.array([r.id for r in rows], dtype=np.int64),
-            "code": [r.code for r in rows],
-            "name": [r.name for r in rows],
-            "kind": [r.kind.value for r in rows],
-            "status": [r.status.value for r in rows],
-            "nis_code": [r.nis_code for r in rows],
-            "police_zone_code": [r.police_zone_code for r in rows],
-        },
-        geometry=gpd.GeoSeries(list(geometries), crs=SRID),
-        crs=SRID,
-    )
+    return _frame(rows, ("id", "code", "name", "kind", "status", "nis_code", "police_zone_code"))
 
 
 def _area_frame(rows: list) -> gpd.GeoDataFrame:
+    return _frame(rows, ("id", "code", "name_nl", "nis_code"))
+
+
+def _frame(rows: list, names: tuple[str, ...]) -> gpd.GeoDataFrame:
+    """Rows with a ``wkb`` field as a GeoDataFrame of the fields ``names`` (EPSG:31370); enums
+    as their values."""
+    columns: dict[str, object] = {
+        name: [getattr(getattr(r, name), "value", getattr(r, name)) for r in rows] for name in names
+    }
+    columns["id"] = np.array(columns["id"], dtype=np.int64)
     geometries = shapely.from_wkb([bytes(r.wkb) for r in rows]) if rows else []
-    return gpd.GeoDataFrame(
-        {
-            "id": np.array([r.id for r in rows], dtype=np.int64),
-            "code": [r.code for r in rows],
-            "name_nl": [r.name_nl for r in rows],
-            "nis_code": [r.nis_code for r in rows],
-        },
-        geometry=gpd.GeoSeries(list(geometries), crs=SRID),
-        crs=SRID,
-    )
+    return gpd.GeoDataFrame(columns, geometry=gpd.GeoSeries(list(geometries), crs=SRID), crs=SRID)
 
 
 def _positions(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
