@@ -102,6 +102,14 @@ def main() -> None:
     generator.add_data_options(parser, addresses=500_000, areas=True)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
+    parser.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        help="mean seconds a client waits between its requests (random, exponential), as a "
+        "person does; 0 (default) sends the next request at once, which saturates the server",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="worker processes of bingeo serve")
     parser.add_argument("--restart-db", action="store_true", help="restart PostgreSQL mid-run")
     parser.add_argument("--down", type=float, default=5.0, help="seconds the server stays down")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
@@ -124,7 +132,7 @@ def main() -> None:
         migrate.upgrade(engine)
         plan = _reuse(engine, args) if args.database else _build(engine, args)
         engine.dispose()
-        server, base = _serve(database, log)
+        server, base = _serve(database, log, args.workers)
         _warm_up(base, plan)
         restart: dict[str, float] = {}
         restarter = None
@@ -132,7 +140,7 @@ def main() -> None:
             restarter = threading.Thread(
                 target=_restart, args=(cluster, args.duration / 2, args.down, restart)
             )
-        samples = _load(base, plan, args.clients, args.duration, restarter)
+        samples = _load(base, plan, args, restarter)
         _report(samples, args, restart)
         _server_errors(log)
         log.unlink()
@@ -251,14 +259,15 @@ def _users(engine: Engine, plan: Plan) -> None:
 # server and clients ----------------------------------------------------------------------------
 
 
-def _serve(database: str, log: Path) -> tuple[subprocess.Popen, str]:
-    """``bingeo serve`` on a free loopback port; its output goes to ``log``."""
+def _serve(database: str, log: Path, workers: int) -> tuple[subprocess.Popen, str]:
+    """``bingeo serve`` with ``workers`` processes on a free loopback port, logging to ``log``."""
     port = bench_alerts._free_port()
     env = {**os.environ, "BINGEO_DATABASE_NAME": database}
     bingeo = Path(sys.executable).with_name("bingeo")
     with log.open("w") as out:
         server = subprocess.Popen(
-            [str(bingeo), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [str(bingeo), "serve", "--host", "127.0.0.1", "--port", str(port)]
+            + ["--workers", str(workers)],
             env=env,
             cwd=ROOT,
             stdout=out,
@@ -314,13 +323,13 @@ def _warm_up(base: str, plan: Plan) -> None:
 
 
 def _load(
-    base: str, plan: Plan, clients: int, duration: float, restarter: threading.Thread | None
+    base: str, plan: Plan, args: argparse.Namespace, restarter: threading.Thread | None
 ) -> list[Sample]:
-    """``clients`` threads sending the mix for ``duration`` seconds; every request's sample."""
+    """``args.clients`` threads sending the mix for ``args.duration`` s; every request's sample."""
     samples: list[Sample] = []
     lock = threading.Lock()
     origin = time.perf_counter()
-    end = origin + duration
+    end = origin + args.duration
 
     def client_loop(number: int) -> None:
         rnd = random.Random(number)
@@ -341,10 +350,13 @@ def _load(
                     status, code, detail = 0, type(exc).__name__, str(exc)
                 latency = time.perf_counter() - started
                 mine.append(Sample(kind, started - origin, latency, status, code, detail))
+                if args.think:
+                    pause = rnd.expovariate(1 / args.think)
+                    time.sleep(max(0.0, min(pause, end - time.perf_counter())))
         with lock:
             samples.extend(mine)
 
-    threads = [threading.Thread(target=client_loop, args=(n,)) for n in range(clients)]
+    threads = [threading.Thread(target=client_loop, args=(n,)) for n in range(args.clients)]
     for thread in threads:
         thread.start()
     if restarter is not None:
@@ -381,7 +393,8 @@ def _report(samples: list[Sample], args: argparse.Namespace, restart: dict[str, 
     print()
     print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(
-        f"{len(samples):,} requests from {args.clients} clients in {args.duration:.0f} s "
+        f"{len(samples):,} requests from {args.clients} clients in {args.duration:.0f} s, think "
+        f"time {args.think:g} s, {args.workers} server process(es) "
         f"({args.addresses:,} addresses, {args.networks:,} networks; server, PostgreSQL and "
         "clients share the machine's cores)"
     )
