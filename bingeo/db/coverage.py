@@ -103,6 +103,13 @@ def fingerprint(connection: Connection, level: AreaLevel) -> str:
     return f"areas={areas[0]}:{areas[1]}:{areas[2]};addresses={last_address}"
 
 
+def level_in_use(connection: Connection, level: AreaLevel) -> bool:
+    """Whether ``level`` has reference areas or stored address areas (two index probes)."""
+    areas = select(AREAS.c.id).where(AREAS.c.level == level).exists()
+    placed = select(ADDRESS_AREAS.c.address_id).where(ADDRESS_AREAS.c.level == level).exists()
+    return bool(connection.execute(select(areas | placed)).scalar())
+
+
 def stored_state(connection: Connection, level: AreaLevel) -> tuple[str, object] | None:
     """(fingerprint, refreshed_at) of the stored ``address_areas`` of ``level`` (None: never)."""
     row = connection.execute(

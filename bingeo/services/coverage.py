@@ -134,9 +134,15 @@ def refresh_after_import(connection: Connection, levels: Sequence[AreaLevel] = t
     """Bring the stored area of each address up to date for ``levels``, in the caller's
     transaction (an import of addresses or areas); only the rows that change are written."""
     connection.execute(select(func.pg_advisory_xact_lock(_REFRESH_LOCK)))
+    # Without areas there is nothing to place: an import into a bare database (a first
+    # national import) does not read its millions of points back for nothing.
+    levels = [AreaLevel(level) for level in levels]
+    levels = [level for level in levels if coverage_repo.level_in_use(connection, level)]
+    if not levels:
+        return
     points = match_repo.load_points(connection)
     for level in levels:
-        _refresh_level(connection, AreaLevel(level), points)
+        _refresh_level(connection, level, points)
 
 
 def coverage(
