@@ -24,6 +24,34 @@ JOIN_COLUMNS = ("how_to_join", "join_info", "aansluiten")
 FIELDS = ("code", "name", "kind", "status", "nis_code", "police_zone_code", "how_to_join")
 # Languages of the generated "how to join" text; Dutch when the resident's is neither.
 JOIN_LANGUAGES = ("nl", "fr")
+_JOIN_WORDS = {
+    "nl": {
+        "label": ("BIN", "BIN-Z"),
+        "who": ("bewoners", "zelfstandigen en ondernemers"),
+        "town": "de gemeente {}",
+        "town_code": "de gemeente met NIS-code {}",
+        "your_town": "uw gemeente",
+        "zone_code": "politiezone {}",
+        "police": "de lokale politie ({})",
+        "your_police": "uw lokale politie",
+        "text": "{label} '{name}' staat open voor {who} in zijn gebied. Wilt u aansluiten, neem "
+        "dan contact op met de dienst preventie van {town} of met de wijkagent van {police}: zij "
+        "brengen u in contact met de coördinator.",
+    },
+    "fr": {
+        "label": ("PLP", "PLP-I"),
+        "who": ("aux habitants", "aux indépendants et entreprises"),
+        "town": "la commune de {}",
+        "town_code": "la commune de code INS {}",
+        "your_town": "votre commune",
+        "zone_code": "zone de police {}",
+        "police": "la police locale ({})",
+        "your_police": "votre police locale",
+        "text": "Le {label} « {name} » est ouvert {who} de son périmètre. Pour y adhérer, "
+        "contactez le service prévention de {town} ou l'agent de quartier de {police} : ils "
+        "vous mettront en relation avec le coordinateur.",
+    },
+}
 
 
 @dataclass
@@ -167,33 +195,20 @@ def join_text(
     Places are named by ``municipality`` / ``police_zone`` (names), else by their codes. No
     coordinator is ever named: their name, phone and e-mail are personal data.
     """
-    business = kind == NetworkKind.BIN_Z
-    if language == "fr":
-        town = (
-            f"la commune de {municipality}"
-            if municipality
-            else (f"la commune (code INS {nis_code})" if nis_code else "votre commune")
-        )
-        zone = police_zone or (f"zone de police {police_zone_code}" if police_zone_code else None)
-        police = f"la police locale ({zone})" if zone else "votre police locale"
-        return (
-            f"Le {'PLP-I' if business else 'PLP'} « {name} » est ouvert "
-            f"{'aux indépendants et entreprises' if business else 'aux habitants'} de son "
-            f"périmètre. Pour y adhérer, contactez {town} (service prévention) ou {police} "
-            "(agent de quartier) : ils vous mettront en relation avec le coordinateur."
-        )
-    town = (
-        f"de gemeente {municipality}"
-        if municipality
-        else (f"de gemeente (NIS-code {nis_code})" if nis_code else "uw gemeente")
-    )
-    zone = police_zone or (f"politiezone {police_zone_code}" if police_zone_code else None)
-    police = f"de lokale politie ({zone})" if zone else "uw lokale politie"
-    return (
-        f"{'BIN-Z' if business else 'BIN'} '{name}' staat open voor "
-        f"{'zelfstandigen en ondernemers' if business else 'bewoners'} in zijn gebied. "
-        f"Wilt u aansluiten, neem dan contact op met {town} (dienst preventie) of {police} "
-        "(wijkagent): zij brengen u in contact met de coördinator."
+    words = _JOIN_WORDS.get(language, _JOIN_WORDS[JOIN_LANGUAGES[0]])
+    business = int(kind == NetworkKind.BIN_Z)
+    if municipality:
+        town = words["town"].format(municipality)
+    else:
+        town = words["town_code"].format(nis_code) if nis_code else words["your_town"]
+    zone = police_zone or (words["zone_code"].format(police_zone_code) if police_zone_code else "")
+    police = words["police"].format(zone) if zone else words["your_police"]
+    return words["text"].format(
+        label=words["label"][business],
+        who=words["who"][business],
+        name=name,
+        town=town,
+        police=police,
     )
 
 

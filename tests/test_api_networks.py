@@ -277,9 +277,9 @@ def test_how_to_join_given_and_generated(client: TestClient, db, world: World, r
     texts = {n["name"]: n["how_to_join"] for n in by_address.json()["networks"]}
     assert texts["BIN Korbeek-Lo"] == (
         "Le PLP « BIN Korbeek-Lo » est ouvert aux habitants de son périmètre. Pour y adhérer, "
-        "contactez la commune de Bierbeek (service prévention) ou la police locale "
-        "(PZ Bierbeek - Boutersem - Holsbeek - Lubbeek) (agent de quartier) : ils vous "
-        "mettront en relation avec le coordinateur."
+        "contactez le service prévention de la commune de Bierbeek ou l'agent de quartier de la "
+        "police locale (PZ Bierbeek - Boutersem - Holsbeek - Lubbeek) : ils vous mettront en "
+        "relation avec le coordinateur."
     )
     _assert_no_personal_data(by_address)
     for header, language_word in (

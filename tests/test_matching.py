@@ -129,6 +129,14 @@ def create(engine: Engine, name: str, geometry: MultiPolygon, **kwargs) -> int:
     return record.id
 
 
+def edit_area(engine: Engine, network_id: int, area) -> None:
+    """Change a network's area through the service, at its current version."""
+    current = network_service.get_network(engine, ADMIN, network_id)
+    network_service.update_network(
+        engine, ADMIN, network_id, version=current.version, changes={"geometry": as_multi(area)}
+    )
+
+
 def make_networks(engine: Engine) -> dict[str, int]:
     """Overlapping unions of sectors, one with an address on its edge and one with a hole."""
     codes = busiest_sectors(engine, 8)
@@ -258,14 +266,7 @@ def test_edit_changes_only_that_networks_rows(empty: Engine) -> None:
             return {(r[0], r[1]): r[2] for r in connection.execute(query)}
 
     before = row_versions()
-    union = network_service.get_network(empty, ADMIN, ids["union"])
-    network_service.update_network(
-        empty,
-        ADMIN,
-        ids["union"],
-        version=union.version,
-        changes={"geometry": sectors(empty, codes[1:3] + codes[8:12])},
-    )
+    edit_area(empty, ids["union"], sectors(empty, codes[1:3] + codes[8:12]))
     after = row_versions()
     others_before = {k: v for k, v in before.items() if k[0] != ids["union"]}
     others_after = {k: v for k, v in after.items() if k[0] != ids["union"]}
@@ -295,14 +296,7 @@ def test_edits_of_every_shape_keep_matches_equal_to_postgis(empty: Engine) -> No
         shapely.union(base, sectors(empty, codes[9:12])),
     ]
     for area in edits:
-        current = network_service.get_network(empty, ADMIN, ids["union"])
-        network_service.update_network(
-            empty,
-            ADMIN,
-            ids["union"],
-            version=current.version,
-            changes={"geometry": as_multi(area)},
-        )
+        edit_area(empty, ids["union"], area)
         assert stored(empty) == postgis_join(empty)
 
     # A small edit reads the addresses where the areas differ, not all of its bounding box.
@@ -452,9 +446,9 @@ def test_api_and_cli_answer_which_networks_cover(empty: Engine, settings) -> Non
                     "kind": "BIN",
                     "status": "idea",
                     "how_to_join": "BIN 'Edge' staat open voor bewoners in zijn gebied. Wilt u "
-                    "aansluiten, neem dan contact op met de gemeente Gent (dienst preventie) of "
-                    "de lokale politie (PZ Gent) (wijkagent): zij brengen u in contact met de "
-                    "coördinator.",
+                    "aansluiten, neem dan contact op met de dienst preventie van de gemeente Gent "
+                    "of met de wijkagent van de lokale politie (PZ Gent): zij brengen u in "
+                    "contact met de coördinator.",
                 }
             ],
         }
