@@ -8,7 +8,8 @@ for circles of 200 m to 5 km and drawn polygons around populated places, with on
 areas (networks reached, addresses inside, inside a reached network, within 25 m of the edge);
 the counts of both are compared.
 
-    .venv/bin/python bench/bench_alerts.py --addresses 5500000 --requests 1000
+    .venv/bin/python bench/bench_alerts.py --addresses 5500000 --requests 1000 --keep
+    .venv/bin/python bench/bench_alerts.py --addresses 5500000 --requests 1000 --database <kept>
 """
 
 from __future__ import annotations
@@ -70,8 +71,13 @@ def main() -> None:
     add_data_options(parser, addresses=1_000_000)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument(
+        "--database", help="reuse a database kept by an earlier run with the same data options"
+    )
     args = parser.parse_args()
-    database = f"bingeo_bench_alerts_{os.getpid()}"
+    database = args.database or f"bingeo_bench_alerts_{os.getpid()}"
+    keep = args.keep or bool(args.database)
     settings = Settings(database_name=database)
     if not settings.embedded:
         sys.exit("this benchmark creates its own database in the embedded cluster")
@@ -84,18 +90,21 @@ def main() -> None:
         rng = np.random.default_rng(args.seed)
         started = time.perf_counter()
         ids, x, y, town_of, towns = _addresses(rng, args.addresses, args.towns)
-        polygons = _networks(rng, x, y, towns, args.networks)
-        _store_addresses(engine, ids, x, y, town_of)
-        _store_networks(engine, polygons)
-        _members(engine, rng, ids, x, y, polygons)
-        print(
-            f"data: {args.addresses:,} addresses, {len(polygons):,} networks, stored in "
-            f"{time.perf_counter() - started:.0f} s",
-            flush=True,
-        )
+        if args.database:
+            print(f"reusing {database}", flush=True)
+        else:
+            polygons = _networks(rng, x, y, towns, args.networks)
+            _store_addresses(engine, ids, x, y, town_of)
+            _store_networks(engine, polygons)
+            _members(engine, rng, ids, x, y, polygons)
+            add_user(engine, "bench", Role.admin)
+            print(
+                f"data: {args.addresses:,} addresses, {len(polygons):,} networks, stored in "
+                f"{time.perf_counter() - started:.0f} s",
+                flush=True,
+            )
         bodies = _bodies(random.Random(args.seed), x, y, args.requests)
         del ids, x, y, town_of
-        add_user(engine, "bench", Role.admin)
         token = create_token(engine, "bench", label="bench")[1]
         port = _free_port()
         server = _serve(database, port)
@@ -118,7 +127,10 @@ def main() -> None:
             server.terminate()
             server.wait(30)
         engine.dispose()
-        cluster.drop_database(database)
+        if keep:
+            print(f"kept database {database}")
+        else:
+            cluster.drop_database(database)
 
 
 # data ------------------------------------------------------------------------------------------

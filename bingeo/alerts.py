@@ -252,10 +252,12 @@ class NetworkShape:
 
 
 class NetworkIndex:
-    """Networks with prepared areas and an STRtree of their extents."""
+    """Networks with prepared areas, an STRtree of their extents, and the addresses of ``points``
+    each network covers (computed once per network, then kept)."""
 
-    def __init__(self, networks: Iterable[NetworkShape]) -> None:
+    def __init__(self, networks: Iterable[NetworkShape], points: AddressPoints) -> None:
         self.networks = list(networks)
+        self.points = points
         geoms = np.array([n.geometry for n in self.networks], dtype=object)
         for geom in geoms:
             # Prepared once here (and used once), so concurrent readers find it built.
@@ -263,6 +265,7 @@ class NetworkIndex:
             shapely.intersects_xy(geom, 0.0, 0.0)
         self.geoms = geoms
         self.tree = shapely.STRtree(geoms)
+        self._covered: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.networks)
@@ -272,6 +275,24 @@ class NetworkIndex:
         if not self.networks:
             return []
         return sorted(int(i) for i in self.tree.query(shapely.box(*area.polygon.bounds)))
+
+    def covered(self, i: int) -> np.ndarray:
+        """Positions in ``points`` (increasing) of the addresses network ``i`` covers.
+
+        The matching rule (``intersects_xy``: boundary included, as ``ST_Covers``); kept, so a
+        read model tests each network's addresses once, not once per preview.
+        """
+        found = self._covered.get(i)
+        if found is None:
+            found = _covered(self.geoms[i], self.points)
+            # A race computes the same array twice; either may stay.
+            self._covered[i] = found
+        return found
+
+    def cover_all(self) -> None:
+        """Compute what every network covers now (a read model does it before serving)."""
+        for i in range(len(self.networks)):
+            self.covered(i)
 
 
 @dataclass(frozen=True)
@@ -318,17 +339,18 @@ class Reach:
 
 def reach(
     area: AlertArea,
-    points: AddressPoints,
     networks: NetworkIndex,
     filters: Filters,
     *,
     include: Sequence[int] = (),
     exclude: Sequence[int] = (),
 ) -> Reach:
-    """Networks, addresses and edge addresses the area reaches (the one definition).
+    """Networks, addresses and edge addresses the area reaches (the one definition), among the
+    addresses of ``networks.points``.
 
     ``include`` and ``exclude`` adjust the addresses inside (typically from the edge list).
     """
+    points = networks.points
     positions = area.positions_inside(points)
     extra = _positions_of(points, include)
     drop = set(int(i) for i in exclude)
@@ -336,8 +358,13 @@ def reach(
         positions = np.union1d(positions, extra)
     if drop:
         positions = positions[~np.isin(points.ids[positions], list(drop))]
-    xs, ys = points.x[positions], points.y[positions]
-    in_any = np.zeros(len(positions), dtype=bool)
+    # Positions inside as a mask over the range they span: a network's addresses are looked up
+    # in it directly (a big area holds ~100,000 addresses, a city network tens of thousands).
+    start = int(positions[0]) if len(positions) else 0
+    stop = int(positions[-1]) + 1 if len(positions) else 0
+    inside = np.zeros(stop - start, dtype=bool)
+    inside[positions - start] = True
+    in_any = np.zeros(stop - start, dtype=bool)
     reached: list[ReachedNetwork] = []
     adjacent: list[NetworkShape] = []
     for i in networks.candidates(area):
@@ -349,7 +376,10 @@ def reach(
             if area.adjacent(geom):
                 adjacent.append(network)
             continue
-        hit = _covered(geom, xs, ys)
+        covered = networks.covered(i)
+        lo, hi = np.searchsorted(covered, (start, stop))
+        hit = covered[lo:hi] - start
+        hit = hit[inside[hit]]
         in_any[hit] = True
         reached.append(ReachedNetwork(network, round(area.share_of(geom), 6), int(len(hit))))
     edge_positions, edge_inside = area.near_edge(points)
@@ -358,7 +388,7 @@ def reach(
         networks=reached,
         adjacent=adjacent,
         inside_ids=np.sort(points.ids[positions]),
-        in_network_ids=np.sort(points.ids[positions[in_any]]),
+        in_network_ids=np.sort(points.ids[start + np.flatnonzero(in_any)]),
         edge_ids=points.ids[edge_positions][order],
         edge_inside=edge_inside[order],
     )
@@ -787,15 +817,12 @@ def _language(language: str) -> str:
     return language if language in LANGUAGES else "nl"
 
 
-def _covered(geom: BaseGeometry, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-    """Positions in (xs, ys) (sorted by x) that ``geom`` covers: the matching rule."""
-    minx, miny, maxx, maxy = geom.bounds
-    start = int(np.searchsorted(xs, minx, side="left"))
-    stop = int(np.searchsorted(xs, maxx, side="right"))
-    box = start + np.flatnonzero((ys[start:stop] >= miny) & (ys[start:stop] <= maxy))
+def _covered(geom: BaseGeometry, points: AddressPoints) -> np.ndarray:
+    """Positions in ``points`` (increasing) that ``geom`` covers: the matching rule."""
+    box = points.candidates(geom.bounds)
     if len(box) == 0:
         return box
-    return box[shapely.intersects_xy(geom, xs[box], ys[box])]
+    return box[shapely.intersects_xy(geom, points.x[box], points.y[box])]
 
 
 def _positions_of(points: AddressPoints, ids: Sequence[int]) -> np.ndarray:

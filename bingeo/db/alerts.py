@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import shapely
 from geoalchemy2.shape import from_shape
@@ -21,7 +22,8 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
+from sqlalchemy.sql.selectable import ScalarSelect, Select
 
 from bingeo.alerts import ContactRow, MemberRow, NetworkShape
 from bingeo.db.models import (
@@ -47,6 +49,7 @@ MEMBERS = Member.__table__
 CONTACTS = NetworkContact.__table__
 # One bound array instead of a list of parameters: one statement text, prepared once.
 _IDS = bindparam("ids", type_=ARRAY(BigInteger))
+_ADDRESS_IDS = bindparam("address_ids", type_=ARRAY(BigInteger))
 
 
 # reading what an area reaches ------------------------------------------------------------------
@@ -83,6 +86,16 @@ def network_shapes(
     ]
 
 
+@dataclass(frozen=True)
+class PreviewFacts:
+    """What a preview reads besides its read model, with the stamp of the data it was read from."""
+
+    stamp: tuple
+    members: list[MemberRow]
+    contacts: list[ContactRow]
+    labels: dict[int, dict]
+
+
 def data_stamp(connection: Connection) -> tuple:
     """A cheap value that changes when networks or addresses change (read-model freshness).
 
@@ -90,43 +103,33 @@ def data_stamp(connection: Connection) -> tuple:
     by TRUNCATE) and the cumulative row counters of the statistics system (which a writing
     session reports within about a second of its commit).
     """
-    table_oid = func.to_regclass(ADDRESSES.name)
+    return tuple(connection.execute(select(*_stamp_columns())).one())
+
+
+def preview_facts(
+    connection: Connection, network_ids: Sequence[int], address_ids: Sequence[int]
+) -> PreviewFacts:
+    """The data stamp, the members and coordinators of the networks and the labels of the
+    addresses, in one statement (one round trip: a preview's only query)."""
     row = connection.execute(
-        select(
-            select(func.count()).select_from(NETWORKS).scalar_subquery(),
-            select(func.max(NETWORKS.c.id)).scalar_subquery(),
-            select(func.max(NETWORKS.c.updated_at)).scalar_subquery(),
-            select(func.max(ADDRESSES.c.id)).scalar_subquery(),
-            func.pg_relation_filenode(table_oid),
-            func.pg_stat_get_tuples_inserted(table_oid),
-            func.pg_stat_get_tuples_updated(table_oid),
-            func.pg_stat_get_tuples_deleted(table_oid),
-        )
+        _PREVIEW_FACTS, {"ids": list(network_ids), "address_ids": list(address_ids)}
     ).one()
-    return tuple(row)
+    n = len(row) - 3
+    members, contacts, labels = (row[n] or [], row[n + 1] or [], row[n + 2] or [])
+    return PreviewFacts(
+        stamp=tuple(row[:n]),
+        members=[_member(r) for r in members],
+        contacts=[_contact(r) for r in contacts],
+        labels=_labels(labels),
+    )
 
 
 def member_rows(connection: Connection, network_ids: Sequence[int]) -> list[MemberRow]:
     """Members of the networks: ids, language and channels only."""
     if not network_ids:
         return []
-    rows = connection.execute(
-        select(
-            MEMBERS.c.id,
-            MEMBERS.c.network_id,
-            MEMBERS.c.address_id,
-            MEMBERS.c.language,
-            MEMBERS.c.channels,
-            MEMBERS.c.outside_area,
-        )
-        .where(MEMBERS.c.network_id == any_(_IDS))
-        .order_by(MEMBERS.c.id),
-        {"ids": list(network_ids)},
-    )
-    return [
-        MemberRow(int(r[0]), int(r[1]), int(r[2]), r[3], tuple(r[4] or ()), bool(r[5]))
-        for r in rows
-    ]
+    rows = connection.execute(_member_query().order_by(MEMBERS.c.id), {"ids": list(network_ids)})
+    return [_member(r) for r in rows]
 
 
 def coordinator_rows(connection: Connection, network_ids: Sequence[int]) -> list[ContactRow]:
@@ -134,37 +137,9 @@ def coordinator_rows(connection: Connection, network_ids: Sequence[int]) -> list
     if not network_ids:
         return []
     rows = connection.execute(
-        select(
-            CONTACTS.c.id,
-            CONTACTS.c.network_id,
-            CONTACTS.c.language,
-            and_(CONTACTS.c.email.is_not(None), CONTACTS.c.email != ""),
-        )
-        .where(CONTACTS.c.network_id == any_(_IDS), CONTACTS.c.role == ContactRole.coordinator)
-        .order_by(CONTACTS.c.id),
-        {"ids": list(network_ids)},
+        _coordinator_query().order_by(CONTACTS.c.id), {"ids": list(network_ids)}
     )
-    return [ContactRow(int(r[0]), int(r[1]), r[2] or "nl", bool(r[3])) for r in rows]
-
-
-def address_labels(connection: Connection, address_ids: Sequence[int]) -> dict[int, dict]:
-    """Street, number, box and postcode of addresses (addresses are not personal data)."""
-    if not address_ids:
-        return {}
-    rows = connection.execute(
-        select(
-            ADDRESSES.c.id,
-            ADDRESSES.c.street,
-            ADDRESSES.c.house_number,
-            ADDRESSES.c.box,
-            ADDRESSES.c.postcode,
-        ).where(ADDRESSES.c.id == any_(_IDS)),
-        {"ids": list(address_ids)},
-    )
-    return {
-        int(r[0]): {"street": r[1], "house_number": r[2], "box": r[3], "postcode": r[4]}
-        for r in rows
-    }
+    return [_contact(r) for r in rows]
 
 
 # storing and reading alerts --------------------------------------------------------------------
@@ -429,3 +404,83 @@ def pending_count(connection: Connection) -> int:
 def now(connection: Connection) -> dt.datetime:
     """The database's clock."""
     return connection.execute(select(func.now())).scalar_one()
+
+
+# private helpers -------------------------------------------------------------------------------
+
+
+def _stamp_columns() -> list:
+    table_oid = func.to_regclass(ADDRESSES.name)
+    return [
+        select(func.count()).select_from(NETWORKS).scalar_subquery(),
+        select(func.max(NETWORKS.c.id)).scalar_subquery(),
+        select(func.max(NETWORKS.c.updated_at)).scalar_subquery(),
+        select(func.max(ADDRESSES.c.id)).scalar_subquery(),
+        func.pg_relation_filenode(table_oid),
+        func.pg_stat_get_tuples_inserted(table_oid),
+        func.pg_stat_get_tuples_updated(table_oid),
+        func.pg_stat_get_tuples_deleted(table_oid),
+    ]
+
+
+def _member_query() -> Select:
+    return select(
+        MEMBERS.c.id,
+        MEMBERS.c.network_id,
+        MEMBERS.c.address_id,
+        MEMBERS.c.language,
+        MEMBERS.c.channels,
+        MEMBERS.c.outside_area,
+    ).where(MEMBERS.c.network_id == any_(_IDS))
+
+
+def _coordinator_query() -> Select:
+    return select(
+        CONTACTS.c.id,
+        CONTACTS.c.network_id,
+        CONTACTS.c.language,
+        and_(CONTACTS.c.email.is_not(None), CONTACTS.c.email != ""),
+    ).where(CONTACTS.c.network_id == any_(_IDS), CONTACTS.c.role == ContactRole.coordinator)
+
+
+def _label_query() -> Select:
+    # Addresses are not personal data: street, number, box and postcode.
+    return select(
+        ADDRESSES.c.id,
+        ADDRESSES.c.street,
+        ADDRESSES.c.house_number,
+        ADDRESSES.c.box,
+        ADDRESSES.c.postcode,
+    ).where(ADDRESSES.c.id == any_(_ADDRESS_IDS))
+
+
+def _json_rows(query: Select, order_by) -> ScalarSelect:
+    """The rows of ``query`` as one JSON array of arrays (NULL when there are none)."""
+    rows = query.subquery()
+    return select(
+        func.json_agg(aggregate_order_by(func.json_build_array(*rows.c), rows.c[order_by.name]))
+    ).scalar_subquery()
+
+
+def _member(r) -> MemberRow:
+    return MemberRow(int(r[0]), int(r[1]), int(r[2]), r[3], tuple(r[4] or ()), bool(r[5]))
+
+
+def _contact(r) -> ContactRow:
+    return ContactRow(int(r[0]), int(r[1]), r[2] or "nl", bool(r[3]))
+
+
+def _labels(rows) -> dict[int, dict]:
+    return {
+        int(r[0]): {"street": r[1], "house_number": r[2], "box": r[3], "postcode": r[4]}
+        for r in rows
+    }
+
+
+# Built once: a preview runs it every time, and building the expression costs more than running it.
+_PREVIEW_FACTS = select(
+    *_stamp_columns(),
+    _json_rows(_member_query(), MEMBERS.c.id),
+    _json_rows(_coordinator_query(), CONTACTS.c.id),
+    _json_rows(_label_query(), ADDRESSES.c.id),
+)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from bingeo.access import Action, Actor, Target, allowed
 from bingeo.alerts import (
@@ -172,18 +172,31 @@ def make_request(
 
 
 def preview_alert(engine: Engine, actor: Actor, request: AlertRequest, settings: Settings) -> dict:
-    """Who the alert would reach, what it would cost, and message checks; nothing is stored."""
-    # One connection for the whole preview: every checkout costs a round trip (pre-ping).
-    with engine.connect() as connection:
-        model = read_model(engine, connection)
-        reached = _reach(request, model.points, model.networks)
-        target = _target(actor, reached)
-        if allowed(actor.principal, Action.send_alert, target):
-            members = repo.member_rows(connection, reached.network_ids)
-            contacts = repo.coordinator_rows(connection, reached.network_ids)
-            labels = repo.address_labels(connection, reached.edge_ids[:EDGE_LIST_MAX].tolist())
+    """Who the alert would reach, what it would cost, and message checks; nothing is stored.
+
+    Optimistic: the reach is computed from the read model in memory, then one statement reads
+    the members, coordinators and edge labels together with the data stamp; when the stamp shows
+    the model was out of date, the model is reloaded and the preview computed again.
+    """
+    model = _MODELS.get(_key(engine)) or read_model(engine)
+    # Autocommit: a lone read needs no transaction, so returning the connection costs no
+    # round trip for a rollback.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        for attempt in range(2):
+            reached = _reach(request, model.networks)
+            target = _target(actor, reached)
+            permitted = allowed(actor.principal, Action.send_alert, target)
+            facts = repo.preview_facts(
+                connection,
+                reached.network_ids if permitted else [],
+                reached.edge_ids[:EDGE_LIST_MAX].tolist() if permitted else [],
+            )
+            # Data changing all the time (a long import) gets one reload per preview, not more.
+            if facts.stamp == model.stamp or attempt:
+                break
+            model = read_model(engine, stamp=facts.stamp)
     guard(engine, actor, Action.send_alert, target, "alert_preview")
-    return _summary(request, reached, members, contacts, labels, settings)
+    return _summary(request, reached, facts, settings)
 
 
 def send_alert(engine: Engine, actor: Actor, request: AlertRequest, settings: Settings) -> dict:
@@ -205,13 +218,13 @@ def send_alert(engine: Engine, actor: Actor, request: AlertRequest, settings: Se
 def _send(engine: Engine, actor: Actor, request: AlertRequest) -> dict:
     with engine.begin() as connection:
         bounds = request.area.polygon.bounds
-        networks = NetworkIndex(repo.network_shapes(connection, bounds))
+        shapes = repo.network_shapes(connection, bounds)
         # Wide enough for the edge band, where included addresses come from.
         margin = EDGE_M + 1.0
         minx, miny, maxx, maxy = bounds
         box = (minx - margin, miny - margin, maxx + margin, maxy + margin)
         points = match_repo.load_points(connection, boxes=[box])
-        reached = _reach(request, points, networks)
+        reached = _reach(request, NetworkIndex(shapes, points))
         target = _target(actor, reached)
         if not allowed(actor.principal, Action.send_alert, target):
             raise _Refused(target)
@@ -403,26 +416,27 @@ class ReadModel:
     """Located addresses and networks in memory, with the stamp of the data they came from."""
 
     stamp: tuple
-    points: AddressPoints
     networks: NetworkIndex
+
+    @property
+    def points(self) -> AddressPoints:
+        """The located addresses."""
+        return self.networks.points
 
 
 _MODELS: dict[str, ReadModel] = {}
 _LOCK = threading.Lock()
 
 
-def read_model(engine: Engine, connection: Connection | None = None) -> ReadModel:
+def read_model(engine: Engine, *, stamp: tuple | None = None) -> ReadModel:
     """The current read model of ``engine``'s database (reloaded when the data changed).
 
-    ``connection`` (optional) is used for the freshness check, so a caller holding one saves a
-    checkout.
+    ``stamp`` (optional) is a data stamp the caller has just read, which saves reading it again.
     """
-    key = engine.url.render_as_string(hide_password=True)
-    if connection is None:
-        with engine.connect() as own:
-            stamp = repo.data_stamp(own)
-    else:
-        stamp = repo.data_stamp(connection)
+    key = _key(engine)
+    if stamp is None:
+        with engine.connect() as connection:
+            stamp = repo.data_stamp(connection)
     model = _MODELS.get(key)
     if model is not None and model.stamp == stamp:
         return model
@@ -430,14 +444,12 @@ def read_model(engine: Engine, connection: Connection | None = None) -> ReadMode
         model = _MODELS.get(key)
         if model is not None and model.stamp == stamp:
             return model
-        with engine.connect() as own:
-            stamp = repo.data_stamp(own)
-            model = ReadModel(
-                stamp=stamp,
-                points=match_repo.load_points(own),
-                networks=NetworkIndex(repo.network_shapes(own)),
-            )
-        _MODELS[key] = model
+        with engine.connect() as connection:
+            stamp = repo.data_stamp(connection)
+            points = match_repo.load_points(connection)
+            networks = NetworkIndex(repo.network_shapes(connection), points)
+        networks.cover_all()
+        model = _MODELS[key] = ReadModel(stamp=stamp, networks=networks)
         return model
 
 
@@ -453,10 +465,13 @@ class _Refused(Exception):
         self.object_id = object_id
 
 
-def _reach(request: AlertRequest, points: AddressPoints, networks: NetworkIndex) -> Reach:
+def _key(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
+def _reach(request: AlertRequest, networks: NetworkIndex) -> Reach:
     return reach(
         request.area,
-        points,
         networks,
         request.filters,
         include=request.include_address_ids,
@@ -488,13 +503,9 @@ def _stored_area(row) -> AlertArea:
 
 
 def _summary(
-    request: AlertRequest,
-    reached: Reach,
-    members: list,
-    contacts: list,
-    labels: dict[int, dict],
-    settings: Settings,
+    request: AlertRequest, reached: Reach, facts: repo.PreviewFacts, settings: Settings
 ) -> dict:
+    members, contacts, labels = facts.members, facts.contacts, facts.labels
     members_in = members_reached(reached, members, scope=request.direct_scope)
     planned = plan_recipients(
         request.mode, reached, members=members, contacts=contacts, scope=request.direct_scope
