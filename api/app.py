@@ -71,3 +71,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.mount("/static", StaticFiles(directory=static, check_dir=False), name="static")
     app.add_middleware(RequestContext, max_bytes=settings.max_body_bytes)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app for the settings of the environment: what each process of
+    ``bingeo serve --workers N`` builds (uvicorn starts workers from an import string)."""
+    return create_app(Settings())

@@ -329,8 +329,11 @@ def serve_command(
 
         start_in_thread(_engine(settings), settings)
     # uvicorn's own access log prints query strings, which may hold addresses: ours does not.
+    # Several workers are started by uvicorn from an import string; one runs in this process.
+    app = "api.app:app_from_environment" if workers > 1 else create_app(settings)
     uvicorn.run(
-        create_app(settings),
+        app,
+        factory=workers > 1,
         host=host,
         port=port,
         workers=workers,
