@@ -15,12 +15,14 @@ from bingeo.settings import Settings
 bearer = HTTPBearer(auto_error=False, description="An API token made with `bingeo tokens create`")
 
 
-def get_engine(request: Request) -> Engine:
+# async: they only read app state, and FastAPI runs a plain def dependency in a worker thread
+# (a thread hop per dependency and request).
+async def get_engine(request: Request) -> Engine:
     """The engine created in the app's lifespan."""
     return request.app.state.engine
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings the app was created with."""
     return request.app.state.settings
 

@@ -471,6 +471,57 @@ def town(db: Engine) -> dict:
     return ids
 
 
+def test_preview_follows_changes_to_addresses_networks_and_members(town: dict, db: Engine) -> None:
+    """The preview's read model is reloaded when addresses or networks change (members and
+    coordinators are read from PostGIS every time): after each change it equals PostGIS."""
+    # Not a round size: a share of exactly 0.5625 would round differently on each side.
+    area = polygon_area(square(CENTRE_X, half=0.00307))
+    first = _preview(db, area)
+    assert _answer(first) == _postgis_answer(db, area)
+    model = service.read_model(db)
+    x0, y0 = lonlat_to_storage(*CENTRE_X)
+    # A new address inside the area and network A.
+    with db.begin() as connection:
+        connection.execute(
+            insert(ADDRESSES).values(
+                source_key="new", street="Nieuwe straat", house_number="1", postcode="3360",
+                geom=from_shape(shapely.Point(x0, y0 - 50), srid=SRID),
+            )
+        )  # fmt: skip
+    second = _preview(db, area)
+    assert second["addresses"]["inside_area"] == first["addresses"]["inside_area"] + 1
+    assert _answer(second) == _postgis_answer(db, area)
+    assert service.read_model(db) is not model
+    # Network A shrunk to its western half: its eastern addresses leave it.
+    network = network_service.get_network(db, ADMIN, town["a"])
+    minx, miny, maxx, maxy = network.geometry.bounds
+    west = MultiPolygon([shapely.box(minx, miny, x0, maxy)])
+    network_service.update_network(
+        db, ADMIN, town["a"], version=network.version, changes={"geometry": west}, reason="test"
+    )
+    third = _preview(db, area)
+    assert _answer(third) == _postgis_answer(db, area)
+    inside_a = {n["id"]: n["addresses_inside"] for n in third["networks"]}[town["a"]]
+    assert 0 < inside_a < {n["id"]: n["addresses_inside"] for n in second["networks"]}[town["a"]]
+    # A member registered at an address inside the area is counted at once.
+    with db.connect() as connection:
+        address_id = connection.execute(
+            select(ADDRESSES.c.id).where(ADDRESSES.c.source_key == "new")
+        ).scalar_one()
+    register_member(
+        db, ADMIN, town["a"], address_id=address_id,
+        member=MemberInput(
+            name="New member", language="de", channels=("sms",),
+            consent_at=dt.datetime(2024, 1, 1, tzinfo=dt.UTC), phone="+32471999999",
+        ),
+    )  # fmt: skip
+    fourth = _preview(db, area)
+    assert fourth["members"]["total"] == third["members"]["total"] + 1
+    assert fourth["members"]["by_language"].get("de", 0) == (
+        third["members"]["by_language"].get("de", 0) + 1
+    )
+
+
 def test_relay_reaches_coordinators_by_real_smtp(town: dict, db: Engine, inbox: Inbox) -> None:
     settings = _settings(inbox=inbox)
     area = polygon_area(square((CENTRE_X[0] + 0.004, CENTRE_X[1]), half=0.002))
