@@ -102,8 +102,11 @@ def rematch_network(
     stats = MatchStats()
     started = time.perf_counter()
     ((_, area),) = match_repo.load_polygons(connection, [network_id])
+    stored = match_repo.stored_pairs(connection, [network_id])
+    # The network's own addresses tell how dense the place is: few, and one box is cheapest.
+    density = len(stored) / previous.area if previous.area > 0 else None
     try:
-        boxes = changed_boxes(previous, area)
+        boxes = changed_boxes(previous, area, density=density)
     except shapely.errors.GEOSException:
         # An overlay GEOS cannot compute: fall back to the whole bounding box.
         return rematch(connection, network_ids=[network_id])
@@ -117,7 +120,6 @@ def rematch_network(
     stats.pairs = len(pairs)
 
     started = time.perf_counter()
-    stored = match_repo.stored_pairs(connection, [network_id])
     # Compared only where the areas differ: elsewhere the stored matches stand.
     where = np.isin(stored.address_ids, points.ids)
     added, removed = difference(pairs, Pairs(stored.network_ids[where], stored.address_ids[where]))
