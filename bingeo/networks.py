@@ -24,33 +24,27 @@ JOIN_COLUMNS = ("how_to_join", "join_info", "aansluiten")
 FIELDS = ("code", "name", "kind", "status", "nis_code", "police_zone_code", "how_to_join")
 # Languages of the generated "how to join" text; Dutch when the resident's is neither.
 JOIN_LANGUAGES = ("nl", "fr")
-_JOIN_WORDS = {
-    "nl": {
-        "label": ("BIN", "BIN-Z"),
-        "who": ("bewoners", "zelfstandigen en ondernemers"),
-        "town": "de gemeente {}",
-        "town_code": "de gemeente met NIS-code {}",
-        "your_town": "uw gemeente",
-        "zone_code": "politiezone {}",
-        "police": "de lokale politie ({})",
-        "your_police": "uw lokale politie",
-        "text": "{label} '{name}' staat open voor {who} in zijn gebied. Wilt u aansluiten, neem "
-        "dan contact op met de dienst preventie van {town} of met de wijkagent van {police}: zij "
+# Each phrase in the order of JOIN_LANGUAGES (nl, fr); ``{}`` is a name or a code.
+_JOIN_PHRASES: dict[str, tuple] = {
+    "label": (("BIN", "BIN-Z"), ("PLP", "PLP-I")),
+    "who": (
+        ("bewoners", "zelfstandigen en ondernemers"),
+        ("aux habitants", "aux indépendants et entreprises"),
+    ),
+    "town": ("de gemeente {}", "la commune de {}"),
+    "town_code": ("de gemeente met NIS-code {}", "la commune de code INS {}"),
+    "your_town": ("uw gemeente", "votre commune"),
+    "zone_code": ("politiezone {}", "zone de police {}"),
+    "police": ("de lokale politie ({})", "la police locale ({})"),
+    "your_police": ("uw lokale politie", "votre police locale"),
+    "text": (
+        "{label} '{name}' staat open voor {who} in zijn gebied. Wilt u aansluiten, neem dan "
+        "contact op met de dienst preventie van {town} of met de wijkagent van {police}: zij "
         "brengen u in contact met de coördinator.",
-    },
-    "fr": {
-        "label": ("PLP", "PLP-I"),
-        "who": ("aux habitants", "aux indépendants et entreprises"),
-        "town": "la commune de {}",
-        "town_code": "la commune de code INS {}",
-        "your_town": "votre commune",
-        "zone_code": "zone de police {}",
-        "police": "la police locale ({})",
-        "your_police": "votre police locale",
-        "text": "Le {label} « {name} » est ouvert {who} de son périmètre. Pour y adhérer, "
-        "contactez le service prévention de {town} ou l'agent de quartier de {police} : ils "
-        "vous mettront en relation avec le coordinateur.",
-    },
+        "Le {label} « {name} » est ouvert {who} de son périmètre. Pour y adhérer, contactez le "
+        "service prévention de {town} ou l'agent de quartier de {police} : ils vous mettront en "
+        "relation avec le coordinateur.",
+    ),
 }
 
 
@@ -195,7 +189,8 @@ def join_text(
     Places are named by ``municipality`` / ``police_zone`` (names), else by their codes. No
     coordinator is ever named: their name, phone and e-mail are personal data.
     """
-    words = _JOIN_WORDS.get(language, _JOIN_WORDS[JOIN_LANGUAGES[0]])
+    position = JOIN_LANGUAGES.index(language) if language in JOIN_LANGUAGES else 0
+    words = {key: phrases[position] for key, phrases in _JOIN_PHRASES.items()}
     business = int(kind == NetworkKind.BIN_Z)
     if municipality:
         town = words["town"].format(municipality)
