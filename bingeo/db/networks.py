@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import insert
 from bingeo.db.bulk import copy_frame, staging_table, upsert_counts
 from bingeo.db.models import (
     SRID,
+    AddressNetwork,
     AreaLevel,
     Network,
     NetworkVersion,
@@ -29,6 +30,7 @@ from bingeo.db.models import (
     ReferenceArea,
 )
 
+PAIRS = AddressNetwork.__table__
 NETWORK_FIELDS = ("code", "name", "kind", "status", "nis_code", "police_zone_code", "how_to_join")
 
 
@@ -183,11 +185,14 @@ def update_network(connection: Connection, network_id: int, version: int, values
 
 
 def delete_network(connection: Connection, network_id: int, version: int) -> bool:
-    """Delete the network if the stored version is ``version``."""
+    """Delete the network (and its address matches) if the stored version is ``version``."""
     result = connection.execute(
         delete(NETWORKS).where(NETWORKS.c.id == network_id, NETWORKS.c.version == version)
     )
-    return result.rowcount == 1
+    if result.rowcount != 1:
+        return False
+    connection.execute(delete(PAIRS).where(PAIRS.c.network_id == network_id))
+    return True
 
 
 def place_of(connection: Connection, geom_wkb) -> tuple[str | None, str | None]:
