@@ -14,8 +14,8 @@ from sqlalchemy import BigInteger, Column, Connection, MetaData, Table, delete, 
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.schema import AddConstraint, CreateIndex, DropConstraint, DropIndex
 
-from bingeo.db.bulk import staging_table
-from bingeo.db.matching import _FACTS, _HEADER, _TRAILER, BULK_REWRITE_MIN, _copy_out
+from bingeo.db.bulk import BINARY_HEADER, BINARY_TRAILER, copy_out_arrays, staging_table
+from bingeo.db.matching import BULK_REWRITE_MIN, NETWORK_FACTS
 from bingeo.db.models import (
     Address,
     AddressArea,
@@ -227,10 +227,10 @@ def _copy_rows(
     )
     driver = connection.connection.driver_connection
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
-        copy.write(_HEADER)
+        copy.write(BINARY_HEADER)
         for start in range(0, len(rows), _CHUNK):
             copy.write(rows[start : start + _CHUNK].tobytes())
-        copy.write(_TRAILER)
+        copy.write(BINARY_TRAILER)
 
 
 def address_areas(
@@ -242,7 +242,7 @@ def address_areas(
         if not len(area_ids):
             return np.empty(0, np.int64), np.empty(0, np.int64)
         where.append(ADDRESS_AREAS.c.area_id.in_(list(area_ids)))
-    address_ids, area_ids_ = _copy_out(
+    address_ids, area_ids_ = copy_out_arrays(
         connection,
         [ADDRESS_AREAS.c.address_id, ADDRESS_AREAS.c.area_id],
         ADDRESS_AREAS.c.address_id.op(">>")(16),
@@ -263,7 +263,7 @@ def networks(connection: Connection, network_ids: Sequence[int]) -> list:
     if not len(network_ids):
         return []
     query = (
-        select(*_FACTS, func.ST_AsBinary(NETWORKS.c.geom).label("wkb"))
+        select(*NETWORK_FACTS, func.ST_AsBinary(NETWORKS.c.geom).label("wkb"))
         .where(NETWORKS.c.id.in_([int(i) for i in network_ids]))
         .order_by(NETWORKS.c.id)
     )
@@ -280,7 +280,7 @@ def members_fingerprint(connection: Connection) -> str:
 
 def member_addresses(connection: Connection) -> tuple[np.ndarray, np.ndarray]:
     """(network id, address id) of every member: ids only, for counts."""
-    network_ids, address_ids = _copy_out(
+    network_ids, address_ids = copy_out_arrays(
         connection,
         [MEMBERS.c.network_id, MEMBERS.c.address_id],
         MEMBERS.c.id.op(">>")(16),

@@ -6,7 +6,6 @@ Five million points do not fit through the ORM: coordinates leave PostGIS as a b
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
 
 import numpy as np
@@ -29,14 +28,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import AddConstraint, CreateIndex, DropConstraint, DropIndex
 
-from bingeo.db.bulk import staging_table
+from bingeo.db.bulk import BINARY_HEADER, BINARY_TRAILER, copy_out_arrays, staging_table
 from bingeo.db.models import SRID, Address, AddressNetwork, AreaLevel, Network, ReferenceArea
 from bingeo.matching import AddressPoints, Pairs
 
 ADDRESSES = Address.__table__
 NETWORKS = Network.__table__
 PAIRS = AddressNetwork.__table__
-_FACTS = (
+NETWORK_FACTS = (
     NETWORKS.c.id,
     NETWORKS.c.code,
     NETWORKS.c.name,
@@ -47,9 +46,6 @@ _FACTS = (
     NETWORKS.c.how_to_join,
 )
 
-_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-_HEADER = _SIGNATURE + struct.pack(">ii", 0, 0)
-_TRAILER = struct.pack(">h", -1)
 _PAIR_ROW = np.dtype(
     [("n", ">i2"), ("l0", ">i4"), ("network_id", ">i4"), ("l1", ">i4"), ("address_id", ">i8")]
 )
@@ -81,7 +77,7 @@ def load_points(
     # The planner guesses hundreds of rows per box, and past a cost threshold it compiles the
     # query (JIT): 40 ms for a join that reads a few hundred rows. Off for this query only.
     jit = _set_local(connection, "jit", "off") if boxes is not None else None
-    ids, x, y = _copy_out(
+    ids, x, y = copy_out_arrays(
         connection,
         [ADDRESSES.c.id, func.ST_X(geom), func.ST_Y(geom)],
         ADDRESSES.c.id.op(">>")(16),
@@ -113,7 +109,7 @@ def load_polygons(
 def stored_pairs(connection: Connection, network_ids: Sequence[int] | None = None) -> Pairs:
     """The stored pairs (all, or of ``network_ids``), sorted by network then address."""
     where = [] if network_ids is None else [PAIRS.c.network_id.in_(list(network_ids))]
-    network_ids_, address_ids = _copy_out(
+    network_ids_, address_ids = copy_out_arrays(
         connection,
         [PAIRS.c.network_id, PAIRS.c.address_id],
         PAIRS.c.address_id.op(">>")(16),
@@ -210,7 +206,7 @@ def networks_near(connection: Connection, x: float, y: float) -> list:
     """Networks whose bounding box holds the point, with their area as ``wkb``."""
     point = func.ST_SetSRID(func.ST_MakePoint(x, y), SRID)
     query = (
-        select(*_FACTS, func.ST_AsBinary(NETWORKS.c.geom).label("wkb"))
+        select(*NETWORK_FACTS, func.ST_AsBinary(NETWORKS.c.geom).label("wkb"))
         .where(NETWORKS.c.geom.op("&&")(point))
         .order_by(NETWORKS.c.id)
     )
@@ -219,7 +215,9 @@ def networks_near(connection: Connection, x: float, y: float) -> list:
 
 def network_facts(connection: Connection, network_ids: Sequence[int]) -> list:
     """Public facts of the given networks, ordered by id."""
-    query = select(*_FACTS).where(NETWORKS.c.id.in_(list(network_ids))).order_by(NETWORKS.c.id)
+    query = (
+        select(*NETWORK_FACTS).where(NETWORKS.c.id.in_(list(network_ids))).order_by(NETWORKS.c.id)
+    )
     return connection.execute(query).all()
 
 
@@ -264,81 +262,11 @@ def count_pairs(connection: Connection) -> int:
 # private helpers --------------------------------------------------------------------------------
 
 
-def _copy_out(
-    connection: Connection,
-    columns: Sequence,
-    bucket,
-    dtypes: Sequence[str],
-    where=(),
-    *,
-    source=None,
-):
-    """``columns`` of the rows matching ``where`` as numpy arrays (no NULLs), by binary ``COPY``.
-
-    The server packs the rows into arrays per ``bucket`` value (about 65,000 rows each): ``COPY``
-    sends one message per row, and a million small messages cost seconds in the client.
-    """
-    query = select(*(func.array_agg(c) for c in columns)).where(*where).group_by(bucket)
-    if source is not None:
-        query = query.select_from(source)
-    compiled = query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
-    statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(sql.SQL(str(compiled)))
-    driver = connection.connection.driver_connection
-    parts: list[list[np.ndarray]] = [[] for _ in dtypes]
-    buffer = bytearray()
-    header_done = False
-    with driver.cursor() as cursor, cursor.copy(statement) as copy:
-        for data in copy:
-            buffer += data
-            if not header_done and len(buffer) >= len(_HEADER):
-                if not buffer.startswith(_SIGNATURE):
-                    raise RuntimeError("unexpected COPY header")
-                extension = struct.unpack_from(">i", buffer, 15)[0]
-                del buffer[: len(_HEADER) + extension]
-                header_done = True
-            while header_done and (consumed := _parse_array_row(buffer, dtypes, parts)):
-                del buffer[:consumed]
-    if bytes(buffer) != _TRAILER:
-        raise RuntimeError("unexpected end of COPY data")
-    return [
-        np.concatenate(p) if p else np.empty(0, dtype=np.dtype(t).newbyteorder("="))
-        for p, t in zip(parts, dtypes, strict=True)
-    ]
-
-
-def _parse_array_row(buffer: bytearray, dtypes: Sequence[str], parts: list[list[np.ndarray]]):
-    """Parse one complete row of arrays at the start of ``buffer``; its length, or 0."""
-    if len(buffer) < 2 or struct.unpack_from(">h", buffer, 0)[0] == -1:
-        return 0
-    position, arrays = 2, []
-    for dtype in dtypes:
-        if len(buffer) < position + 4:
-            return 0
-        length = struct.unpack_from(">i", buffer, position)[0]
-        if length < 0 or len(buffer) < position + 4 + length:
-            return 0 if length >= 0 else _fail("NULL array in COPY data")
-        ndim = struct.unpack_from(">i", buffer, position + 4)[0]
-        size = struct.unpack_from(">i", buffer, position + 16)[0] if ndim else 0
-        element = np.dtype([("length", ">i4"), ("value", dtype)])
-        items = np.frombuffer(buffer, dtype=element, count=size, offset=position + 24)
-        if (items["length"] != np.dtype(dtype).itemsize).any():
-            _fail("NULL value in COPY data")
-        arrays.append(items["value"].astype(np.dtype(dtype).newbyteorder("=")))
-        position += 4 + length
-    for part, array in zip(parts, arrays, strict=True):
-        part.append(array)
-    return position
-
-
 def _set_local(connection: Connection, name: str, value: str) -> str:
     """Set a setting until the end of the transaction; its value before."""
     before = connection.execute(select(func.current_setting(name))).scalar_one()
     connection.execute(select(func.set_config(name, value, True)))
     return before
-
-
-def _fail(message: str):
-    raise RuntimeError(message)
 
 
 def _copy_pairs_in(connection: Connection, table_name: str, pairs: Pairs) -> None:
@@ -356,7 +284,7 @@ def _copy_pairs_in(connection: Connection, table_name: str, pairs: Pairs) -> Non
     driver = connection.connection.driver_connection
     step = _CHUNK_BYTES // _PAIR_ROW.itemsize
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
-        copy.write(_HEADER)
+        copy.write(BINARY_HEADER)
         for start in range(0, len(rows), step):
             copy.write(rows[start : start + step].tobytes())
-        copy.write(_TRAILER)
+        copy.write(BINARY_TRAILER)
