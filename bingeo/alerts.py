@@ -22,6 +22,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import shapely
@@ -95,6 +96,94 @@ GSM_BASIC = set(
 GSM_EXTENSION = set("^{}\\[~]|€\f")
 
 
+# the located addresses, cell by cell -------------------------------------------------------------
+
+GRID_CELL_M = 200.0
+# At most about this many cells: addresses spread wider get larger cells.
+GRID_MAX_CELLS = 4_000_000
+GRID_MAX_SIDE = 4_000
+# A cell is judged as its box widened by this much (metres), so that a point that rounding puts
+# in the next cell is still judged with the cell it is in.
+_SLACK_M = 1e-3
+
+
+class PointGrid:
+    """Located addresses ordered cell by cell of a square grid (row by row, south to north; west
+    to east within a row), with the first position of every cell and an index from id to position.
+
+    The points of a set of cells are runs of positions found without scanning a strip of the
+    country, and cells taken in key order give increasing positions: no sort is needed.
+    """
+
+    def __init__(self, points: AddressPoints, *, cell_m: float = GRID_CELL_M) -> None:
+        x, y = points.x, points.y
+        self.x0 = float(np.floor(x.min())) if len(x) else 0.0
+        self.y0 = float(np.floor(y.min())) if len(y) else 0.0
+        width = float(x.max()) - self.x0 if len(x) else 0.0
+        height = float(y.max()) - self.y0 if len(y) else 0.0
+        self.cell_m = max(
+            float(cell_m),
+            math.sqrt(width * height / GRID_MAX_CELLS),
+            max(width, height) / GRID_MAX_SIDE,
+        )
+        col = np.floor((x - self.x0) / self.cell_m).astype(np.int64)
+        row = np.floor((y - self.y0) / self.cell_m).astype(np.int64)
+        self.ncols = int(col.max()) + 1 if len(x) else 1
+        self.nrows = int(row.max()) + 1 if len(y) else 1
+        key = row * self.ncols + col
+        # Stable: within a cell the points keep the order of ``points`` (x order).
+        order = np.argsort(key, kind="stable")
+        self.ids, self.x, self.y = points.ids[order], x[order], y[order]
+        counts = np.bincount(key, minlength=self.ncols * self.nrows)
+        self.starts = np.concatenate(([0], np.cumsum(counts)))
+        by_id = np.argsort(self.ids, kind="stable")
+        self._sorted_ids = self.ids[by_id]
+        self._by_id = by_id.astype(np.int32) if len(by_id) < 2**31 else by_id
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def cells(self, bounds: tuple[float, float, float, float]) -> np.ndarray:
+        """Keys (increasing) of the cells that meet the closed box (minx, miny, maxx, maxy)."""
+        minx, miny, maxx, maxy = bounds
+        c0 = max(math.floor((minx - self.x0) / self.cell_m), 0)
+        c1 = min(math.floor((maxx - self.x0) / self.cell_m), self.ncols - 1)
+        r0 = max(math.floor((miny - self.y0) / self.cell_m), 0)
+        r1 = min(math.floor((maxy - self.y0) / self.cell_m), self.nrows - 1)
+        if c0 > c1 or r0 > r1:
+            return np.empty(0, dtype=np.int64)
+        rows = np.arange(r0, r1 + 1, dtype=np.int64)[:, None]
+        return (rows * self.ncols + np.arange(c0, c1 + 1, dtype=np.int64)).ravel()
+
+    def boxes(self, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(minx, miny, maxx, maxy) of the cells, each widened by ``_SLACK_M``."""
+        minx = self.x0 + (cells % self.ncols) * self.cell_m
+        miny = self.y0 + (cells // self.ncols) * self.cell_m
+        return (
+            minx - _SLACK_M,
+            miny - _SLACK_M,
+            minx + self.cell_m + _SLACK_M,
+            miny + self.cell_m + _SLACK_M,
+        )
+
+    def positions(
+        self, cells: np.ndarray, whole: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Positions (increasing for increasing ``cells``) of the points in the cells, and for
+        each point the flag its cell has in ``whole`` (False without ``whole``)."""
+        first = self.starts[cells]
+        lengths = self.starts[cells + 1] - first
+        positions = _runs(first, lengths)
+        flags = np.zeros(len(positions), dtype=bool) if whole is None else np.repeat(whole, lengths)
+        return positions, flags
+
+    def find(self, ids: Iterable[int]) -> np.ndarray:
+        """The position of each id (-1 for an id that is not a located address)."""
+        ids = np.fromiter(ids, dtype=np.int64)
+        index, found = _sorted_find(self._sorted_ids, ids)
+        return np.where(found, self._by_id[index], -1)
+
+
 # the area --------------------------------------------------------------------------------------
 
 
@@ -118,60 +207,74 @@ class AlertArea:
         """The centre as a point, for a circle."""
         return Point(self.centre) if self.centre else None
 
-    def positions_inside(self, points: AddressPoints) -> np.ndarray:
-        """Positions (increasing, so in x order) of the points inside the area."""
-        positions = points.candidates(self.polygon.bounds if not self.is_circle else self._box())
-        if len(positions) == 0:
-            return positions
-        x, y = points.x[positions], points.y[positions]
-        if self.is_circle:
-            inside = np.hypot(x - self.centre[0], y - self.centre[1]) <= self.radius_m
-        else:
-            shapely.prepare(self.polygon)
-            inside = shapely.intersects_xy(self.polygon, x, y)
+    def positions_inside(self, grid: PointGrid) -> np.ndarray:
+        """Positions (increasing) of the points of ``grid`` inside the area.
+
+        A circle takes the points of cells wholly inside untested and tests the others'.
+        """
+        if not self.is_circle:
+            return _covered(self.polygon, grid)
+        cells = grid.cells(self._bounds())
+        nearest, farthest = self._cell_distances(grid, cells)
+        meets = nearest <= self.radius_m
+        positions, inside = grid.positions(cells[meets], farthest[meets] < self.radius_m)
+        test = np.flatnonzero(~inside)
+        x, y = grid.x[positions[test]], grid.y[positions[test]]
+        inside[test] = np.hypot(x - self.centre[0], y - self.centre[1]) <= self.radius_m
         return positions[inside]
 
-    def reaches(self, network: BaseGeometry) -> bool:
-        """Whether the network's interior meets the area's interior."""
+    def meets(self, networks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each network: whether its interior meets the area's interior (reached), and
+        whether it meets the area on its edge only (adjacent)."""
         if self.is_circle:
-            return bool(shapely.distance(network, self.centre_point) < self.radius_m)
+            distance = shapely.distance(networks, shapely.Point(self.centre))
+            return distance < self.radius_m, distance == self.radius_m
         shapely.prepare(self.polygon)
-        return bool(self.polygon.intersects(network) and not self.polygon.touches(network))
+        touches = shapely.touches(self.polygon, networks)
+        return shapely.intersects(self.polygon, networks) & ~touches, touches
 
-    def adjacent(self, network: BaseGeometry) -> bool:
-        """Whether the network meets the area on its edge only."""
-        if self.is_circle:
-            return bool(shapely.distance(network, self.centre_point) == self.radius_m)
-        return bool(self.polygon.touches(network))
-
-    def share_of(self, network: BaseGeometry) -> float:
-        """The share (0-1) of the network's area inside the area (circle: its polygon)."""
-        if network.area <= 0:
-            return 0.0
+    def shares(self, networks: np.ndarray) -> np.ndarray:
+        """The share (0-1) of each network's area inside the area (a circle: its polygon)."""
+        area = shapely.area(networks)
+        share = np.where(area > 0, 1.0, 0.0)
+        rest = np.flatnonzero(area > 0)
+        if self.is_circle and len(rest):
+            # Inside the circle of the polygon's apothem, a network is inside the polygon too.
+            apothem = self.radius_m * math.cos(math.pi / (4 * CIRCLE_QUAD_SEGS))
+            rest = rest[self._farthest(networks[rest]) >= apothem - _SLACK_M]
         shapely.prepare(self.polygon)
-        if self.polygon.contains(network):
-            return 1.0
-        return float(min(1.0, self.polygon.intersection(network).area / network.area))
+        rest = rest[~shapely.contains(self.polygon, networks[rest])]
+        if len(rest):
+            part = shapely.intersection(self.polygon, networks[rest])
+            share[rest] = np.minimum(1.0, shapely.area(part) / area[rest])
+        return share
 
     def near_edge(
-        self, points: AddressPoints, distance_m: float = EDGE_M
+        self, grid: PointGrid, distance_m: float = EDGE_M
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Positions of the points within ``distance_m`` of the edge, and whether each is inside."""
-        minx, miny, maxx, maxy = self.polygon.bounds if not self.is_circle else self._box()
+        """Positions of the points within ``distance_m`` of the edge, and whether each is inside.
+
+        Only points of cells that meet the band along the edge (a circle), or points in a band
+        along the edge (a polygon), are measured.
+        """
         margin = distance_m + 1.0
-        positions = points.candidates((minx - margin, miny - margin, maxx + margin, maxy + margin))
-        if len(positions) == 0:
-            return positions, np.zeros(0, dtype=bool)
-        x, y = points.x[positions], points.y[positions]
         if self.is_circle:
+            minx, miny, maxx, maxy = self._bounds()
+            cells = grid.cells((minx - margin, miny - margin, maxx + margin, maxy + margin))
+            nearest, farthest = self._cell_distances(grid, cells)
+            meets = (nearest <= self.radius_m + distance_m) & (
+                farthest >= self.radius_m - distance_m
+            )
+            positions, _ = grid.positions(cells[meets])
+            x, y = grid.x[positions], grid.y[positions]
             distance = np.hypot(x - self.centre[0], y - self.centre[1])
             near = np.abs(distance - self.radius_m) <= distance_m
             return positions[near], distance[near] <= self.radius_m
         boundary = self.polygon.boundary
-        band = boundary.buffer(margin, quad_segs=4)
-        shapely.prepare(band)
-        rough = shapely.intersects_xy(band, x, y)
-        positions, x, y = positions[rough], x[rough], y[rough]
+        # Round joins of 4 segments a quarter stay beyond 0.98 * margin: the band holds every
+        # point within distance_m, and the exact test below decides.
+        positions = _covered(boundary.buffer(margin, quad_segs=4), grid)
+        x, y = grid.x[positions], grid.y[positions]
         near = shapely.dwithin(boundary, shapely.points(x, y), distance_m)
         shapely.prepare(self.polygon)
         inside = shapely.intersects_xy(self.polygon, x[near], y[near])
@@ -192,10 +295,32 @@ class AlertArea:
             data["radius_m"] = self.radius_m
         return data
 
-    def _box(self) -> tuple[float, float, float, float]:
+    def _bounds(self) -> tuple[float, float, float, float]:
+        if not self.is_circle:
+            return self.polygon.bounds
         x, y = self.centre
         r = self.radius_m
         return (x - r, y - r, x + r, y + r)
+
+    def _farthest(self, geometries: np.ndarray) -> np.ndarray:
+        """Distance from the centre to the farthest vertex of each (non-empty) geometry."""
+        coordinates, index = shapely.get_coordinates(geometries, return_index=True)
+        distance = np.hypot(coordinates[:, 0] - self.centre[0], coordinates[:, 1] - self.centre[1])
+        return np.maximum.reduceat(distance, np.searchsorted(index, np.arange(len(geometries))))
+
+    def _cell_distances(self, grid: PointGrid, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest and farthest distance from the centre to each (widened) cell."""
+        minx, miny, maxx, maxy = grid.boxes(cells)
+        cx, cy = self.centre
+        nearest = np.hypot(
+            np.maximum(np.maximum(minx - cx, cx - maxx), 0.0),
+            np.maximum(np.maximum(miny - cy, cy - maxy), 0.0),
+        )
+        farthest = np.hypot(
+            np.maximum(np.abs(minx - cx), np.abs(maxx - cx)),
+            np.maximum(np.abs(miny - cy), np.abs(maxy - cy)),
+        )
+        return nearest, farthest
 
 
 def polygon_area(
@@ -252,20 +377,27 @@ class NetworkShape:
 
 
 class NetworkIndex:
-    """Networks with prepared areas, an STRtree of their extents, and the addresses of ``points``
-    each network covers (computed once per network, then kept)."""
+    """Networks with prepared areas, an STRtree of their extents, the addresses of ``points`` in
+    a grid, and for every address the networks that cover it (computed once, then kept)."""
 
     def __init__(self, networks: Iterable[NetworkShape], points: AddressPoints) -> None:
         self.networks = list(networks)
-        self.points = points
+        self.points = PointGrid(points)
         geoms = np.array([n.geometry for n in self.networks], dtype=object)
-        for geom in geoms:
-            # Prepared once here (and used once), so concurrent readers find it built.
-            shapely.prepare(geom)
-            shapely.intersects_xy(geom, 0.0, 0.0)
+        # The matching rule (``intersects_xy``: boundary included, as ``ST_Covers``), once per
+        # network; preparing here also lets concurrent readers find every area prepared.
+        covered = [_covered(geom, self.points) for geom in geoms]
         self.geoms = geoms
         self.tree = shapely.STRtree(geoms)
-        self._covered: dict[int, np.ndarray] = {}
+        positions = np.concatenate(covered) if covered else np.empty(0, dtype=np.int64)
+        order = np.argsort(positions, kind="stable")
+        labels = np.repeat(np.arange(len(covered), dtype=np.int32), [len(c) for c in covered])
+        # (address, network) pairs address by address: the networks of the address at position
+        # p are _network_of[_first[p]:_first[p + 1]].
+        self._network_of = labels[order]
+        self._first = np.concatenate(
+            ([0], np.cumsum(np.bincount(positions, minlength=len(self.points))))
+        )
 
     def __len__(self) -> int:
         return len(self.networks)
@@ -276,23 +408,13 @@ class NetworkIndex:
             return []
         return sorted(int(i) for i in self.tree.query(shapely.box(*area.polygon.bounds)))
 
-    def covered(self, i: int) -> np.ndarray:
-        """Positions in ``points`` (increasing) of the addresses network ``i`` covers.
-
-        The matching rule (``intersects_xy``: boundary included, as ``ST_Covers``); kept, so a
-        read model tests each network's addresses once, not once per preview.
-        """
-        found = self._covered.get(i)
-        if found is None:
-            found = _covered(self.geoms[i], self.points)
-            # A race computes the same array twice; either may stay.
-            self._covered[i] = found
-        return found
-
-    def cover_all(self) -> None:
-        """Compute what every network covers now (a read model does it before serving)."""
-        for i in range(len(self.networks)):
-            self.covered(i)
+    def networks_at(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The (address, network) pairs of the addresses at ``positions``: for each pair, the
+        index in ``positions`` of the address and the position of the network."""
+        first = self._first[positions]
+        count = self._first[positions + 1] - first
+        owner = np.repeat(np.arange(len(positions)), count)
+        return owner, self._network_of[_runs(first, count)]
 
 
 @dataclass(frozen=True)
@@ -326,8 +448,9 @@ class Reach:
 
     networks: list[ReachedNetwork]
     adjacent: list[NetworkShape]
-    inside_ids: np.ndarray  # located addresses inside the area (sorted)
-    in_network_ids: np.ndarray  # of those, inside a reached network (sorted)
+    points: PointGrid
+    inside_positions: np.ndarray  # located addresses inside the area (increasing positions)
+    in_network_positions: np.ndarray  # of those, inside a reached network
     edge_ids: np.ndarray  # within EDGE_M of the edge
     edge_inside: np.ndarray  # for each edge id, whether it lies inside
 
@@ -335,6 +458,21 @@ class Reach:
     def network_ids(self) -> list[int]:
         """Ids of the networks reached."""
         return [r.network.id for r in self.networks]
+
+    @cached_property
+    def inside_ids(self) -> np.ndarray:
+        """Ids (sorted) of the located addresses inside the area."""
+        return np.sort(self.points.ids[self.inside_positions])
+
+    @cached_property
+    def in_network_ids(self) -> np.ndarray:
+        """Ids (sorted) of the addresses inside the area and inside a reached network."""
+        return np.sort(self.points.ids[self.in_network_positions])
+
+    def inside(self, address_ids: Iterable[int]) -> np.ndarray:
+        """For each address id, whether the address is inside the area."""
+        _, found = _sorted_find(self.inside_positions, self.points.find(address_ids))
+        return found
 
 
 def reach(
@@ -350,46 +488,40 @@ def reach(
 
     ``include`` and ``exclude`` adjust the addresses inside (typically from the edge list).
     """
-    points = networks.points
-    positions = area.positions_inside(points)
-    extra = _positions_of(points, include)
-    drop = set(int(i) for i in exclude)
-    if len(extra):
-        positions = np.union1d(positions, extra)
-    if drop:
-        positions = positions[~np.isin(points.ids[positions], list(drop))]
-    # Positions inside as a mask over the range they span: a network's addresses are looked up
-    # in it directly (a big area holds ~100,000 addresses, a city network tens of thousands).
-    start = int(positions[0]) if len(positions) else 0
-    stop = int(positions[-1]) + 1 if len(positions) else 0
-    inside = np.zeros(stop - start, dtype=bool)
-    inside[positions - start] = True
-    in_any = np.zeros(stop - start, dtype=bool)
-    reached: list[ReachedNetwork] = []
-    adjacent: list[NetworkShape] = []
-    for i in networks.candidates(area):
-        network = networks.networks[i]
-        if not filters.accepts(network):
-            continue
-        geom = networks.geoms[i]
-        if not area.reaches(geom):
-            if area.adjacent(geom):
-                adjacent.append(network)
-            continue
-        covered = networks.covered(i)
-        lo, hi = np.searchsorted(covered, (start, stop))
-        hit = covered[lo:hi] - start
-        hit = hit[inside[hit]]
-        in_any[hit] = True
-        reached.append(ReachedNetwork(network, round(area.share_of(geom), 6), int(len(hit))))
-    edge_positions, edge_inside = area.near_edge(points)
-    order = np.argsort(points.ids[edge_positions], kind="stable")
+    grid = networks.points
+    positions = area.positions_inside(grid)
+    extra = grid.find(include)
+    drop = grid.find(exclude)
+    if np.any(extra >= 0):
+        positions = np.union1d(positions, extra[extra >= 0])
+    if np.any(drop >= 0):
+        positions = np.setdiff1d(positions, drop[drop >= 0])
+    chosen = [i for i in networks.candidates(area) if filters.accepts(networks.networks[i])]
+    meets, touches = area.meets(networks.geoms[chosen])
+    adjacent = [networks.networks[i] for i, t in zip(chosen, touches.tolist(), strict=True) if t]
+    hit = [i for i, m in zip(chosen, meets.tolist(), strict=True) if m]
+    # Pairs (address inside, network covering it) kept where the network is reached: counted
+    # per network, and once per address for the addresses inside any reached network.
+    is_hit = np.zeros(len(networks), dtype=bool)
+    is_hit[hit] = True
+    owner, network = networks.networks_at(positions)
+    kept = is_hit[network]
+    counts = np.bincount(network[kept], minlength=len(networks))
+    in_any = np.zeros(len(positions), dtype=bool)
+    in_any[owner[kept]] = True
+    reached = [
+        ReachedNetwork(networks.networks[i], round(float(share), 6), int(counts[i]))
+        for i, share in zip(hit, area.shares(networks.geoms[hit]), strict=True)
+    ]
+    edge_positions, edge_inside = area.near_edge(grid)
+    order = np.argsort(grid.ids[edge_positions], kind="stable")
     return Reach(
         networks=reached,
         adjacent=adjacent,
-        inside_ids=np.sort(points.ids[positions]),
-        in_network_ids=np.sort(points.ids[start + np.flatnonzero(in_any)]),
-        edge_ids=points.ids[edge_positions][order],
+        points=grid,
+        inside_positions=positions,
+        in_network_positions=positions[in_any],
+        edge_ids=grid.ids[edge_positions][order],
         edge_inside=edge_inside[order],
     )
 
@@ -440,16 +572,12 @@ def members_reached(
     if scope not in DIRECT_SCOPES:
         raise InvalidInput(f"direct scope {scope!r} is not one of {', '.join(DIRECT_SCOPES)}")
     network_ids = set(reached.network_ids)
-    chosen = []
-    for member in members:
-        if member.network_id not in network_ids:
-            continue
-        if scope == "area":
-            if not _sorted_contains(reached.inside_ids, member.address_id):
-                continue
-        elif member.outside_area:
-            continue
-        chosen.append(member)
+    chosen = [m for m in members if m.network_id in network_ids]
+    if scope == "area":
+        inside = reached.inside(m.address_id for m in chosen)
+        chosen = [m for m, ok in zip(chosen, inside.tolist(), strict=True) if ok]
+    else:
+        chosen = [m for m in chosen if not m.outside_area]
     return sorted(chosen, key=lambda m: m.id)
 
 
@@ -817,23 +945,25 @@ def _language(language: str) -> str:
     return language if language in LANGUAGES else "nl"
 
 
-def _covered(geom: BaseGeometry, points: AddressPoints) -> np.ndarray:
-    """Positions in ``points`` (increasing) that ``geom`` covers: the matching rule."""
-    box = points.candidates(geom.bounds)
-    if len(box) == 0:
-        return box
-    return box[shapely.intersects_xy(geom, points.x[box], points.y[box])]
+def _covered(geom: BaseGeometry, grid: PointGrid) -> np.ndarray:
+    """Positions in ``grid`` (increasing) that ``geom`` covers: the matching rule."""
+    positions, _ = grid.positions(grid.cells(geom.bounds))
+    shapely.prepare(geom)
+    return positions[shapely.intersects_xy(geom, grid.x[positions], grid.y[positions])]
 
 
-def _positions_of(points: AddressPoints, ids: Sequence[int]) -> np.ndarray:
-    if not len(ids):
-        return np.empty(0, dtype=np.int64)
-    return np.flatnonzero(np.isin(points.ids, np.asarray(list(ids), dtype=np.int64)))
+def _runs(first: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The integers first[k], first[k] + 1, ... (lengths[k] of them) for every k, in order."""
+    ends = np.cumsum(lengths)
+    return np.arange(ends[-1] if len(ends) else 0) + np.repeat(first - ends + lengths, lengths)
 
 
-def _sorted_contains(sorted_ids: np.ndarray, value: int) -> bool:
-    i = int(np.searchsorted(sorted_ids, value))
-    return i < len(sorted_ids) and int(sorted_ids[i]) == value
+def _sorted_find(sorted_values: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of each value in ``sorted_values`` (clipped) and whether it is there."""
+    if len(sorted_values) == 0:
+        return np.zeros(len(values), dtype=np.int64), np.zeros(len(values), dtype=bool)
+    index = np.minimum(np.searchsorted(sorted_values, values), len(sorted_values) - 1)
+    return index, sorted_values[index] == values
 
 
 def _check_sequence(element: ET.Element, order: tuple, label: str, problems: list[str]) -> None:

@@ -28,6 +28,7 @@ from bingeo.alerts import (
     CapAlert,
     Filters,
     NetworkIndex,
+    PointGrid,
     Reach,
     cap_xml,
     check_messages,
@@ -42,9 +43,9 @@ from bingeo.alerts import (
 )
 from bingeo.db import alerts as repo
 from bingeo.db import matching as match_repo
+from bingeo.db.engine import lone_reads
 from bingeo.db.models import AlertStatus, NetworkKind, NetworkStatus
 from bingeo.errors import IllegalTransition, InvalidInput, NotFound
-from bingeo.matching import AddressPoints
 from bingeo.services.audit import guard, record
 from bingeo.settings import Settings
 
@@ -179,9 +180,7 @@ def preview_alert(engine: Engine, actor: Actor, request: AlertRequest, settings:
     the model was out of date, the model is reloaded and the preview computed again.
     """
     model = _MODELS.get(_key(engine)) or read_model(engine)
-    # Autocommit: a lone read needs no transaction, so returning the connection costs no
-    # round trip for a rollback.
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+    with lone_reads(engine) as connection:
         for attempt in range(2):
             reached = _reach(request, model.networks)
             target = _target(actor, reached)
@@ -419,7 +418,7 @@ class ReadModel:
     networks: NetworkIndex
 
     @property
-    def points(self) -> AddressPoints:
+    def points(self) -> PointGrid:
         """The located addresses."""
         return self.networks.points
 
@@ -448,7 +447,6 @@ def read_model(engine: Engine, *, stamp: tuple | None = None) -> ReadModel:
             stamp = repo.data_stamp(connection)
             points = match_repo.load_points(connection)
             networks = NetworkIndex(repo.network_shapes(connection), points)
-        networks.cover_all()
         model = _MODELS[key] = ReadModel(stamp=stamp, networks=networks)
         return model
 
@@ -546,8 +544,8 @@ def _summary(
         ],
         "networks_edge_only": [n.id for n in reached.adjacent],
         "addresses": {
-            "inside_area": int(len(reached.inside_ids)),
-            "inside_area_and_network": int(len(reached.in_network_ids)),
+            "inside_area": len(reached.inside_positions),
+            "inside_area_and_network": len(reached.in_network_positions),
         },
         "members": {
             "total": len(members_in),

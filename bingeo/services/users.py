@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from bingeo.access import ANONYMOUS, Actor, Principal
 from bingeo.db import login_attempts as attempt_repo
 from bingeo.db import users as user_repo
+from bingeo.db.engine import lone_reads
 from bingeo.db.models import Role
 from bingeo.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, TooManyAttempts
 from bingeo.services.audit import record
@@ -108,7 +109,8 @@ def authenticate(engine: Engine, token: str | None) -> Principal:
     """The principal of a bearer token; anonymous without one, an error for a bad one."""
     if not token:
         return ANONYMOUS
-    with engine.connect() as connection:
+    # One round trip: a lone read needs no transaction.
+    with lone_reads(engine) as connection:
         user = user_repo.user_for_token(connection, hash_token(token), _now())
     if user is None:
         raise NotAuthenticated("the bearer token is unknown, expired or revoked")
