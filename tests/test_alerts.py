@@ -18,6 +18,7 @@ import xml.etree.ElementTree as ET
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
 import shapely
 from aiosmtpd.controller import Controller
@@ -29,12 +30,18 @@ from sqlalchemy import Engine, func, insert, literal, select, text
 from bingeo.access import Actor, Principal
 from bingeo.alerts import (
     OFFICIAL_NAMES,
+    AlertArea,
     CapAlert,
+    Filters,
+    NetworkIndex,
+    NetworkShape,
     cap_xml,
     check_cap,
+    circle_area,
     circle_from_lonlat,
     idempotency_key,
     polygon_area,
+    reach,
     render_email,
     render_sms,
     sms_info,
@@ -57,7 +64,7 @@ from bingeo.db.models import (
 )
 from bingeo.errors import Forbidden, InvalidInput
 from bingeo.geometry import geojson_to_storage
-from bingeo.matching import lonlat_to_storage
+from bingeo.matching import AddressPoints, lonlat_to_storage
 from bingeo.members import MemberInput
 from bingeo.services import alerts as service
 from bingeo.services import networks as network_service
@@ -87,6 +94,57 @@ MESSAGES = {
 
 
 # pure rules ------------------------------------------------------------------------------------
+
+
+def test_grid_answers_as_testing_every_point() -> None:
+    """The read model's grid of cells changes no answer: circles and polygons give the addresses
+    (inside, inside a network, near the edge) that testing every point gives, points on cell
+    edges, on the circle and on a network's edge included; ids map back to positions."""
+    rng = np.random.default_rng(7)
+    x0, y0 = 104_000.0, 192_000.0
+    # Random points, points on cell edges (multiples of 200 m from the grid's origin) and points
+    # exactly on the circle.
+    angles = rng.uniform(0, 2 * np.pi, 500)
+    x = np.concatenate(
+        [rng.uniform(x0, x0 + 4000, 30_000), x0 + 200.0 * rng.integers(0, 20, 2000),
+         x0 + 2000 + 1000.0 * np.cos(angles), [x0 + 3000.0, x0]]
+    )  # fmt: skip
+    y = np.concatenate(
+        [rng.uniform(y0, y0 + 4000, 30_000), y0 + 200.0 * rng.integers(0, 20, 2000),
+         y0 + 2000 + 1000.0 * np.sin(angles), [y0 + 2000.0, y0]]
+    )  # fmt: skip
+    ids = rng.permutation(len(x)) * 3 + 11
+    network = shapely.MultiPolygon([shapely.box(x0 + 1500, y0 + 1000, x0 + 3600, y0 + 2600)])
+    index = NetworkIndex(
+        [NetworkShape(1, "N1", "n", "BIN", "active", None, network)],
+        AddressPoints.from_arrays(ids, x, y),
+    )
+    assert index.points.find([ids[5], ids[-1], 1]).tolist()[2] == -1
+    assert index.points.ids[index.points.find([ids[5], ids[-1]])].tolist() == [ids[5], ids[-1]]
+    in_network = shapely.intersects_xy(network, x, y)
+    triangle = shapely.Polygon(
+        [(x0 + 210, y0 + 300), (x0 + 3800, y0 + 400), (x0 + 1900, y0 + 3700)]
+    )
+    circle = circle_area(x0 + 2000, y0 + 2000, 1000.0)
+    for area in (circle, AlertArea(MultiPolygon([triangle]), "triangle")):
+        if area.is_circle:
+            distance = np.hypot(x - (x0 + 2000), y - (y0 + 2000))
+            inside, edge = distance <= 1000.0, np.abs(distance - 1000.0) <= 25.0
+        else:
+            inside = shapely.intersects_xy(area.polygon, x, y)
+            edge = shapely.dwithin(area.polygon.boundary, shapely.points(x, y), 25.0)
+        reached = reach(area, index, Filters())
+        assert reached.inside_ids.tolist() == sorted(ids[inside].tolist())
+        assert reached.in_network_ids.tolist() == sorted(ids[inside & in_network].tolist())
+        assert reached.networks[0].addresses_inside == int(np.count_nonzero(inside & in_network))
+        assert reached.edge_ids.tolist() == sorted(ids[edge].tolist())
+        assert reached.inside(ids[:100]).tolist() == inside[:100].tolist()
+        # Addresses taken out of the area and added from outside, as the edge list allows.
+        out, extra = ids[inside][:10], ids[~inside][:5]
+        adjusted = reach(area, index, Filters(), include=extra.tolist(), exclude=out.tolist())
+        expected = inside & ~np.isin(ids, out) | np.isin(ids, extra)
+        assert adjusted.inside_ids.tolist() == sorted(ids[expected].tolist())
+        assert adjusted.networks[0].addresses_inside == int(np.count_nonzero(expected & in_network))
 
 
 def test_sms_length_and_segments() -> None:
