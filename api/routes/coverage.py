@@ -9,6 +9,8 @@ import json
 from typing import Annotated, Any
 
 import geopandas as gpd
+import numpy as np
+import shapely
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
@@ -27,9 +29,21 @@ Inactive = Annotated[bool, Query(description="Count networks that are not active
 
 
 def _features(frame: gpd.GeoDataFrame) -> list[dict[str, Any]]:
+    """The rows as GeoJSON features in EPSG:4326 (missing values as null).
+
+    GEOS writes the geometries' JSON in one vectorised call: geopandas' ``to_json`` builds
+    them coordinate by coordinate in Python, several times slower for a zone's sectors.
+    """
     if not len(frame):
         return []
-    return json.loads(frame.to_crs(GEOJSON_EPSG).to_json(drop_id=True, na="null"))["features"]
+    lonlat = np.asarray(frame.geometry.to_crs(GEOJSON_EPSG))
+    geometries = [None if text is None else json.loads(text) for text in shapely.to_geojson(lonlat)]
+    facts = frame.drop(columns=frame.geometry.name).astype(object)
+    rows = facts.where(facts.notna(), None).to_dict("records")
+    return [
+        {"type": "Feature", "properties": row, "geometry": geometry}
+        for row, geometry in zip(rows, geometries, strict=True)
+    ]
 
 
 @router.get("/coverage", response_class=GeoJSONResponse, responses=GEOJSON_RESPONSE)
