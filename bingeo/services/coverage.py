@@ -163,10 +163,8 @@ def coverage(
     level = AreaLevel(level)
     scope = resolve_scope(engine, zone=zone, municipality=municipality)
     guard(engine, actor, Action.read_aggregates, scope.target, "coverage")
-    refresh_address_areas(engine, level)
-    store = _store(engine)
+    store = _current_store(engine, level)
     with store.lock:
-        store.update(engine, level)
         areas = store.levels[level].areas
         positions = _scope_positions(areas, level, scope)
         figures = store.figures(level, include_inactive)
@@ -214,9 +212,8 @@ def overlaps(
     """
     scope = resolve_scope(engine, zone=zone, municipality=municipality)
     guard(engine, actor, Action.read_aggregates, scope.target, "overlaps")
-    store = _store(engine)
+    store = _current_store(engine, None)
     with store.lock:
-        store.update(engine, None)
         networks = store.networks.frame
         found = store.overlaps()
         shared = store.shared_addresses()
@@ -359,10 +356,8 @@ def network_figures(
     """Counts of one network (id or code): the addresses it covers, its members and members per
     1,000 of those addresses, and its addresses per reference area of ``level``."""
     level = AreaLevel(level)
-    refresh_address_areas(engine, level)
-    store = _store(engine)
+    store = _current_store(engine, level)
     with store.lock:
-        store.update(engine, level)
         frame = store.networks.frame
         if isinstance(network, str) and not network.isdigit():
             row = frame[frame["code"] == network]
@@ -466,6 +461,7 @@ class _Store:
     members_generation: int = 0
     levels: dict[AreaLevel, _Level] = field(default_factory=dict)
     cache: dict[tuple, tuple[tuple, object]] = field(default_factory=dict)
+    stamps: dict[AreaLevel | None, str] = field(default_factory=dict)  # see _current_store
 
     def update(self, engine: Engine, level: AreaLevel | None) -> None:
         """Reload what changed since the last call (and the address areas of ``level``)."""
@@ -611,6 +607,25 @@ class _Store:
 
 _STORES: dict[str, _Store] = {}
 _STORES_LOCK = threading.Lock()
+
+
+def _current_store(engine: Engine, level: AreaLevel | None) -> _Store:
+    """The store, up to date for ``level`` (and its address areas refreshed when stale).
+
+    When the data stamp is the one seen after the last update of ``level``, nothing changed and
+    one query sufficed. The stamp is read before updating, so a write in between shows next time.
+    """
+    store = _store(engine)
+    with engine.connect() as connection:
+        stamp = coverage_repo.data_stamp(connection)
+    if store.stamps.get(level) == stamp:
+        return store
+    if level is not None:
+        refresh_address_areas(engine, level)
+    with store.lock:
+        store.update(engine, level)
+        store.stamps[level] = stamp
+    return store
 
 
 def _store(engine: Engine) -> _Store:
