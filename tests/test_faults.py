@@ -148,7 +148,7 @@ def test_query_cut_by_a_shutdown_gives_503(own: Cluster) -> None:
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = {}"
             ).format(sql.Literal(DATABASE)),
         )
-        # The pre-ping finds the dead pooled connection and replaces it: no error at all.
+        # The checkout sees the ended connection (its socket is readable) and replaces it: no error.
         assert client.get("/networks", headers=bearer(token)).status_code == 200
 
 
