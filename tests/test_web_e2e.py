@@ -504,7 +504,8 @@ def test_planner_uploads_an_area_reads_the_report_fixes_and_saves_it(
     page.click("#plan-networks a:text('BIN Voorstel e2e')")
     page.wait_for_selector(f"#lc-status[data-status={status}]")
     assert page.inner_text("#lc-status") == french[status]
-    assert f"(BIN, {french[status]})" in page.inner_text("#plan-networks")
+    # The kind in French too: a BIN is a "partenariat local de prévention" (PLP).
+    assert f"(PLP, {french[status]})" in page.inner_text("#plan-networks")
     for step in _get(server, f"/networks/{network_id}/lifecycle", token)["next"]:
         button = page.inner_text(f"#lifecycle button[data-step={step['to']}]")
         assert button == f"Vers {french[step['to']]}"

@@ -404,7 +404,7 @@
       style: networkStyle,
       onEachFeature: (feature, layer) => {
         const p = feature.properties || {};
-        layer.bindTooltip(`${p.name || p.code} (${p.kind}, ${statusLabel(p.status)})`);
+        layer.bindTooltip(`${p.name || p.code} (${label("kind_", p.kind)}, ${statusLabel(p.status)})`);
       },
     });
   }
@@ -672,7 +672,7 @@
           ? table(p.networks, [
               { label: "networks", value: (n) => n.name },
               { label: "code", value: (n) => n.code },
-              { label: "kind", value: (n) => n.kind },
+              { label: "kind", value: (n) => label("kind_", n.kind) },
               { label: "share_inside", value: (n) => pct(n.share_inside) },
               { label: "pv_members", value: (n) => fmt(n.members_reached) },
             ])
@@ -976,7 +976,7 @@
                 "li",
                 {},
                 h("a", { href: "#", onclick: (e) => { e.preventDefault(); showLifecycle(f.id ?? f.properties.id); } }, f.properties.name),
-                ` (${f.properties.kind}, ${statusLabel(f.properties.status)})`
+                ` (${label("kind_", f.properties.kind)}, ${statusLabel(f.properties.status)})`
               )
             )
           )
@@ -1009,7 +1009,7 @@
           h("h3", { id: "network-name" }, p.name),
           figures([
             ["code", p.code],
-            ["kind", p.kind],
+            ["kind", label("kind_", p.kind)],
             ["status", statusLabel(p.status)],
             ["members", fmt(members.total), "network-members"],
           ])

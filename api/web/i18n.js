@@ -125,6 +125,8 @@ window.I18N = {
     outside_area: "buiten het gebied",
     total: "Totaal",
     // lifecycle of a network (2019 circular): states, steps, facts, roles still needed
+    "kind_BIN": "BIN",
+    "kind_BIN-Z": "BIN-Z",
     st_idea: "idee",
     st_preparation: "voorbereiding",
     st_information_evening: "informatieavond",
@@ -344,6 +346,8 @@ window.I18N = {
     consent: "Consentement",
     outside_area: "hors de la zone",
     total: "Total",
+    "kind_BIN": "PLP",
+    "kind_BIN-Z": "PLP-I",
     st_idea: "idée",
     st_preparation: "préparation",
     st_information_evening: "soirée d'information",
