@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,6 +16,7 @@ import httpx
 from bingeo.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
+BINGEO = Path(sys.executable).parent / "bingeo"
 APP = (
     "from api.app import create_app; from bingeo.settings import Settings; import uvicorn; "
     "uvicorn.run(create_app(Settings()), host='127.0.0.1', port={port}, log_level='warning')"
@@ -33,20 +34,49 @@ def server_env(settings: Settings, **extra: str) -> dict[str, str]:
     return env | extra
 
 
-@contextmanager
-def live_server(
-    settings: Settings, *, worker: bool = False, start_timeout_s: float = 60, **extra_env: str
-) -> Iterator[str]:
-    """Serve the app (and ``bingeo worker`` when asked) until the block ends; yields its URL."""
+def free_port() -> int:
+    """A loopback TCP port nobody listens on now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        return probe.getsockname()[1]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
+        time.sleep(0.05)
+
+
+@contextmanager
+def live_server(
+    settings: Settings,
+    *,
+    worker: bool = False,
+    start_timeout_s: float = 60,
+    serve: Sequence[str] | None = None,
+    output: Path | None = None,
+    **extra_env: str,
+) -> Iterator[str]:
+    """Serve the app (and ``bingeo worker`` when asked) until the block ends; yields its URL.
+
+    ``serve``: run ``bingeo serve`` with these options instead of the app alone; ``output``:
+    a file for the server's output.
+    """
+    port = free_port()
     env = server_env(settings, **extra_env)
-    children = [subprocess.Popen([sys.executable, "-c", APP.format(port=port)], cwd=ROOT, env=env)]
+    if serve is None:
+        command = [sys.executable, "-c", APP.format(port=port)]
+    else:
+        command = [str(BINGEO), "serve", "--port", str(port), *serve]
+    log = output.open("w") if output is not None else None
+    into = subprocess.STDOUT if log is not None else None  # None: the test's own output
+    children = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=into)]
     if worker:
         children.append(
             subprocess.Popen(
-                [str(Path(sys.executable).parent / "bingeo"), "worker"],
+                [str(BINGEO), "worker"],
                 cwd=ROOT,
                 env=env,
                 stdout=subprocess.DEVNULL,
@@ -70,4 +100,6 @@ def live_server(
         for child in children:
             child.terminate()
         for child in children:
-            child.wait(timeout=10)
+            child.wait(timeout=30)
+        if log is not None:
+            log.close()

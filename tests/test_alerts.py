@@ -9,7 +9,6 @@ import email
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ import shapely
 from aiosmtpd.controller import Controller
 from api_helpers import CENTRE_X, assert_error, square
 from geoalchemy2.shape import from_shape
+from live_server import free_port, wait_until
 from shapely.geometry import MultiPolygon
 from sqlalchemy import Engine, func, insert, literal, select, text
 
@@ -457,7 +457,7 @@ class Gateway:
 @pytest.fixture
 def inbox():
     handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=_free_port())
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
     controller.start()
     handler.port = controller.port
     yield handler
@@ -646,7 +646,7 @@ def test_direct_reaches_members_by_their_channels(
 
 def test_failures_retry_with_backoff_then_fail(town: dict, db: Engine) -> None:
     # Nothing listens on this port: every attempt is a transient failure.
-    settings = _settings(smtp_port=_free_port(), dispatch_max_attempts=3, dispatch_backoff_s=0.05)
+    settings = _settings(smtp_port=free_port(), dispatch_max_attempts=3, dispatch_backoff_s=0.05)
     area = polygon_area(square(CENTRE_X, half=0.003))
     sent = service.send_alert(
         db, ADMIN, service.make_request(area, messages=MESSAGES, reason="test"), settings
@@ -715,7 +715,7 @@ def test_worker_killed_mid_send_delivers_exactly_once(
     command = [str(Path(sys.executable).parent / "bingeo"), "worker"]
     worker = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        _wait(lambda: len(inbox.attempts) >= 3, 60, "the first e-mails")
+        wait_until(lambda: len(inbox.attempts) >= 3, 60, "the first e-mails")
         # The third e-mail is stored by the server, but its answer is still on the way.
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(10)
@@ -804,19 +804,6 @@ def _settings(*, inbox: Inbox | None = None, gateway: Gateway | None = None, **e
     }
     values.update(extra)
     return Settings(**values)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def _preview(engine: Engine, area) -> dict:

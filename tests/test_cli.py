@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
-from live_server import ROOT, server_env
+from live_server import live_server
 from sqlalchemy import Engine
 
 from bingeo.services.status import database_status
@@ -148,29 +146,9 @@ def test_db_url_and_status(settings: Settings, engine: Engine) -> None:
 
 
 def test_serve_with_two_worker_processes(db: Engine, settings: Settings, tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     log = tmp_path / "serve.log"
-
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [str(CONSOLE_SCRIPT), "serve", "--port", str(port), "--workers", "2"],
-            cwd=ROOT,
-            env=server_env(settings),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        answers: list[int] = []
-        deadline = time.monotonic() + 90
-        while len(answers) < 20 and time.monotonic() < deadline:
-            try:
-                answers.append(httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code)
-            except httpx.TransportError:
-                time.sleep(0.3)
-        assert answers and set(answers) == {200}
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    serve = ["--workers", "2"]
+    with live_server(settings, serve=serve, output=log, start_timeout_s=90) as base:
+        answers = [httpx.get(f"{base}/healthz", timeout=5).status_code for _ in range(20)]
+    assert set(answers) == {200}
     assert log.read_text().count("Application startup complete") == 2

@@ -11,9 +11,7 @@ import datetime as dt
 import email
 import json
 import re
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +21,7 @@ import httpx
 import pytest
 import shapely
 from aiosmtpd.controller import Controller
-from live_server import live_server
+from live_server import free_port, live_server, wait_until
 from shapely.geometry import MultiPolygon
 from sqlalchemy import Engine, func, insert, select, text
 
@@ -173,7 +171,7 @@ class Inbox:
 @pytest.fixture(scope="module")
 def inbox() -> Iterator[Inbox]:
     handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=_free_port())
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
     controller.start()
     handler.port = controller.port
     yield handler
@@ -385,7 +383,7 @@ def test_officer_draws_polygon_previews_and_sends_relay_alert(
     )
     status = _get(server, f"/alerts/{alert_id}", token)
     assert status["recipients"]["by_status"] == {"sent": expected}
-    _wait(lambda: len(inbox.messages) >= before + expected, 10, "the e-mails")
+    wait_until(lambda: len(inbox.messages) >= before + expected, 10, "the e-mails")
     received = inbox.messages[before:]
     reached = [n["id"] for n in preview["networks"]]
     assert sorted(m["To"] for m in received) == sorted(town.coordinators[i] for i in reached)
@@ -636,19 +634,6 @@ def _pct_nl(share: float) -> str:
 def _shot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
-        time.sleep(0.1)
 
 
 def _busiest_sectors(engine: Engine, count: int) -> list[str]:
