@@ -39,6 +39,7 @@ from bingeo.db.models import (
     Network,
     NetworkContact,
 )
+from bingeo.db.networks import versions_digest
 
 ALERTS = Alert.__table__
 ALERT_NETWORKS = AlertNetwork.__table__
@@ -99,7 +100,7 @@ class PreviewFacts:
 def data_stamp(connection: Connection) -> tuple:
     """A cheap value that changes when networks or addresses change (read-model freshness).
 
-    Networks: count, last id and last change. Addresses: the last id, the table's file (changed
+    Networks: a digest of every version. Addresses: the last id, the table's file (changed
     by TRUNCATE) and the cumulative row counters of the statistics system (which a writing
     session reports within about a second of its commit).
     """
@@ -412,9 +413,7 @@ def now(connection: Connection) -> dt.datetime:
 def _stamp_columns() -> list:
     table_oid = func.to_regclass(ADDRESSES.name)
     return [
-        select(func.count()).select_from(NETWORKS).scalar_subquery(),
-        select(func.max(NETWORKS.c.id)).scalar_subquery(),
-        select(func.max(NETWORKS.c.updated_at)).scalar_subquery(),
+        versions_digest(),
         select(func.max(ADDRESSES.c.id)).scalar_subquery(),
         func.pg_relation_filenode(table_oid),
         func.pg_stat_get_tuples_inserted(table_oid),

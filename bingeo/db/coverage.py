@@ -36,6 +36,7 @@ from bingeo.db.models import (
     PoliceZoneMunicipality,
     ReferenceArea,
 )
+from bingeo.db.networks import versions_digest
 from bingeo.matching import Pairs, difference
 
 AREAS = ReferenceArea.__table__
@@ -131,17 +132,9 @@ def data_stamp(connection: Connection) -> str:
             aggregate_order_by(literal(","), STATE.c.level),
         )
     )
-    networks = select(
-        func.md5(
-            func.string_agg(
-                text_of(NETWORKS.c.id, NETWORKS.c.version, NETWORKS.c.updated_at),
-                aggregate_order_by(literal(","), NETWORKS.c.id),
-            )
-        )
-    )
     members = select(text_of(func.count(), func.max(MEMBERS.c.id), func.max(MEMBERS.c.updated_at)))
-    parts = (areas, last_address, states, networks, members)
-    stamp = text_of(*(part.scalar_subquery() for part in parts))
+    parts = (areas, last_address, states, members)
+    stamp = text_of(*(part.scalar_subquery() for part in parts), versions_digest())
     return str(connection.execute(select(stamp)).scalar())
 
 
