@@ -2,21 +2,104 @@
 
 from __future__ import annotations
 
+import functools
+import json
+import re
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Any
 
+import shapely
 from fastapi import Query
 from fastapi.responses import JSONResponse
+from shapely.geometry.base import BaseGeometry
 
 from bingeo.errors import InvalidInput
-from bingeo.geometry import bbox_to_storage
+from bingeo.geometry import bbox_to_storage, storage_to_geojson
 
 GEOJSON = "application/geo+json"
+# How JSONResponse writes JSON: geometries encoded ahead are written the same way.
+_JSON_OPTIONS: dict[str, Any] = {
+    "ensure_ascii": False,
+    "allow_nan": False,
+    "indent": None,
+    "separators": (",", ":"),
+}
+# A geometry's place in the text while the rest is encoded: a JSON string of NUL and its
+# number (stored text cannot hold NUL; a text that looks the same is caught by the count).
+_SPLICE = re.compile(r'"\\u0000(\d+)"')
+
+
+class EncodedGeometry(Mapping):
+    """A GeoJSON geometry already encoded as JSON text.
+
+    A ``GeoJSONResponse`` writes the text as it is; anything else reads it as the mapping of
+    the parsed geometry.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def parsed(self) -> dict[str, Any]:
+        """The geometry as a plain dict."""
+        return json.loads(self.text)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.parsed()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.parsed())
+
+    def __len__(self) -> int:
+        return len(self.parsed())
 
 
 class GeoJSONResponse(JSONResponse):
-    """A JSON response with the GeoJSON media type of RFC 7946."""
+    """A JSON response with the GeoJSON media type of RFC 7946.
+
+    Written as ``JSONResponse`` writes it, with each ``EncodedGeometry`` spliced in as its text.
+    """
 
     media_type = GEOJSON
+
+    def render(self, content: Any) -> bytes:
+        texts: list[str] = []
+
+        def placeholder(value: object) -> str:
+            if not isinstance(value, EncodedGeometry):
+                raise TypeError(f"{type(value).__name__} is not JSON serializable")
+            texts.append(value.text)
+            return f"\x00{len(texts) - 1}"
+
+        text = json.dumps(content, default=placeholder, **_JSON_OPTIONS)
+        if texts:
+            parts = _SPLICE.split(text)  # text, number, text, number, ..., text
+            if len(parts) // 2 == len(texts):
+                parts[1::2] = texts
+                text = "".join(parts)
+            else:  # some other text looks like a placeholder: encode the geometries again
+                text = json.dumps(content, default=_parsed, **_JSON_OPTIONS)
+        return text.encode("utf-8")
+
+
+def _parsed(value: object) -> dict[str, Any]:
+    if not isinstance(value, EncodedGeometry):
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+    return value.parsed()
+
+
+def lonlat_geometry(geometry: BaseGeometry) -> EncodedGeometry:
+    """A storage (31370) geometry as GeoJSON in EPSG:4326 (``storage_to_geojson``), encoded once
+    per distinct geometry: network and area geometries change rarely and are read often."""
+    return _encoded(shapely.to_wkb(geometry))
+
+
+@functools.lru_cache(maxsize=2048)
+def _encoded(wkb: bytes) -> EncodedGeometry:
+    # Keyed by the geometry itself: an entry can never be stale, only unused.
+    geojson = storage_to_geojson(shapely.from_wkb(wkb))
+    return EncodedGeometry(json.dumps(geojson, **_JSON_OPTIONS))
 
 
 def feature_collection(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+import shapely
 from api_helpers import (
     CENTRE_X,
     CENTRE_Y,
@@ -14,7 +17,12 @@ from api_helpers import (
     network_count,
     square,
 )
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
+
+from api.geojson import GeoJSONResponse, feature_collection, lonlat_geometry
+from bingeo.geometry import storage_to_geojson
 
 
 def test_create_read_change_delete_audited(client: TestClient, db, world: World) -> None:
@@ -363,3 +371,63 @@ def _address_at(engine, lonlat: tuple[float, float]) -> int:
 
     with engine.connect() as connection:
         return connection.execute(select(Address.__table__.c.id)).scalar_one()
+
+
+def test_changed_area_is_served_everywhere(client: TestClient, db, world: World) -> None:
+    """Geometries are encoded once per distinct area: a changed area must show at once in
+    every read (one network, a bbox page, the OGC items), never the area encoded before."""
+    admin = world.auth("admin")
+    lon, lat = CENTRE_Y
+    box = f"{lon - 0.01},{lat - 0.01},{lon + 0.01},{lat + 0.01}"
+    reads = (
+        f"/networks/{world.net_y}",
+        f"/networks?bbox={box}",
+        f"/collections/networks/items?bbox={box}",
+    )
+
+    def corners() -> list[list[float]]:
+        found = []
+        for path in reads:
+            body = client.get(path).json()
+            feature = body if body["type"] == "Feature" else body["features"][0]
+            found.append(min(feature["geometry"]["coordinates"][0][0]))
+        return found
+
+    before = corners()
+    assert all(abs(c[0] - (lon - 0.004)) < 1e-6 for c in before), before
+    version = client.get(f"/networks/{world.net_y}").headers["ETag"]
+    changed = client.patch(
+        f"/networks/{world.net_y}",
+        json={"geometry": square(CENTRE_Y, 0.002)},
+        headers=admin | {"If-Match": version},
+    )
+    assert changed.status_code == 200, changed.text
+    after = corners()
+    assert all(abs(c[0] - (lon - 0.002)) < 1e-6 for c in after), after
+
+
+def test_encoded_geometries_written_as_plain_json() -> None:
+    """A response with geometries encoded ahead is the very text of the plain one, also next
+    to text that looks like the placeholder the encoding uses."""
+    area = shapely.buffer(shapely.Point(173_000, 174_000), 300)
+    hole = shapely.Polygon(area.exterior, [shapely.Point(173_000, 174_000).buffer(50).exterior])
+    names = ["Opvelp – Noord", "\\u00000", "\x000", '"\x001"']
+
+    def body(geometry) -> dict:
+        features = [
+            {"type": "Feature", "geometry": geometry(g), "properties": {"name": n}}
+            for g, n in zip([area, hole, area, None], names, strict=True)
+        ]
+        return feature_collection(features, total=4, links=[])
+
+    def plain(g):
+        return None if g is None else storage_to_geojson(g)
+
+    def encoded(g):
+        return None if g is None else lonlat_geometry(g)
+
+    expected = JSONResponse(body(plain)).body
+    assert GeoJSONResponse(body(encoded)).body == expected
+    assert json.loads(expected)["features"][1]["properties"]["name"] == "\\u00000"
+    # Read as a mapping (a plain JSON answer), it is the geometry itself.
+    assert jsonable_encoder(lonlat_geometry(hole)) == jsonable_encoder(storage_to_geojson(hole))

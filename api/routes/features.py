@@ -12,10 +12,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from api.deps import ActorDep, EngineDep, PagingDep
-from api.geojson import GEOJSON, GeoJSONResponse, feature_collection, parse_bbox
+from api.geojson import (
+    GEOJSON,
+    GeoJSONResponse,
+    feature_collection,
+    lonlat_geometry,
+    parse_bbox,
+)
 from api.routes.networks import network_feature
 from api.schemas import ERRORS
-from bingeo.geometry import storage_to_geojson
 from bingeo.services import features as service
 
 JSON = "application/json"
@@ -158,7 +163,7 @@ def area_feature(area: service.AreaRecord) -> dict[str, Any]:
     return {
         "type": "Feature",
         "id": area.code,
-        "geometry": storage_to_geojson(area.geometry),
+        "geometry": lonlat_geometry(area.geometry),
         "properties": {
             "code": area.code,
             "name_nl": area.name_nl,

@@ -7,11 +7,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from api.deps import ActorDep, EngineDep, IdPath, PagingDep, SettingsDep
-from api.geojson import GEOJSON, GeoJSONResponse, feature_collection, parse_bbox
+from api.geojson import (
+    GEOJSON,
+    GeoJSONResponse,
+    feature_collection,
+    lonlat_geometry,
+    parse_bbox,
+)
 from api.schemas import ERRORS, NetworkCreate, NetworkUpdate
 from bingeo.db.models import NetworkKind, NetworkStatus
 from bingeo.errors import InvalidInput, PreconditionRequired
-from bingeo.geometry import geojson_to_storage, storage_to_geojson
+from bingeo.geometry import geojson_to_storage
 from bingeo.services import networks as service
 
 router = APIRouter(prefix="/networks", tags=["networks"], responses=ERRORS)
@@ -38,7 +44,7 @@ def network_feature(network: service.NetworkRecord) -> dict[str, Any]:
     return {
         "type": "Feature",
         "id": network.id,
-        "geometry": storage_to_geojson(network.geometry),
+        "geometry": lonlat_geometry(network.geometry),
         "properties": properties,
     }
 
