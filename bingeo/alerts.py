@@ -6,7 +6,7 @@ One definition of "inside", shared by the preview, the send and the checks:
   ``ST_Covers``: ``shapely.intersects_xy``, the same test as ``bingeo.matching``);
 * an address is inside a circle when its distance from the centre is at most ``radius_m`` (as
   ``ST_DWithin``); the circle's polygon (``CIRCLE_QUAD_SEGS`` segments per quarter) is kept only
-  to draw it and to compute the share of a network inside it;
+  to draw and store it: the share of a network inside a circle is computed with the true circle;
 * an address is inside a network when the network covers it (``bingeo.matching``'s rule);
 * a network is reached when its interior meets the area's interior (``ST_Intersects`` and not
   ``ST_Touches``; for a circle: distance from the centre below ``radius_m``): a network that only
@@ -22,7 +22,6 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import numpy as np
 import shapely
@@ -155,6 +154,14 @@ class PointGrid:
         rows = np.arange(r0, r1 + 1, dtype=np.int64)[:, None]
         return (rows * self.ncols + np.arange(c0, c1 + 1, dtype=np.int64)).ravel()
 
+    def occupied(self, cells: np.ndarray) -> np.ndarray:
+        """The cells (of ``cells``) that hold at least one point."""
+        return cells[self.starts[cells + 1] > self.starts[cells]]
+
+    def count(self, cells: np.ndarray) -> int:
+        """How many points the cells hold."""
+        return int(np.sum(self.starts[cells + 1] - self.starts[cells]))
+
     def boxes(self, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(minx, miny, maxx, maxy) of the cells, each widened by ``_SLACK_M``."""
         minx = self.x0 + (cells % self.ncols) * self.cell_m
@@ -207,21 +214,31 @@ class AlertArea:
         """The centre as a point, for a circle."""
         return Point(self.centre) if self.centre else None
 
-    def positions_inside(self, grid: PointGrid) -> np.ndarray:
-        """Positions (increasing) of the points of ``grid`` inside the area.
+    def split_cells(self, grid: PointGrid) -> tuple[np.ndarray, np.ndarray]:
+        """Keys (increasing) of the occupied cells of ``grid`` wholly inside the area, whose points
+        are all inside untested, and of those that meet the area without lying wholly inside,
+        whose points must be tested. A cell is judged as its slightly widened box; a polygon's
+        cell must lie in its interior."""
+        if self.is_circle:
+            cells = grid.occupied(grid.cells(self._bounds()))
+            nearest, farthest = self._cell_distances(grid, cells)
+            whole = farthest < self.radius_m
+            return cells[whole], cells[(nearest <= self.radius_m) & ~whole]
+        cells = grid.occupied(grid.cells(self.polygon.bounds))
+        boxes = shapely.box(*grid.boxes(cells))
+        shapely.prepare(self.polygon)
+        meets = shapely.intersects(self.polygon, boxes)
+        whole = np.zeros(len(cells), dtype=bool)
+        whole[meets] = shapely.contains_properly(self.polygon, boxes[meets])
+        return cells[whole], cells[meets & ~whole]
 
-        A circle takes the points of cells wholly inside untested and tests the others'.
-        """
-        if not self.is_circle:
-            return _covered(self.polygon, grid)
-        cells = grid.cells(self._bounds())
-        nearest, farthest = self._cell_distances(grid, cells)
-        meets = nearest <= self.radius_m
-        positions, inside = grid.positions(cells[meets], farthest[meets] < self.radius_m)
-        test = np.flatnonzero(~inside)
-        x, y = grid.x[positions[test]], grid.y[positions[test]]
-        inside[test] = np.hypot(x - self.centre[0], y - self.centre[1]) <= self.radius_m
-        return positions[inside]
+    def covers(self, grid: PointGrid, positions: np.ndarray) -> np.ndarray:
+        """For each position of ``grid``, whether its point is inside the area (the definition)."""
+        x, y = grid.x[positions], grid.y[positions]
+        if self.is_circle:
+            return np.hypot(x - self.centre[0], y - self.centre[1]) <= self.radius_m
+        shapely.prepare(self.polygon)
+        return shapely.intersects_xy(self.polygon, x, y)
 
     def meets(self, networks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For each network: whether its interior meets the area's interior (reached), and
@@ -234,14 +251,17 @@ class AlertArea:
         return shapely.intersects(self.polygon, networks) & ~touches, touches
 
     def shares(self, networks: np.ndarray) -> np.ndarray:
-        """The share (0-1) of each network's area inside the area (a circle: its polygon)."""
+        """The share (0-1) of each network's area inside the area (a circle: the true circle)."""
         area = shapely.area(networks)
         share = np.where(area > 0, 1.0, 0.0)
         rest = np.flatnonzero(area > 0)
-        if self.is_circle and len(rest):
-            # Inside the circle of the polygon's apothem, a network is inside the polygon too.
-            apothem = self.radius_m * math.cos(math.pi / (4 * CIRCLE_QUAD_SEGS))
-            rest = rest[self._farthest(networks[rest]) >= apothem - _SLACK_M]
+        if self.is_circle:
+            # A network whose vertices all lie in the circle lies in it.
+            rest = rest[self._farthest(networks[rest]) > self.radius_m]
+            if len(rest):
+                part = _disk_overlap(networks[rest], self.centre, self.radius_m)
+                share[rest] = np.clip(part / area[rest], 0.0, 1.0)
+            return share
         shapely.prepare(self.polygon)
         rest = rest[~shapely.contains(self.polygon, networks[rest])]
         if len(rest):
@@ -378,15 +398,19 @@ class NetworkShape:
 
 class NetworkIndex:
     """Networks with prepared areas, an STRtree of their extents, the addresses of ``points`` in
-    a grid, and for every address the networks that cover it (computed once, then kept)."""
+    a grid, and for every address the networks that cover it (computed once, then kept).
+
+    Cell by cell it also keeps how many of a cell's addresses each network covers, so that an
+    area counts the addresses of the cells wholly inside it without looking at them.
+    """
 
     def __init__(self, networks: Iterable[NetworkShape], points: AddressPoints) -> None:
         self.networks = list(networks)
-        self.points = PointGrid(points)
+        self.points = grid = PointGrid(points)
         geoms = np.array([n.geometry for n in self.networks], dtype=object)
         # The matching rule (``intersects_xy``: boundary included, as ``ST_Covers``), once per
         # network; preparing here also lets concurrent readers find every area prepared.
-        covered = [_covered(geom, self.points) for geom in geoms]
+        covered = [_covered(geom, grid) for geom in geoms]
         self.geoms = geoms
         self.tree = shapely.STRtree(geoms)
         positions = np.concatenate(covered) if covered else np.empty(0, dtype=np.int64)
@@ -395,9 +419,16 @@ class NetworkIndex:
         # (address, network) pairs address by address: the networks of the address at position
         # p are _network_of[_first[p]:_first[p + 1]].
         self._network_of = labels[order]
-        self._first = np.concatenate(
-            ([0], np.cumsum(np.bincount(positions, minlength=len(self.points))))
-        )
+        self._first = np.concatenate(([0], np.cumsum(np.bincount(positions, minlength=len(grid)))))
+        # (cell, network, addresses) address counts cell by cell: the networks of cell c are
+        # _cell_network[_cell_first[c]:_cell_first[c + 1]], with their counts in _cell_count.
+        cell_of = np.repeat(np.arange(len(grid.starts) - 1), np.diff(grid.starts))
+        key = cell_of[positions] * max(len(geoms), 1) + labels
+        key, count = np.unique(key, return_counts=True)
+        self._cell_network = (key % max(len(geoms), 1)).astype(np.int32)
+        self._cell_count = count
+        self._cell_first = np.searchsorted(key // max(len(geoms), 1), np.arange(len(grid.starts)))
+        self._in_any: dict[tuple, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.networks)
@@ -416,6 +447,30 @@ class NetworkIndex:
         owner = np.repeat(np.arange(len(positions)), count)
         return owner, self._network_of[_runs(first, count)]
 
+    def cell_counts(self, cells: np.ndarray) -> np.ndarray:
+        """For each network, how many addresses of the cells it covers."""
+        first = self._cell_first[cells]
+        runs = _runs(first, self._cell_first[cells + 1] - first)
+        counts = np.bincount(
+            self._cell_network[runs], weights=self._cell_count[runs], minlength=len(self)
+        )
+        return counts.astype(np.int64)
+
+    def cell_covered(self, cells: np.ndarray, filters: Filters) -> int:
+        """How many addresses of the cells a network passing ``filters`` covers."""
+        covered = self._in_any.get(filters.key)
+        if covered is None:
+            # Running count, position by position, of the addresses such a network covers
+            # (computed once per set of filters, then kept).
+            accepted = np.array([filters.accepts(n) for n in self.networks] + [False])
+            pairs = np.repeat(np.arange(len(self.points)), np.diff(self._first))
+            flagged = np.bincount(
+                pairs[accepted[self._network_of]], minlength=len(self.points)
+            ).astype(bool)
+            covered = self._in_any[filters.key] = np.concatenate(([0], np.cumsum(flagged)))
+        starts = self.points.starts
+        return int(np.sum(covered[starts[cells + 1]] - covered[starts[cells]]))
+
 
 @dataclass(frozen=True)
 class Filters:
@@ -423,6 +478,11 @@ class Filters:
 
     kinds: tuple[str, ...] = ("BIN", "BIN-Z")
     statuses: tuple[str, ...] = ("active",)
+
+    @property
+    def key(self) -> tuple:
+        """The same for filters that accept the same networks."""
+        return (tuple(sorted(set(self.kinds))), tuple(sorted(set(self.statuses))))
 
     def accepts(self, network: NetworkShape) -> bool:
         """Whether the network passes the filters."""
@@ -446,33 +506,30 @@ class ReachedNetwork:
 class Reach:
     """What an area reaches: networks, addresses inside, addresses near the edge."""
 
+    area: AlertArea
     networks: list[ReachedNetwork]
     adjacent: list[NetworkShape]
     points: PointGrid
-    inside_positions: np.ndarray  # located addresses inside the area (increasing positions)
-    in_network_positions: np.ndarray  # of those, inside a reached network
+    inside_count: int  # located addresses inside the area
+    in_network_count: int  # of those, inside a reached network
     edge_ids: np.ndarray  # within EDGE_M of the edge
     edge_inside: np.ndarray  # for each edge id, whether it lies inside
+    added: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    removed: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
     @property
     def network_ids(self) -> list[int]:
         """Ids of the networks reached."""
         return [r.network.id for r in self.networks]
 
-    @cached_property
-    def inside_ids(self) -> np.ndarray:
-        """Ids (sorted) of the located addresses inside the area."""
-        return np.sort(self.points.ids[self.inside_positions])
-
-    @cached_property
-    def in_network_ids(self) -> np.ndarray:
-        """Ids (sorted) of the addresses inside the area and inside a reached network."""
-        return np.sort(self.points.ids[self.in_network_positions])
-
     def inside(self, address_ids: Iterable[int]) -> np.ndarray:
-        """For each address id, whether the address is inside the area."""
-        _, found = _sorted_find(self.inside_positions, self.points.find(address_ids))
-        return found
+        """For each address id, whether the address is inside the area (as adjusted)."""
+        positions = self.points.find(address_ids)
+        found = positions >= 0
+        inside = np.zeros(len(positions), dtype=bool)
+        inside[found] = self.area.covers(self.points, positions[found])
+        inside |= np.isin(positions, self.added) & found
+        return inside & ~np.isin(positions, self.removed)
 
 
 def reach(
@@ -487,28 +544,46 @@ def reach(
     addresses of ``networks.points``.
 
     ``include`` and ``exclude`` adjust the addresses inside (typically from the edge list).
+    The addresses of cells wholly inside are counted cell by cell; only those of the cells on
+    the area's edge are looked at one by one.
     """
     grid = networks.points
-    positions = area.positions_inside(grid)
-    extra = grid.find(include)
-    drop = grid.find(exclude)
-    if np.any(extra >= 0):
-        positions = np.union1d(positions, extra[extra >= 0])
-    if np.any(drop >= 0):
-        positions = np.setdiff1d(positions, drop[drop >= 0])
     chosen = [i for i in networks.candidates(area) if filters.accepts(networks.networks[i])]
     meets, touches = area.meets(networks.geoms[chosen])
     adjacent = [networks.networks[i] for i, t in zip(chosen, touches.tolist(), strict=True) if t]
     hit = [i for i, m in zip(chosen, meets.tolist(), strict=True) if m]
-    # Pairs (address inside, network covering it) kept where the network is reached: counted
-    # per network, and once per address for the addresses inside any reached network.
     is_hit = np.zeros(len(networks), dtype=bool)
     is_hit[hit] = True
-    owner, network = networks.networks_at(positions)
-    kept = is_hit[network]
-    counts = np.bincount(network[kept], minlength=len(networks))
-    in_any = np.zeros(len(positions), dtype=bool)
-    in_any[owner[kept]] = True
+    # Addresses inside: those of the cells wholly inside, and the tested ones of the edge cells,
+    # changed by include (added when outside) and exclude (removed when inside; it wins).
+    whole, edge_cells = area.split_cells(grid)
+    tested, _ = grid.positions(edge_cells)
+    tested = tested[area.covers(grid, tested)]
+    extra, drop = grid.find(include), grid.find(exclude)
+    extra, drop = np.unique(extra[extra >= 0]), np.unique(drop[drop >= 0])
+    changed = np.union1d(extra, drop)
+    before = area.covers(grid, changed)
+    after = (before | np.isin(changed, extra)) & ~np.isin(changed, drop)
+    added, removed = changed[after & ~before], changed[before & ~after]
+
+    def pairs(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # For each reached network, how many of the addresses it covers; how many addresses
+        # some reached network covers.
+        owner, network = networks.networks_at(positions)
+        kept = is_hit[network]
+        in_any = np.zeros(len(positions), dtype=bool)
+        in_any[owner[kept]] = True
+        counts = np.bincount(network[kept], minlength=len(networks))
+        return counts, int(np.count_nonzero(in_any))
+
+    # A network passing the filters that covers an address strictly inside the area has its
+    # interior meet the area's: every such network of a whole cell is reached.
+    counts = np.where(is_hit, networks.cell_counts(whole), 0)
+    in_network = networks.cell_covered(whole, filters)
+    for positions, sign in ((tested, 1), (added, 1), (removed, -1)):
+        more, more_in_any = pairs(positions)
+        counts += sign * more
+        in_network += sign * more_in_any
     reached = [
         ReachedNetwork(networks.networks[i], round(float(share), 6), int(counts[i]))
         for i, share in zip(hit, area.shares(networks.geoms[hit]), strict=True)
@@ -516,13 +591,16 @@ def reach(
     edge_positions, edge_inside = area.near_edge(grid)
     order = np.argsort(grid.ids[edge_positions], kind="stable")
     return Reach(
+        area=area,
         networks=reached,
         adjacent=adjacent,
         points=grid,
-        inside_positions=positions,
-        in_network_positions=positions[in_any],
+        inside_count=grid.count(whole) + len(tested) + len(added) - len(removed),
+        in_network_count=in_network,
         edge_ids=grid.ids[edge_positions][order],
         edge_inside=edge_inside[order],
+        added=added,
+        removed=removed,
     )
 
 
@@ -549,6 +627,25 @@ class ContactRow:
     network_id: int
     language: str
     has_email: bool
+
+
+class NetworkPeople:
+    """Members and coordinators of every network, network by network (a read model)."""
+
+    def __init__(self, members: Iterable[MemberRow], contacts: Iterable[ContactRow]) -> None:
+        self._members: dict[int, list[MemberRow]] = {}
+        self._contacts: dict[int, list[ContactRow]] = {}
+        for member in members:
+            self._members.setdefault(member.network_id, []).append(member)
+        for contact in contacts:
+            self._contacts.setdefault(contact.network_id, []).append(contact)
+
+    def of(self, network_ids: Iterable[int]) -> tuple[list[MemberRow], list[ContactRow]]:
+        """The members and the coordinators of the networks, each ordered by id."""
+        ids = set(network_ids)
+        members = [m for i in ids for m in self._members.get(i, ())]
+        contacts = [c for i in ids for c in self._contacts.get(i, ())]
+        return sorted(members, key=lambda m: m.id), sorted(contacts, key=lambda c: c.id)
 
 
 @dataclass(frozen=True)
@@ -950,6 +1047,50 @@ def _covered(geom: BaseGeometry, grid: PointGrid) -> np.ndarray:
     positions, _ = grid.positions(grid.cells(geom.bounds))
     shapely.prepare(geom)
     return positions[shapely.intersects_xy(geom, grid.x[positions], grid.y[positions])]
+
+
+def _disk_overlap(geometries: np.ndarray, centre: tuple[float, float], radius: float) -> np.ndarray:
+    """The area of each (multi)polygon inside the disk of ``radius`` around ``centre``, exactly.
+
+    Edge by edge, the signed area where the triangle (centre, edge) meets the disk: the parts of
+    the edge inside the disk add a triangle, the parts outside a circular sector. Summed over a
+    ring this is the area of the ring's interior inside the disk (signed by the ring's
+    orientation); holes are subtracted.
+    """
+    polygons, owner = shapely.get_parts(geometries, return_index=True)
+    rings, ring_polygon = shapely.get_rings(polygons, return_index=True)
+    xy, ring_of = shapely.get_coordinates(rings, return_index=True)
+    xy = xy - np.asarray(centre)
+    same = ring_of[1:] == ring_of[:-1]  # consecutive vertices of one (closed) ring
+    a, b, edge_ring = xy[:-1][same], xy[1:][same], ring_of[:-1][same]
+    d = b - a
+    qa = np.einsum("ij,ij->i", d, d)
+    qb = 2.0 * np.einsum("ij,ij->i", a, d)
+    qc = np.einsum("ij,ij->i", a, a) - radius * radius
+    disc = qb * qb - 4.0 * qa * qc
+    crosses = (disc > 0) & (qa > 0)  # the edge's line cuts the circle
+    root = np.sqrt(np.where(crosses, disc, 0.0))
+    half = np.where(crosses, 2.0 * qa, 1.0)
+    # Where the edge enters and leaves the disk (0-1 along it); 0 when it never does.
+    t1 = np.clip(np.where(crosses, (-qb - root) / half, 0.0), 0.0, 1.0)[:, None]
+    t2 = np.clip(np.where(crosses, (-qb + root) / half, 0.0), 0.0, 1.0)[:, None]
+    p1, p2 = a + t1 * d, a + t2 * d
+
+    def cross(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+        return p[:, 0] * q[:, 1] - p[:, 1] * q[:, 0]
+
+    def sector(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+        angle = np.arctan2(cross(p, q), np.einsum("ij,ij->i", p, q))
+        return 0.5 * radius * radius * angle
+
+    signed = sector(a, p1) + 0.5 * cross(p1, p2) + sector(p2, b)
+    inside = np.bincount(edge_ring, weights=signed, minlength=len(rings))
+    orientation = np.sign(np.bincount(edge_ring, weights=cross(a, b), minlength=len(rings)))
+    exterior = np.ones(len(rings), dtype=bool)
+    exterior[1:] = ring_polygon[1:] != ring_polygon[:-1]
+    inside = inside * orientation * np.where(exterior, 1.0, -1.0)
+    per_polygon = np.bincount(ring_polygon, weights=inside, minlength=len(polygons))
+    return np.bincount(owner, weights=per_polygon, minlength=len(geometries))
 
 
 def _runs(first: np.ndarray, lengths: np.ndarray) -> np.ndarray:

@@ -115,13 +115,19 @@ def test_grid_answers_as_testing_every_point() -> None:
     )  # fmt: skip
     ids = rng.permutation(len(x)) * 3 + 11
     network = shapely.MultiPolygon([shapely.box(x0 + 1500, y0 + 1000, x0 + 3600, y0 + 2600)])
+    # A second network overlapping the first: an address in both counts once.
+    second = shapely.MultiPolygon([shapely.box(x0 + 1000, y0 + 1800, x0 + 2600, y0 + 3300)])
     index = NetworkIndex(
-        [NetworkShape(1, "N1", "n", "BIN", "active", None, network)],
+        [
+            NetworkShape(1, "N1", "n", "BIN", "active", None, network),
+            NetworkShape(2, "N2", "n", "BIN-Z", "active", None, second),
+        ],
         AddressPoints.from_arrays(ids, x, y),
     )
     assert index.points.find([ids[5], ids[-1], 1]).tolist()[2] == -1
     assert index.points.ids[index.points.find([ids[5], ids[-1]])].tolist() == [ids[5], ids[-1]]
-    in_network = shapely.intersects_xy(network, x, y)
+    in_first = shapely.intersects_xy(network, x, y)
+    in_network = in_first | shapely.intersects_xy(second, x, y)
     triangle = shapely.Polygon(
         [(x0 + 210, y0 + 300), (x0 + 3800, y0 + 400), (x0 + 1900, y0 + 3700)]
     )
@@ -134,17 +140,26 @@ def test_grid_answers_as_testing_every_point() -> None:
             inside = shapely.intersects_xy(area.polygon, x, y)
             edge = shapely.dwithin(area.polygon.boundary, shapely.points(x, y), 25.0)
         reached = reach(area, index, Filters())
-        assert reached.inside_ids.tolist() == sorted(ids[inside].tolist())
-        assert reached.in_network_ids.tolist() == sorted(ids[inside & in_network].tolist())
-        assert reached.networks[0].addresses_inside == int(np.count_nonzero(inside & in_network))
+        assert reached.inside_count == int(np.count_nonzero(inside))
+        assert reached.in_network_count == int(np.count_nonzero(inside & in_network))
+        assert reached.networks[0].addresses_inside == int(np.count_nonzero(inside & in_first))
         assert reached.edge_ids.tolist() == sorted(ids[edge].tolist())
-        assert reached.inside(ids[:100]).tolist() == inside[:100].tolist()
-        # Addresses taken out of the area and added from outside, as the edge list allows.
+        assert reached.inside(ids).tolist() == inside.tolist()
+        # Addresses taken out of the area and added from outside, as the edge list allows; an
+        # address both included and excluded stays out.
         out, extra = ids[inside][:10], ids[~inside][:5]
-        adjusted = reach(area, index, Filters(), include=extra.tolist(), exclude=out.tolist())
+        adjusted = reach(
+            area, index, Filters(), include=[*extra.tolist(), int(out[0])], exclude=out.tolist()
+        )
         expected = inside & ~np.isin(ids, out) | np.isin(ids, extra)
-        assert adjusted.inside_ids.tolist() == sorted(ids[expected].tolist())
-        assert adjusted.networks[0].addresses_inside == int(np.count_nonzero(expected & in_network))
+        assert adjusted.inside(ids).tolist() == expected.tolist()
+        assert adjusted.inside_count == int(np.count_nonzero(expected))
+        assert adjusted.in_network_count == int(np.count_nonzero(expected & in_network))
+        assert adjusted.networks[0].addresses_inside == int(np.count_nonzero(expected & in_first))
+        # Networks that do not pass the filters count nothing.
+        only_bin = reach(area, index, Filters(kinds=("BIN",)))
+        assert only_bin.in_network_count == int(np.count_nonzero(inside & in_first))
+        assert reach(area, index, Filters(statuses=("dormant",))).in_network_count == 0
 
 
 def test_sms_length_and_segments() -> None:
@@ -530,8 +545,8 @@ def town(db: Engine) -> dict:
 
 
 def test_preview_follows_changes_to_addresses_networks_and_members(town: dict, db: Engine) -> None:
-    """The preview's read model is reloaded when addresses or networks change (members and
-    coordinators are read from PostGIS every time): after each change it equals PostGIS."""
+    """The preview's read model (addresses, networks, members, coordinators) is reloaded when
+    they change, by the part that changed: after each change it equals PostGIS."""
     # Not a round size: a share of exactly 0.5625 would round differently on each side.
     area = polygon_area(square(CENTRE_X, half=0.00307))
     first = _preview(db, area)
@@ -561,6 +576,7 @@ def test_preview_follows_changes_to_addresses_networks_and_members(town: dict, d
     assert _answer(third) == _postgis_answer(db, area)
     inside_a = {n["id"]: n["addresses_inside"] for n in third["networks"]}[town["a"]]
     assert 0 < inside_a < {n["id"]: n["addresses_inside"] for n in second["networks"]}[town["a"]]
+    places = service.read_model(db).networks
     # A member registered at an address inside the area is counted at once.
     with db.connect() as connection:
         address_id = connection.execute(
@@ -578,6 +594,18 @@ def test_preview_follows_changes_to_addresses_networks_and_members(town: dict, d
     assert fourth["members"]["by_language"].get("de", 0) == (
         third["members"]["by_language"].get("de", 0) + 1
     )
+    # Only the part that changed was reloaded: the addresses and networks were kept.
+    assert service.read_model(db).networks is places
+    # A coordinator added by hand in SQL is counted too (the tables' triggers see every write).
+    with db.begin() as connection:
+        connection.execute(
+            insert(CONTACTS).values(
+                network_id=town["a"], role="coordinator", name="By hand",
+                email="hand@example.be", language="nl",
+            )
+        )  # fmt: skip
+    fifth = _preview(db, area)
+    assert fifth["coordinators"]["total"] == fourth["coordinators"]["total"] + 1
 
 
 def test_relay_reaches_coordinators_by_real_smtp(town: dict, db: Engine, inbox: Inbox) -> None:

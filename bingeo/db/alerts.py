@@ -39,7 +39,7 @@ from bingeo.db.models import (
     Network,
     NetworkContact,
 )
-from bingeo.db.networks import versions_digest
+from bingeo.db.versions import versions_of
 
 ALERTS = Alert.__table__
 ALERT_NETWORKS = AlertNetwork.__table__
@@ -87,60 +87,40 @@ def network_shapes(
     ]
 
 
+# What the preview's read model is built from: where addresses and networks are, and who to reach.
+PLACE_TABLES = (ADDRESSES.name, NETWORKS.name)
+PEOPLE_TABLES = (MEMBERS.name, CONTACTS.name)
+
+
 @dataclass(frozen=True)
 class PreviewFacts:
-    """What a preview reads besides its read model, with the stamp of the data it was read from."""
+    """What a preview reads besides its read model, with the versions of the data behind it."""
 
-    stamp: tuple
-    members: list[MemberRow]
-    contacts: list[ContactRow]
+    stamp: tuple  # (versions of the place tables, versions of the people tables)
     labels: dict[int, dict]
 
 
 def data_stamp(connection: Connection) -> tuple:
-    """A cheap value that changes when networks or addresses change (read-model freshness).
-
-    Networks: a digest of every version. Addresses: the last id, the table's file (changed
-    by TRUNCATE) and the cumulative row counters of the statistics system (which a writing
-    session reports within about a second of its commit).
-    """
-    return tuple(connection.execute(select(*_stamp_columns())).one())
+    """The versions of the place tables and of the people tables (read-model freshness)."""
+    return _stamp(connection.execute(select(*_STAMP)).one())
 
 
-def preview_facts(
-    connection: Connection, network_ids: Sequence[int], address_ids: Sequence[int]
-) -> PreviewFacts:
-    """The data stamp, the members and coordinators of the networks and the labels of the
-    addresses, in one statement (one round trip: a preview's only query)."""
-    row = connection.execute(
-        _PREVIEW_FACTS, {"ids": list(network_ids), "address_ids": list(address_ids)}
-    ).one()
-    n = len(row) - 3
-    members, contacts, labels = (row[n] or [], row[n + 1] or [], row[n + 2] or [])
-    return PreviewFacts(
-        stamp=tuple(row[:n]),
-        members=[_member(r) for r in members],
-        contacts=[_contact(r) for r in contacts],
-        labels=_labels(labels),
-    )
+def preview_facts(connection: Connection, address_ids: Sequence[int]) -> PreviewFacts:
+    """The data stamp and the labels of the addresses, in one statement (one round trip: a
+    preview's only query)."""
+    row = connection.execute(_PREVIEW_FACTS, {"address_ids": list(address_ids)}).one()
+    return PreviewFacts(stamp=_stamp(row), labels=_labels(row[2] or []))
 
 
-def member_rows(connection: Connection, network_ids: Sequence[int]) -> list[MemberRow]:
-    """Members of the networks: ids, language and channels only."""
-    if not network_ids:
-        return []
-    rows = connection.execute(_member_query().order_by(MEMBERS.c.id), {"ids": list(network_ids)})
-    return [_member(r) for r in rows]
+def member_rows(connection: Connection, network_ids: Sequence[int] | None) -> list[MemberRow]:
+    """Members of the networks (``None``: of every network): ids, language and channels only."""
+    return [_member(r) for r in _rows(connection, _member_query(), MEMBERS, network_ids)]
 
 
-def coordinator_rows(connection: Connection, network_ids: Sequence[int]) -> list[ContactRow]:
-    """Coordinators of the networks: ids, language, and whether an e-mail address is known."""
-    if not network_ids:
-        return []
-    rows = connection.execute(
-        _coordinator_query().order_by(CONTACTS.c.id), {"ids": list(network_ids)}
-    )
-    return [_contact(r) for r in rows]
+def coordinator_rows(connection: Connection, network_ids: Sequence[int] | None) -> list[ContactRow]:
+    """Coordinators of the networks (``None``: of every network): ids, language, and whether an
+    e-mail address is known."""
+    return [_contact(r) for r in _rows(connection, _coordinator_query(), CONTACTS, network_ids)]
 
 
 # storing and reading alerts --------------------------------------------------------------------
@@ -410,18 +390,6 @@ def now(connection: Connection) -> dt.datetime:
 # private helpers -------------------------------------------------------------------------------
 
 
-def _stamp_columns() -> list:
-    table_oid = func.to_regclass(ADDRESSES.name)
-    return [
-        versions_digest(),
-        select(func.max(ADDRESSES.c.id)).scalar_subquery(),
-        func.pg_relation_filenode(table_oid),
-        func.pg_stat_get_tuples_inserted(table_oid),
-        func.pg_stat_get_tuples_updated(table_oid),
-        func.pg_stat_get_tuples_deleted(table_oid),
-    ]
-
-
 def _member_query() -> Select:
     return select(
         MEMBERS.c.id,
@@ -430,7 +398,7 @@ def _member_query() -> Select:
         MEMBERS.c.language,
         MEMBERS.c.channels,
         MEMBERS.c.outside_area,
-    ).where(MEMBERS.c.network_id == any_(_IDS))
+    )
 
 
 def _coordinator_query() -> Select:
@@ -439,7 +407,15 @@ def _coordinator_query() -> Select:
         CONTACTS.c.network_id,
         CONTACTS.c.language,
         and_(CONTACTS.c.email.is_not(None), CONTACTS.c.email != ""),
-    ).where(CONTACTS.c.network_id == any_(_IDS), CONTACTS.c.role == ContactRole.coordinator)
+    ).where(CONTACTS.c.role == ContactRole.coordinator)
+
+
+def _rows(connection: Connection, query: Select, table, network_ids: Sequence[int] | None):
+    if network_ids is not None:
+        if not network_ids:
+            return []
+        query = query.where(table.c.network_id == any_(_IDS))
+    return connection.execute(query.order_by(table.c.id), {"ids": list(network_ids or ())})
 
 
 def _label_query() -> Select:
@@ -451,6 +427,10 @@ def _label_query() -> Select:
         ADDRESSES.c.box,
         ADDRESSES.c.postcode,
     ).where(ADDRESSES.c.id == any_(_ADDRESS_IDS))
+
+
+def _stamp(row) -> tuple:
+    return (tuple(row[0] or ()), tuple(row[1] or ()))
 
 
 def _json_rows(query: Select, order_by) -> ScalarSelect:
@@ -476,10 +456,6 @@ def _labels(rows) -> dict[int, dict]:
     }
 
 
+_STAMP = (versions_of(*PLACE_TABLES), versions_of(*PEOPLE_TABLES))
 # Built once: a preview runs it every time, and building the expression costs more than running it.
-_PREVIEW_FACTS = select(
-    *_stamp_columns(),
-    _json_rows(_member_query(), MEMBERS.c.id),
-    _json_rows(_coordinator_query(), CONTACTS.c.id),
-    _json_rows(_label_query(), ADDRESSES.c.id),
-)
+_PREVIEW_FACTS = select(*_STAMP, _json_rows(_label_query(), ADDRESSES.c.id))

@@ -541,3 +541,14 @@ class LoginAttempt(Base):
     user_name: Mapped[str] = mapped_column(String(128))
     client: Mapped[str | None] = mapped_column(String(128))
     outcome: Mapped[str] = mapped_column(String(16), server_default="pending")
+
+
+class DataVersion(Base):
+    """The version of a table's data: a new number (never given twice) after every statement
+    that writes it, set by a trigger in the writing transaction (migration 0012). Read models
+    compare these numbers to know whether they are current."""
+
+    __tablename__ = "data_versions"
+
+    table_name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)

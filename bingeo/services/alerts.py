@@ -26,8 +26,11 @@ from bingeo.alerts import (
     URGENCIES,
     AlertArea,
     CapAlert,
+    ContactRow,
     Filters,
+    MemberRow,
     NetworkIndex,
+    NetworkPeople,
     PointGrid,
     Reach,
     cap_xml,
@@ -175,9 +178,10 @@ def make_request(
 def preview_alert(engine: Engine, actor: Actor, request: AlertRequest, settings: Settings) -> dict:
     """Who the alert would reach, what it would cost, and message checks; nothing is stored.
 
-    Optimistic: the reach is computed from the read model in memory, then one statement reads
-    the members, coordinators and edge labels together with the data stamp; when the stamp shows
-    the model was out of date, the model is reloaded and the preview computed again.
+    Optimistic: the reach, members and coordinators come from the read model in memory, then
+    one statement reads the labels of the edge addresses together with the data stamp; when the
+    stamp shows the model was out of date, the part that changed is reloaded and the preview
+    computed again.
     """
     model = _MODELS.get(_key(engine)) or read_model(engine)
     with lone_reads(engine) as connection:
@@ -186,16 +190,15 @@ def preview_alert(engine: Engine, actor: Actor, request: AlertRequest, settings:
             target = _target(actor, reached)
             permitted = allowed(actor.principal, Action.send_alert, target)
             facts = repo.preview_facts(
-                connection,
-                reached.network_ids if permitted else [],
-                reached.edge_ids[:EDGE_LIST_MAX].tolist() if permitted else [],
+                connection, reached.edge_ids[:EDGE_LIST_MAX].tolist() if permitted else []
             )
             # Data changing all the time (a long import) gets one reload per preview, not more.
             if facts.stamp == model.stamp or attempt:
                 break
             model = read_model(engine, stamp=facts.stamp)
     guard(engine, actor, Action.send_alert, target, "alert_preview")
-    return _summary(request, reached, facts, settings)
+    members, contacts = model.people.of(reached.network_ids)
+    return _summary(request, reached, members, contacts, facts.labels, settings)
 
 
 def send_alert(engine: Engine, actor: Actor, request: AlertRequest, settings: Settings) -> dict:
@@ -412,10 +415,12 @@ def alert_cap(engine: Engine, actor: Actor, alert_id: int, *, sender: str) -> st
 
 @dataclass(frozen=True)
 class ReadModel:
-    """Located addresses and networks in memory, with the stamp of the data they came from."""
+    """Located addresses, networks, members and coordinators in memory, with the stamp of the
+    data they came from: (versions of the place tables, versions of the people tables)."""
 
     stamp: tuple
     networks: NetworkIndex
+    people: NetworkPeople
 
     @property
     def points(self) -> PointGrid:
@@ -428,9 +433,10 @@ _LOCK = threading.Lock()
 
 
 def read_model(engine: Engine, *, stamp: tuple | None = None) -> ReadModel:
-    """The current read model of ``engine``'s database (reloaded when the data changed).
+    """The current read model of ``engine``'s database (the parts whose data changed reloaded).
 
     ``stamp`` (optional) is a data stamp the caller has just read, which saves reading it again.
+    The stamp is read before the data, so a model is never newer in its stamp than in its data.
     """
     key = _key(engine)
     if stamp is None:
@@ -445,9 +451,19 @@ def read_model(engine: Engine, *, stamp: tuple | None = None) -> ReadModel:
             return model
         with engine.connect() as connection:
             stamp = repo.data_stamp(connection)
-            points = match_repo.load_points(connection)
-            networks = NetworkIndex(repo.network_shapes(connection), points)
-        model = _MODELS[key] = ReadModel(stamp=stamp, networks=networks)
+            places, people = stamp
+            if model is not None and model.stamp[0] == places:
+                networks = model.networks
+            else:
+                points = match_repo.load_points(connection)
+                networks = NetworkIndex(repo.network_shapes(connection), points)
+            if model is not None and model.stamp[1] == people:
+                network_people = model.people
+            else:
+                network_people = NetworkPeople(
+                    repo.member_rows(connection, None), repo.coordinator_rows(connection, None)
+                )
+        model = _MODELS[key] = ReadModel(stamp=stamp, networks=networks, people=network_people)
         return model
 
 
@@ -501,9 +517,13 @@ def _stored_area(row) -> AlertArea:
 
 
 def _summary(
-    request: AlertRequest, reached: Reach, facts: repo.PreviewFacts, settings: Settings
+    request: AlertRequest,
+    reached: Reach,
+    members: list[MemberRow],
+    contacts: list[ContactRow],
+    labels: dict[int, dict],
+    settings: Settings,
 ) -> dict:
-    members, contacts, labels = facts.members, facts.contacts, facts.labels
     members_in = members_reached(reached, members, scope=request.direct_scope)
     planned = plan_recipients(
         request.mode, reached, members=members, contacts=contacts, scope=request.direct_scope
@@ -544,8 +564,8 @@ def _summary(
         ],
         "networks_edge_only": [n.id for n in reached.adjacent],
         "addresses": {
-            "inside_area": len(reached.inside_positions),
-            "inside_area_and_network": len(reached.in_network_positions),
+            "inside_area": reached.inside_count,
+            "inside_area_and_network": reached.in_network_count,
         },
         "members": {
             "total": len(members_in),
