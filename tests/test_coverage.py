@@ -436,6 +436,69 @@ def test_api_geojson_and_access(server: str, tokens: dict[str, str], engine: Eng
     assert "email" not in str(body) and "Member 0" not in str(body)
 
 
+def test_api_coverage_follows_changes(
+    server: str, tokens: dict[str, str], gent: dict[str, int], engine: Engine
+) -> None:
+    """A scope's coverage document is kept while nothing changes: a new network, a new member
+    and their removal show in the very next answer of the server."""
+    from bingeo.services.members import remove_member
+    from bingeo.services.networks import delete_network
+
+    def coverage() -> dict:
+        answer = httpx.get(
+            f"{server}/coverage?zone=ipz93&level=wijk",
+            headers={"Authorization": f"Bearer {tokens['analyst']}"},
+            timeout=120,
+        )
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    def covered(body: dict) -> dict[str, int]:
+        return {f["properties"]["code"]: f["properties"]["covered"] for f in body["features"]}
+
+    before = coverage()
+    assert coverage() == before
+    added = create_network(
+        engine,
+        ADMIN,
+        name="Test late",
+        kind=NetworkKind.BIN,
+        status=NetworkStatus.active,
+        geometry=_box(103_000.0, 196_000.0, 103_800.0, 196_800.0),
+    )
+    member = None
+    try:
+        after = coverage()
+        assert covered(after) == {
+            c: f["covered"] for c, f in postgis_coverage(engine, "wijk").items()
+        }
+        assert after["totals"]["covered"] > before["totals"]["covered"]
+        with engine.connect() as connection:
+            address = connection.execute(
+                text("SELECT min(address_id) FROM address_networks WHERE network_id = :n"),
+                {"n": added.id},
+            ).scalar_one()
+        member = register_member(
+            engine,
+            ADMIN,
+            added.id,
+            address_id=address,
+            member=MemberInput(
+                name="Late member",
+                language="nl",
+                channels=("email",),
+                consent_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=1),
+                email="late@example.org",
+            ),
+        )
+        assert coverage()["totals"]["members"] == after["totals"]["members"] + 1
+    finally:
+        if member is not None:
+            remove_member(engine, ADMIN, added.id, member)
+        delete_network(engine, ADMIN, added.id, version=added.version)
+    assert coverage() == before
+
+
 def test_map_opens_in_chromium_without_errors(server: str, tokens: dict[str, str]) -> None:
     from playwright.sync_api import sync_playwright
 

@@ -6,13 +6,15 @@ Aggregates only: police of the zone, planners of the municipality and admins may
 from __future__ import annotations
 
 import json
+import threading
+import weakref
 from typing import Annotated, Any
 
 import geopandas as gpd
 import numpy as np
 import shapely
 from fastapi import APIRouter, Query
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from api.deps import ActorDep, EngineDep, SettingsDep
 from api.geojson import GEOJSON, GeoJSONResponse, feature_collection
@@ -26,6 +28,10 @@ GEOJSON_RESPONSE = {200: {"content": {GEOJSON: {}}}}
 Zone = Annotated[str | None, Query(description="Police zone code", max_length=32)]
 Municipality = Annotated[str | None, Query(description="NIS code", max_length=5)]
 Inactive = Annotated[bool, Query(description="Count networks that are not active too")]
+# The coverage document of each coverage result: the service hands every request of a scope the
+# same result while the data is unchanged, and drops it (and so its document) when it changes.
+_DOCUMENTS: weakref.WeakKeyDictionary[service.CoverageResult, bytes] = weakref.WeakKeyDictionary()
+_DOCUMENTS_LOCK = threading.Lock()
 
 
 def _features(frame: gpd.GeoDataFrame) -> list[dict[str, Any]]:
@@ -54,7 +60,7 @@ def get_coverage(
     municipality: Municipality = None,
     level: AreaLevel = AreaLevel.sector,
     include_inactive: Inactive = False,
-) -> GeoJSONResponse:
+) -> Response:
     """Coverage figures per reference area of the scope; the scope totals as ``totals``."""
     result = service.coverage(
         engine,
@@ -64,14 +70,20 @@ def get_coverage(
         level=level,
         include_inactive=include_inactive,
     )
-    return GeoJSONResponse(
-        feature_collection(
-            _features(result.areas),
-            scope=result.scope.describe(),
-            level=result.level.value,
-            totals=result.totals,
-        )
-    )
+    with _DOCUMENTS_LOCK:
+        document = _DOCUMENTS.get(result)
+    if document is None:
+        document = GeoJSONResponse(
+            feature_collection(
+                _features(result.areas),
+                scope=result.scope.describe(),
+                level=result.level.value,
+                totals=result.totals,
+            )
+        ).body
+        with _DOCUMENTS_LOCK:
+            _DOCUMENTS[result] = document
+    return Response(document, media_type=GEOJSON)
 
 
 @router.get("/overlaps", response_class=GeoJSONResponse, responses=GEOJSON_RESPONSE)

@@ -56,9 +56,12 @@ class Scope:
         return "Belgium"
 
 
-@dataclass
+@dataclass(eq=False)
 class CoverageResult:
-    """Figures per reference area (``areas``, EPSG:31370) and for the whole scope."""
+    """Figures per reference area (``areas``, EPSG:31370) and for the whole scope.
+
+    Shared by the requests of the scope while the data is unchanged: read it, never modify it.
+    """
 
     scope: Scope
     level: AreaLevel
@@ -165,35 +168,7 @@ def coverage(
     guard(engine, actor, Action.read_aggregates, scope.target, "coverage")
     store = _current_store(engine, level)
     with store.lock:
-        areas = store.levels[level].areas
-        positions = _scope_positions(areas, level, scope)
-        figures = store.figures(level, include_inactive)
-        networks = store.networks.frame
-    table, totals = figures.select(positions)
-    chosen = areas.iloc[positions].reset_index(drop=True)
-    frame = gpd.GeoDataFrame(
-        pd.concat(
-            [
-                pd.DataFrame(
-                    {
-                        "level": level.value,
-                        "code": chosen["code"].to_numpy(),
-                        "name": chosen["name_nl"].to_numpy(),
-                        "nis_code": chosen["nis_code"].to_numpy(),
-                    }
-                ),
-                table,
-            ],
-            axis=1,
-        ),
-        geometry=chosen.geometry.values,
-        crs=SRID,
-    )
-    networks = networks[_counted(networks, include_inactive)]
-    if scope.nis_codes is not None:
-        networks = networks[_meets_box(networks, chosen.geometry.values)]
-    networks = networks.reset_index(drop=True)
-    return CoverageResult(scope, level, include_inactive, frame, totals, networks)
+        return store.coverage(scope, level, include_inactive)
 
 
 def overlaps(
@@ -523,20 +498,63 @@ class _Store:
         model.area_of, model.state = area_of, state
         model.generation += 1
 
+    def coverage(self, scope: Scope, level: AreaLevel, include_inactive: bool) -> CoverageResult:
+        """The coverage of ``scope``, computed once per change of what it counts: while nothing
+        changes every request of the scope gets the same result (which nobody may modify)."""
+        return self._cached(
+            ("coverage", scope, level, include_inactive),
+            self._counted_from(level),
+            lambda: self._coverage(scope, level, include_inactive),
+        )
+
+    def _coverage(self, scope: Scope, level: AreaLevel, include_inactive: bool) -> CoverageResult:
+        areas = self.levels[level].areas
+        positions = _scope_positions(areas, level, scope)
+        figures = self.figures(level, include_inactive)
+        networks = self.networks.frame
+        table, totals = figures.select(positions)
+        chosen = areas.iloc[positions].reset_index(drop=True)
+        frame = gpd.GeoDataFrame(
+            pd.concat(
+                [
+                    pd.DataFrame(
+                        {
+                            "level": level.value,
+                            "code": chosen["code"].to_numpy(),
+                            "name": chosen["name_nl"].to_numpy(),
+                            "nis_code": chosen["nis_code"].to_numpy(),
+                        }
+                    ),
+                    table,
+                ],
+                axis=1,
+            ),
+            geometry=chosen.geometry.values,
+            crs=SRID,
+        )
+        networks = networks[_counted(networks, include_inactive)]
+        if scope.nis_codes is not None:
+            networks = networks[_meets_box(networks, chosen.geometry.values)]
+        networks = networks.reset_index(drop=True)
+        return CoverageResult(scope, level, include_inactive, frame, totals, networks)
+
     def figures(self, level: AreaLevel, include_inactive: bool) -> core.AreaFigures:
         """Figures of every area of ``level``, computed once per change of what they count."""
         model = self.levels[level]
         networks = self.networks.frame
-        key = (
-            model.generation,
+        return self._cached(
+            ("figures", level, include_inactive),
+            self._counted_from(level),
+            lambda: self._figures(model, networks, include_inactive),
+        )
+
+    def _counted_from(self, level: AreaLevel) -> tuple:
+        """The generations of what the figures of ``level`` are counted from."""
+        return (
+            self.levels[level].generation,
             self.networks.generation,
             self.pairs_generation,
             self.members_generation,
-        )
-        return self._cached(
-            ("figures", level, include_inactive),
-            key,
-            lambda: self._figures(model, networks, include_inactive),
         )
 
     def _figures(
@@ -631,7 +649,10 @@ def _current_store(engine: Engine, level: AreaLevel | None) -> _Store:
 def _store(engine: Engine) -> _Store:
     key = engine.url.render_as_string(hide_password=True)
     with _STORES_LOCK:
-        return _STORES.setdefault(key, _Store())
+        store = _STORES.get(key)
+        if store is None:  # not setdefault: an empty store builds an empty frame (ms)
+            store = _STORES[key] = _Store()
+        return store
 
 
 def _refresh_level(connection: Connection, level: AreaLevel, points: AddressPoints) -> None:
