@@ -36,7 +36,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings, pool_size=10, max_overflow=10, pool_timeout=5)
+        # As many kept connections as requests usually run at once (the thread pool runs up to
+        # 40): a connection beyond pool_size is closed when it comes back, and the next request
+        # pays for a new server process, with its caches and prepared statements cold.
+        engine = make_engine(settings, pool_size=20, max_overflow=20, pool_timeout=5)
         app.state.engine = engine
         try:
             yield
