@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterator, Mapping
 from typing import Annotated, Any
 
 import shapely
@@ -29,30 +28,13 @@ _JSON_OPTIONS: dict[str, Any] = {
 _SPLICE = re.compile(r'"\\u0000(\d+)"')
 
 
-class EncodedGeometry(Mapping):
-    """A GeoJSON geometry already encoded as JSON text.
-
-    A ``GeoJSONResponse`` writes the text as it is; anything else reads it as the mapping of
-    the parsed geometry.
-    """
+class EncodedGeometry:
+    """A GeoJSON geometry already encoded as JSON text, for a ``GeoJSONResponse`` (only)."""
 
     __slots__ = ("text",)
 
     def __init__(self, text: str) -> None:
         self.text = text
-
-    def parsed(self) -> dict[str, Any]:
-        """The geometry as a plain dict."""
-        return json.loads(self.text)
-
-    def __getitem__(self, key: str) -> Any:
-        return self.parsed()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.parsed())
-
-    def __len__(self) -> int:
-        return len(self.parsed())
 
 
 class GeoJSONResponse(JSONResponse):
@@ -86,7 +68,7 @@ class GeoJSONResponse(JSONResponse):
 def _parsed(value: object) -> dict[str, Any]:
     if not isinstance(value, EncodedGeometry):
         raise TypeError(f"{type(value).__name__} is not JSON serializable")
-    return value.parsed()
+    return json.loads(value.text)
 
 
 def lonlat_geometry(geometry: BaseGeometry) -> EncodedGeometry:

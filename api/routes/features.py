@@ -178,7 +178,7 @@ def area_feature(area: service.AreaRecord) -> dict[str, Any]:
 def _feature(item: service.Item) -> dict[str, Any]:
     if isinstance(item, service.AreaRecord):
         return area_feature(item)
-    return network_feature(item)
+    return network_feature(item, encoded=True)
 
 
 def _collection(

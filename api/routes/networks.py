@@ -17,15 +17,18 @@ from api.geojson import (
 from api.schemas import ERRORS, NetworkCreate, NetworkUpdate
 from bingeo.db.models import NetworkKind, NetworkStatus
 from bingeo.errors import InvalidInput, PreconditionRequired
-from bingeo.geometry import geojson_to_storage
+from bingeo.geometry import geojson_to_storage, storage_to_geojson
 from bingeo.services import networks as service
 
 router = APIRouter(prefix="/networks", tags=["networks"], responses=ERRORS)
 GEOJSON_RESPONSE = {200: {"content": {GEOJSON: {}}}}
 
 
-def network_feature(network: service.NetworkRecord) -> dict[str, Any]:
-    """A network as a GeoJSON Feature with its public facts as properties."""
+def network_feature(network: service.NetworkRecord, *, encoded: bool = False) -> dict[str, Any]:
+    """A network as a GeoJSON Feature with its public facts as properties.
+
+    ``encoded``: its geometry as an ``EncodedGeometry``, for a ``GeoJSONResponse``.
+    """
     properties = {
         "code": network.code,
         "name": network.name,
@@ -44,7 +47,9 @@ def network_feature(network: service.NetworkRecord) -> dict[str, Any]:
     return {
         "type": "Feature",
         "id": network.id,
-        "geometry": lonlat_geometry(network.geometry),
+        "geometry": (
+            lonlat_geometry(network.geometry) if encoded else storage_to_geojson(network.geometry)
+        ),
         "properties": properties,
     }
 
@@ -72,7 +77,9 @@ def list_networks(
     if paging.offset + len(networks) < total:
         url = request.url.include_query_params(offset=paging.offset + paging.limit)
         links.append({"rel": "next", "type": GEOJSON, "href": str(url)})
-    body = feature_collection([network_feature(n) for n in networks], total=total, links=links)
+    body = feature_collection(
+        [network_feature(n, encoded=True) for n in networks], total=total, links=links
+    )
     return GeoJSONResponse(body)
 
 
@@ -80,7 +87,7 @@ def list_networks(
 def get_network(network_id: IdPath, engine: EngineDep, actor: ActorDep) -> GeoJSONResponse:
     """One network; its ``ETag`` is the version an update must name."""
     network = service.get_network(engine, actor, network_id)
-    return GeoJSONResponse(network_feature(network), headers=_etag(network))
+    return GeoJSONResponse(network_feature(network, encoded=True), headers=_etag(network))
 
 
 @router.post("", status_code=201, response_class=GeoJSONResponse, responses=GEOJSON_RESPONSE)
@@ -105,7 +112,7 @@ def create_network(
         warnings=warnings,
     )
     headers = _etag(network) | {"Location": f"/networks/{network.id}"}
-    return GeoJSONResponse(network_feature(network), status_code=201, headers=headers)
+    return GeoJSONResponse(network_feature(network, encoded=True), status_code=201, headers=headers)
 
 
 @router.patch("/{network_id}", response_class=GeoJSONResponse, responses=GEOJSON_RESPONSE)
@@ -139,7 +146,7 @@ def update_network(
         warnings=warnings,
         reason=body.reason,
     )
-    return GeoJSONResponse(network_feature(network), headers=_etag(network))
+    return GeoJSONResponse(network_feature(network, encoded=True), headers=_etag(network))
 
 
 @router.delete("/{network_id}", status_code=204)
