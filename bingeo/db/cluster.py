@@ -165,6 +165,11 @@ class Cluster:
             "work_mem": "'32MB'",
             "maintenance_work_mem": "'512MB'",
             "max_wal_size": "'4GB'",
+            # No replicas or archives of this cluster: a relation created (or truncated) in a
+            # transaction, such as an index built or a table filled by a first national import,
+            # is then written once and synced at commit instead of also going through the WAL.
+            "wal_level": "minimal",
+            "max_wal_senders": "0",
             "fsync": "on",
         }
         with (self.pgdata / "postgresql.conf").open("a") as conf:
