@@ -12,7 +12,8 @@ log = logging.getLogger("bingeo.access")
 
 
 class RequestContext:
-    """Gives every request an id, refuses bodies over ``max_bytes`` and logs one line per request.
+    """Gives every request an id and a ``Server-Timing`` header, refuses bodies over ``max_bytes``
+    and logs one line per request.
 
     The access log has method, path, status and duration only: query strings and bodies may hold
     addresses or other personal data and are never logged.
@@ -36,6 +37,10 @@ class RequestContext:
                 status_holder["status"] = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
+                # How long the server took to answer (W3C Server-Timing; browsers show it): a
+                # client can tell the server's time from the time spent on the way.
+                took = (time.perf_counter() - started) * 1000
+                headers.append((b"server-timing", f"app;dur={took:.1f}".encode()))
                 message = {**message, "headers": headers}
             await send(message)
 

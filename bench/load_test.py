@@ -74,7 +74,8 @@ WEIGHTS = (0.4, 0.15, 0.15, 0.2, 0.1)
 
 @dataclass
 class Sample:
-    """One request: its type, when it started (s since the start), latency, status, code."""
+    """One request: its type, when it started (s since the start), latency, status, code, and
+    the server's own time (its ``Server-Timing`` header, s)."""
 
     kind: str
     start: float
@@ -82,6 +83,7 @@ class Sample:
     status: int
     code: str | None = None
     detail: str | None = None
+    server: float | None = None
 
 
 @dataclass
@@ -339,17 +341,19 @@ def _load(
             while time.perf_counter() < end:
                 kind = rnd.choices(KINDS, WEIGHTS)[0]
                 started = time.perf_counter()
-                detail = None
+                detail = server = None
                 try:
                     response = _request(client, plan, kind, rnd)
                     status, code = response.status_code, None
+                    server = _server_time(response)
                     if status >= 400:
                         body = response.json()
                         code, detail = body.get("code"), body.get("detail")
                 except httpx.HTTPError as exc:
                     status, code, detail = 0, type(exc).__name__, str(exc)
                 latency = time.perf_counter() - started
-                mine.append(Sample(kind, started - origin, latency, status, code, detail))
+                sample = Sample(kind, started - origin, latency, status, code, detail, server)
+                mine.append(sample)
                 if args.think:
                     pause = rnd.expovariate(1 / args.think)
                     time.sleep(max(0.0, min(pause, end - time.perf_counter())))
@@ -400,7 +404,7 @@ def _report(samples: list[Sample], args: argparse.Namespace, restart: dict[str, 
     )
     print(
         f"{'request':<34} {'count':>7} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-        f"{'max ms':>8} {'errors':>7}"
+        f"{'max ms':>8} {'errors':>7}   server p50 / p95 / p99 ms"
     )
     labels = {
         "preview": "POST /alerts/preview",
@@ -431,10 +435,22 @@ def _row(label: str, samples: list[Sample], duration: float) -> None:
     ms = np.array([s.latency for s in samples]) * 1000
     errors = sum(1 for s in samples if s.status >= 400 or s.status == 0)
     p50, p95, p99 = np.percentile(ms, [50, 95, 99])
+    # The server's own time (from accepting the request to its answer's headers): the rest is
+    # spent in queues, on the wire and in the client.
+    server = np.array([s.server for s in samples if s.server is not None]) * 1000
+    own = "/".join(f"{v:.1f}" for v in np.percentile(server, [50, 95, 99])) if len(server) else "-"
     print(
         f"{label:<34} {len(samples):>7,} {len(samples) / duration:>7.1f} {p50:>8.1f} "
-        f"{p95:>8.1f} {p99:>8.1f} {ms.max():>8.0f} {errors:>7}"
+        f"{p95:>8.1f} {p99:>8.1f} {ms.max():>8.0f} {errors:>7}   {own}"
     )
+
+
+def _server_time(response: httpx.Response) -> float | None:
+    """The server's time in seconds from its ``Server-Timing: app;dur=<ms>`` header."""
+    for part in response.headers.get("server-timing", "").split(";"):
+        if part.startswith("dur="):
+            return float(part[4:]) / 1000
+    return None
 
 
 def _restart_report(samples: list[Sample], restart: dict[str, float]) -> None:

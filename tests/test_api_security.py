@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 
 import pytest
 from api_helpers import (
@@ -174,6 +175,8 @@ def test_planner_cannot_touch_other_municipality_by_id(
     assert all(NIS_Y in r["scope"] for r in refused)
     assert refused[0]["request_id"] == patch.headers["X-Request-Id"]
     assert refused[1]["request_id"] == delete.headers["X-Request-Id"]
+    # Every answer says how long the server took.
+    assert re.fullmatch(r"app;dur=\d+\.\d", patch.headers["Server-Timing"])
 
 
 def test_planner_cannot_move_network_into_other_municipality(
