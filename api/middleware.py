@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
+import secrets
 import time
-import uuid
 
 log = logging.getLogger("bingeo.access")
+# Request ids: a random prefix per process and a counter. Unique without a system call on the
+# event loop's thread (uuid4 reads the kernel's random source, letting other threads take the
+# interpreter at every request).
+_PREFIX = secrets.token_hex(4)
+_NUMBERS = itertools.count(1)
 
 
 class RequestContext:
@@ -27,7 +33,7 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = uuid.uuid4().hex[:16]
+        request_id = f"{_PREFIX}{next(_NUMBERS):08x}"
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status_holder = {"status": 500}

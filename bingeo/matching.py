@@ -15,11 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import shapely
-from pyproj import Transformer
 from shapely.geometry.base import BaseGeometry
 
 from bingeo.errors import InvalidInput
-from bingeo.geometry import GEOJSON_EPSG, STORAGE_EPSG, outside_belgium
+from bingeo.geometry import TO_LAMBERT, outside_belgium
 
 # Grids ``changed_boxes`` may lay over a change (cells per side): one box, or a band of boxes
 # along the changed edges. Reading one more box costs about as much as reading
@@ -183,10 +182,7 @@ def lonlat_to_storage(lon: float, lat: float) -> tuple[float, float]:
     """A WGS84 longitude/latitude as Lambert 72 metres (x, y)."""
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):
         raise InvalidInput(f"lon={lon}, lat={lat} is not a longitude/latitude (EPSG:4326)")
-    x, y = _TO_LAMBERT.transform(lon, lat)
+    x, y = TO_LAMBERT.transform(lon, lat)
     if outside_belgium(np.array([x]), np.array([y]))[0]:
         raise InvalidInput(f"lon={lon}, lat={lat} lies outside Belgium")
     return float(x), float(y)
-
-
-_TO_LAMBERT = Transformer.from_crs(GEOJSON_EPSG, STORAGE_EPSG, always_xy=True)

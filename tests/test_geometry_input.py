@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 from api_helpers import CENTRE_X, NIS_X, World, assert_error, network_count, square
 from fastapi.testclient import TestClient
+from pyproj import Transformer
 
 from api.app import create_app
 from bingeo.errors import InvalidGeometry, InvalidInput
-from bingeo.geometry import GeometryLimits, geojson_to_storage
+from bingeo.geometry import GeometryLimits, belgian_transformer, geojson_to_storage
 from bingeo.settings import Settings
 
 LON, LAT = CENTRE_X
@@ -200,3 +203,20 @@ def test_parser_reports_problems_as_bingeo_errors() -> None:
         geojson_to_storage(square(CENTRE_X, 0.01), limits=limits)
     geometry, warnings = geojson_to_storage(json.dumps(SQUARE), label="area")
     assert geometry.geom_type == "MultiPolygon" and geometry.is_valid and warnings == []
+
+
+def test_belgian_transformers_equal_proj_choice() -> None:
+    """The fixed pipelines give what PROJ's own choice gives, everywhere in Belgium, both ways,
+    also when first used in a new thread (pyproj builds them again per thread)."""
+    rng = np.random.default_rng(3)
+    x, y = rng.uniform(17_000, 300_000, 20_000), rng.uniform(16_000, 249_000, 20_000)
+    lon, lat = Transformer.from_crs(31370, 4326, always_xy=True).transform(x, y)
+    for source, target, points, tolerance in (
+        (31370, 4326, (x, y), 1e-9),
+        (4326, 31370, (lon, lat), 1e-4),
+    ):
+        expected = np.array(Transformer.from_crs(source, target, always_xy=True).transform(*points))
+        with ThreadPoolExecutor(1) as pool:
+            fixed = belgian_transformer(source, target)
+            answer = np.array(pool.submit(fixed.transform, *points).result())
+        assert np.allclose(answer, expected, rtol=0, atol=tolerance)
