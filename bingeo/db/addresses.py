@@ -191,31 +191,34 @@ def _merge_changes(
 
 
 class _emptied:  # noqa: N801 - used as a context manager, named like one
-    """``TRUNCATE`` an empty table, its incoming foreign keys dropped and added back on exit.
+    """``TRUNCATE`` an empty table without its primary key and incoming foreign keys.
 
     The table then has new files in this transaction, which PostgreSQL fills without writing
-    the rows to the WAL under ``wal_level = minimal`` (the embedded cluster's setting). The
-    referencing rows point at rows of the table, so there are none: adding the keys back
-    checks nothing but still fails loudly if there were.
+    the rows to the WAL under ``wal_level = minimal`` (the embedded cluster's setting), and the
+    primary key is built once on exit instead of row by row. Referencing rows point at rows
+    of the table, so there are none: adding the foreign keys back checks nothing but still
+    fails loudly if there were.
     """
 
     def __init__(self, connection: Connection, clock: _Clock, table: str = Address.__tablename__):
         self.connection = connection
         self.clock = clock
         self.table = table
-        self.keys = connection.execute(
+        # The foreign keys first: the primary key they point at can only go after them.
+        self.constraints = connection.execute(
             text(
                 "SELECT format('ALTER TABLE %s DROP CONSTRAINT %I', conrelid::regclass, conname),"
                 " format('ALTER TABLE %s ADD CONSTRAINT %I %s', conrelid::regclass, conname,"
                 " pg_get_constraintdef(oid))"
-                " FROM pg_constraint WHERE contype = 'f' AND confrelid = CAST(:table AS regclass)"
-                " ORDER BY conrelid::regclass::text, conname"
+                " FROM pg_constraint WHERE (contype = 'f' AND confrelid = CAST(:table AS regclass))"
+                " OR (contype = 'p' AND conrelid = CAST(:table AS regclass))"
+                " ORDER BY contype = 'p', conrelid::regclass::text, conname"
             ),
             {"table": table},
         ).all()
 
     def __enter__(self) -> None:
-        for drop, _ in self.keys:
+        for drop, _ in self.constraints:
             self.connection.execute(text(drop))
         self.connection.execute(text(f"TRUNCATE {self.table}"))
         self.clock.tick("merge: truncate")
@@ -223,9 +226,9 @@ class _emptied:  # noqa: N801 - used as a context manager, named like one
     def __exit__(self, kind: object, *_: object) -> None:
         if kind is not None:
             return
-        for _, add in self.keys:
+        for _, add in reversed(self.constraints):
             self.connection.execute(text(add))
-        self.clock.tick("merge: foreign keys")
+        self.clock.tick("merge: rebuild primary key, foreign keys")
 
 
 class _indexes_rebuilt:  # noqa: N801 - used as a context manager, named like one
