@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal_column, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.sql.selectable import ScalarSelect
 
@@ -14,9 +14,12 @@ VERSIONS = DataVersion.__table__
 def versions_of(*tables: str) -> ScalarSelect:
     """The versions of ``tables`` as one array ('table:version' texts): a value that changes
     with every statement that writes one of them, visible when the change is (read models)."""
-    label = func.concat_ws(":", VERSIONS.c.table_name, VERSIONS.c.version)
+    # The names written into the statement (they are constants): a list of bound values in an
+    # IN would be rendered again at every execution.
+    names = [literal_column(f"'{name}'") for name in tables if name.isidentifier()]
+    label = func.concat_ws(literal_column("':'"), VERSIONS.c.table_name, VERSIONS.c.version)
     return (
         select(func.array_agg(aggregate_order_by(label, VERSIONS.c.table_name)))
-        .where(VERSIONS.c.table_name.in_(tables))
+        .where(VERSIONS.c.table_name.in_(names))
         .scalar_subquery()
     )
