@@ -17,8 +17,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
-from sqlalchemy.sql.selectable import ScalarSelect
+from sqlalchemy.dialects.postgresql import insert
 
 from bingeo.db.bulk import copy_frame, staging_table, upsert_counts
 from bingeo.db.models import (
@@ -124,14 +123,6 @@ PUBLIC_COLUMNS = (
     NETWORKS.c.created_at,
     NETWORKS.c.updated_at,
 )
-
-
-def versions_digest() -> ScalarSelect:
-    """A value that changes whenever a network is created, changed or deleted: a digest of
-    every (id, version), since every write of a network raises its version. For read models."""
-    pairs = func.concat_ws(":", NETWORKS.c.id, NETWORKS.c.version)
-    ordered = aggregate_order_by(literal(","), NETWORKS.c.id)
-    return select(func.md5(func.string_agg(pairs, ordered))).scalar_subquery()
 
 
 def _with_geometry():
