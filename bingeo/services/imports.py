@@ -92,12 +92,13 @@ def import_areas(
     summary = ImportSummary(file=str(path), kind=level.value, read=batch.read)
     summary.repaired = [r.reason for r in batch.repaired]
     _check_rejections(summary, batch.rejected, skip_invalid)
-    with database_errors(), engine.begin() as connection:
-        _say(progress, f"storing {len(batch.frame)} {level.value} areas")
-        summary.stored, summary.updated = area_repo.upsert_areas(connection, level, batch.frame)
-        area_repo.replace_police_zone_members(connection, batch.members)
-        if summary.stored or summary.updated:
-            refresh_after_import(connection, [level])  # the area of each address at this level
+    if len(batch.frame):  # nothing valid (every feature skipped): nothing to write at all
+        with database_errors(), engine.begin() as connection:
+            _say(progress, f"storing {len(batch.frame)} {level.value} areas")
+            summary.stored, summary.updated = area_repo.upsert_areas(connection, level, batch.frame)
+            area_repo.replace_police_zone_members(connection, batch.members)
+            if summary.stored or summary.updated:
+                refresh_after_import(connection, [level])  # each address's area at this level
     summary.unchanged = len(batch.frame) - summary.stored - summary.updated
     return summary
 
