@@ -6,7 +6,7 @@ re-import of the same file), and measures ``geopandas.to_postgis`` and row-by-ro
 subset for comparison (extrapolated to the full size, and labelled so). The database is dropped at
 the end.
 
-    .venv/bin/python scripts/bench_import_addresses.py --rows 5500000
+    .venv/bin/python bench/bench_import_addresses.py --rows 5500000
 """
 
 from __future__ import annotations
