@@ -438,6 +438,31 @@ def street_pairs(rows: pa.Table) -> pa.Table:
     return pairs.group_by(["nis_code", "name"]).aggregate([])
 
 
+def postcode_places(rows: pa.Table) -> pa.Table:
+    """The (postcode, nis_code, municipality) places of some address rows with a postcode: per
+    postcode and NIS code ("" for none) the first municipality name in byte order."""
+    rows = rows.filter(pc.is_valid(rows["postcode"]))
+    places = pa.table(
+        {
+            "postcode": rows["postcode"],
+            "nis_code": pc.fill_null(rows["nis_code"], ""),
+            "municipality": rows["municipality"],
+        }
+    )
+    found = places.group_by(["postcode", "nis_code"]).aggregate([("municipality", "min")])
+    return found.rename_columns(["postcode", "nis_code", "municipality"])
+
+
+def distinct_places(places: list[pa.Table]) -> pa.Table:
+    """The places of all ``places`` (from :func:`postcode_places`), once each."""
+    if not places:
+        return postcode_places(pa.table({n: pa.array([], pa.string()) for n in _PLACE_SOURCE}))
+    return postcode_places(pa.concat_tables(places))
+
+
+_PLACE_SOURCE = ("postcode", "nis_code", "municipality")
+
+
 def distinct_streets(pairs: list[pa.Table]) -> pd.DataFrame:
     """The distinct streets of all ``pairs`` (from :func:`street_pairs`) as a frame."""
     if not pairs:

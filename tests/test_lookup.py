@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, delete, func, select, text
 from typer.testing import CliRunner
 
 from api.app import create_app
 from bingeo.cli import app as cli_app
+from bingeo.db import lookup as lookup_repo
 from bingeo.db.models import Base, Postcode, Street
 from bingeo.errors import InvalidInput
 from bingeo.lookup import normalise_street, parse_address
@@ -144,6 +145,13 @@ def test_import_fills_the_lookup_tables(lookup_db: Engine, real_data: Path) -> N
     assert gent <= postcodes
     assert {("3360", "24011"), ("1000", "21004"), ("1050", "21009")} <= postcodes
     assert refresh_lookup(lookup_db)["streets_normalised"] == 0  # nothing new since the import
+    # The imports added the postcodes of their own rows: the same as reading every address.
+    places = select(Postcode.postcode, Postcode.nis_code, Postcode.municipality)
+    with lookup_db.connect() as connection:  # rolled back at the end
+        imported = set(connection.execute(places).all())
+        connection.execute(delete(Postcode))
+        lookup_repo.refresh_postcodes(connection)
+        assert set(connection.execute(places).all()) == imported
 
 
 def _variants(row: dict[str, str], i: int) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
+import pyarrow as pa
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -23,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 
-from bingeo.db.bulk import copy_frame, staging_table
+from bingeo.db.bulk import copy_binary, copy_frame, staging_table
 from bingeo.db.models import Address, AreaLevel, Postcode, ReferenceArea, Street
 
 WGS84 = 4326
@@ -77,25 +78,41 @@ def normalise_new_streets(connection: Connection, normalise: Callable[[str], str
     return len(frame)
 
 
-def refresh_postcodes(connection: Connection) -> int:
-    """Add the (postcode, NIS code, municipality) triples the addresses use; returns the count."""
-    table = Address.__table__
-    nis = func.coalesce(table.c.nis_code, "")
-    source = (
-        select(table.c.postcode, nis, func.min(table.c.municipality))
-        .where(table.c.postcode.is_not(None))
-        .group_by(table.c.postcode, nis)
-    )
-    statement = insert(Postcode.__table__).from_select(
-        ["postcode", "nis_code", "municipality"], source
-    )
+def refresh_postcodes(connection: Connection, places: pa.Table | None = None) -> int:
+    """Add the (postcode, NIS code, municipality) triples the addresses use; returns the count.
+
+    ``places`` (optional, from ``bingeo.addresses.postcode_places``): the triples of the rows
+    an import just wrote, the only ones that can be new; a stored name is then replaced only by
+    one that sorts first. Without it every address is read (and each name set to the first).
+    """
+    postcodes = Postcode.__table__
+    if places is None:
+        table = Address.__table__
+        nis = func.coalesce(table.c.nis_code, "")
+        source = (
+            select(table.c.postcode, nis, func.min(table.c.municipality))
+            .where(table.c.postcode.is_not(None))
+            .group_by(table.c.postcode, nis)
+        )
+    else:
+        staging = staging_table(
+            "staging_postcodes",
+            [Column("postcode", Text), Column("nis_code", Text), Column("municipality", Text)],
+        )
+        staging.create(connection)
+        copy_binary(connection, staging, [places])
+        source = select(staging.c.postcode, staging.c.nis_code, staging.c.municipality)
+    statement = insert(postcodes).from_select(["postcode", "nis_code", "municipality"], source)
+    name = statement.excluded.municipality
+    if places is not None:
+        name = func.least(postcodes.c.municipality, name)
     statement = statement.on_conflict_do_update(
         index_elements=["postcode", "nis_code"],
-        set_={"municipality": statement.excluded.municipality},
-        where=Postcode.__table__.c.municipality.is_distinct_from(statement.excluded.municipality),
+        set_={"municipality": name},
+        where=postcodes.c.municipality.is_distinct_from(name),
     )
     connection.execute(statement)
-    return connection.execute(select(func.count()).select_from(Postcode.__table__)).scalar_one()
+    return connection.execute(select(func.count()).select_from(postcodes)).scalar_one()
 
 
 def places(connection: Connection) -> list[tuple[str | None, str, str | None]]:

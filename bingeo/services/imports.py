@@ -16,8 +16,10 @@ from bingeo.addresses import (
     AddressColumns,
     AddressReadStats,
     KeyNumbering,
+    distinct_places,
     distinct_streets,
     numbered_rows,
+    postcode_places,
     read_addresses,
     street_pairs,
 )
@@ -149,6 +151,7 @@ def import_addresses(
     summary = ImportSummary(file=str(path), kind="addresses")
     numbering = KeyNumbering()
     streets: list[pa.Table] = []
+    places: list[pa.Table] = []
     duplicates = 0
 
     def rows() -> Iterator[pa.Table]:
@@ -160,6 +163,7 @@ def import_addresses(
             table, repeated = numbered_rows(chunk, numbering.number(chunk))
             duplicates += repeated
             streets.append(street_pairs(table))
+            places.append(postcode_places(table))
             stats.clock("number repeated keys, street names", started)
             yield table
             _say(progress, f"read {stats.read:,} rows")
@@ -180,7 +184,8 @@ def import_addresses(
         address_repo.store_streets(connection, distinct_streets(streets), normalise_street)
         store_timings["street names"] = time.perf_counter() - loaded
         refreshing = time.perf_counter()
-        refresh_lookup_tables(connection)  # new street names become searchable at once
+        # New street names and postcodes become searchable at once.
+        refresh_lookup_tables(connection, distinct_places(places))
         store_timings["refresh lookup tables"] = time.perf_counter() - refreshing
         if counts["stored"] or counts["updated"]:
             # New or moved addresses: a rematch writes only the pairs that change.

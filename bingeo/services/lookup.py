@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
 from sqlalchemy import Connection, Engine
 
 from bingeo.db import lookup as repo
@@ -136,10 +137,11 @@ def refresh_lookup(engine: Engine) -> dict[str, int]:
         return refresh_lookup_tables(connection)
 
 
-def refresh_lookup_tables(connection: Connection) -> dict[str, int]:
-    """:func:`refresh_lookup` inside a transaction of the caller (e.g. an import)."""
+def refresh_lookup_tables(connection: Connection, places: pa.Table | None = None) -> dict[str, int]:
+    """:func:`refresh_lookup` inside a transaction of the caller (e.g. an import, which gives
+    the postcode ``places`` of its rows: see ``bingeo.db.lookup.refresh_postcodes``)."""
     streets = repo.normalise_new_streets(connection, normalise_street)
-    postcodes = repo.refresh_postcodes(connection)
+    postcodes = repo.refresh_postcodes(connection, places)
     repo.analyze_streets(connection)
     _PLACES.clear()
     return {"streets_normalised": streets, "postcodes": postcodes}
