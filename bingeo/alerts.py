@@ -173,16 +173,10 @@ class PointGrid:
             miny + self.cell_m + _SLACK_M,
         )
 
-    def positions(
-        self, cells: np.ndarray, whole: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Positions (increasing for increasing ``cells``) of the points in the cells, and for
-        each point the flag its cell has in ``whole`` (False without ``whole``)."""
+    def positions(self, cells: np.ndarray) -> np.ndarray:
+        """Positions (increasing for increasing ``cells``) of the points in the cells."""
         first = self.starts[cells]
-        lengths = self.starts[cells + 1] - first
-        positions = _runs(first, lengths)
-        flags = np.zeros(len(positions), dtype=bool) if whole is None else np.repeat(whole, lengths)
-        return positions, flags
+        return _runs(first, self.starts[cells + 1] - first)
 
     def find(self, ids: Iterable[int]) -> np.ndarray:
         """The position of each id (-1 for an id that is not a located address)."""
@@ -285,7 +279,7 @@ class AlertArea:
             meets = (nearest <= self.radius_m + distance_m) & (
                 farthest >= self.radius_m - distance_m
             )
-            positions, _ = grid.positions(cells[meets])
+            positions = grid.positions(cells[meets])
             x, y = grid.x[positions], grid.y[positions]
             distance = np.hypot(x - self.centre[0], y - self.centre[1])
             near = np.abs(distance - self.radius_m) <= distance_m
@@ -557,7 +551,7 @@ def reach(
     # Addresses inside: those of the cells wholly inside, and the tested ones of the edge cells,
     # changed by include (added when outside) and exclude (removed when inside; it wins).
     whole, edge_cells = area.split_cells(grid)
-    tested, _ = grid.positions(edge_cells)
+    tested = grid.positions(edge_cells)
     tested = tested[area.covers(grid, tested)]
     extra, drop = grid.find(include), grid.find(exclude)
     extra, drop = np.unique(extra[extra >= 0]), np.unique(drop[drop >= 0])
@@ -1044,7 +1038,7 @@ def _language(language: str) -> str:
 
 def _covered(geom: BaseGeometry, grid: PointGrid) -> np.ndarray:
     """Positions in ``grid`` (increasing) that ``geom`` covers: the matching rule."""
-    positions, _ = grid.positions(grid.cells(geom.bounds))
+    positions = grid.positions(grid.cells(geom.bounds))
     shapely.prepare(geom)
     return positions[shapely.intersects_xy(geom, grid.x[positions], grid.y[positions])]
 

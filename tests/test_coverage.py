@@ -458,14 +458,7 @@ def test_api_coverage_follows_changes(
 
     before = coverage()
     assert coverage() == before
-    added = create_network(
-        engine,
-        ADMIN,
-        name="Test late",
-        kind=NetworkKind.BIN,
-        status=NetworkStatus.active,
-        geometry=_box(103_000.0, 196_000.0, 103_800.0, 196_800.0),
-    )
+    added = _late_network(engine)
     member = None
     try:
         after = coverage()
@@ -584,14 +577,7 @@ def test_figures_follow_network_changes(gent: dict[str, int], engine: Engine) ->
     from bingeo.services.networks import delete_network
 
     before = service.coverage(engine, ADMIN, level="wijk")
-    added = create_network(
-        engine,
-        ADMIN,
-        name="Test late",
-        kind=NetworkKind.BIN,
-        status=NetworkStatus.active,
-        geometry=_box(103_000.0, 196_000.0, 103_800.0, 196_800.0),
-    )
+    added = _late_network(engine)
     try:
         after = service.coverage(engine, ADMIN, level="wijk")
         expected = postgis_coverage(engine, "wijk")
@@ -661,3 +647,15 @@ def test_address_areas_follow_every_import(db: Engine, real_data: Path, tmp_path
     import_areas(db, folder / "gent_context.gpkg", "wijk", layer="wijken")
     wijken = _stored_areas(db, "wijk")
     assert wijken == _postgis_areas(db, "wijk") and len(wijken) == 3
+
+
+def _late_network(engine: Engine):
+    """An active BIN added after the module's data, in the west of Gent."""
+    return create_network(
+        engine,
+        ADMIN,
+        name="Test late",
+        kind=NetworkKind.BIN,
+        status=NetworkStatus.active,
+        geometry=_box(103_000.0, 196_000.0, 103_800.0, 196_800.0),
+    )

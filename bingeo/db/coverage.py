@@ -10,16 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from psycopg import sql
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Connection,
-    MetaData,
-    Table,
-    delete,
-    func,
-    select,
-)
+from sqlalchemy import BigInteger, Column, Connection, MetaData, Table, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.schema import AddConstraint, CreateIndex, DropConstraint, DropIndex
 

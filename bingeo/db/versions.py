@@ -16,7 +16,9 @@ def versions_of(*tables: str) -> ScalarSelect:
     with every statement that writes one of them, visible when the change is (read models)."""
     # The names written into the statement (they are constants): a list of bound values in an
     # IN would be rendered again at every execution.
-    names = [literal_column(f"'{name}'") for name in tables if name.isidentifier()]
+    if not all(name.isidentifier() for name in tables):
+        raise ValueError(f"not table names: {tables}")
+    names = [literal_column(f"'{name}'") for name in tables]
     label = func.concat_ws(literal_column("':'"), VERSIONS.c.table_name, VERSIONS.c.version)
     return (
         select(func.array_agg(aggregate_order_by(label, VERSIONS.c.table_name)))

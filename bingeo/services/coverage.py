@@ -436,7 +436,7 @@ class _Store:
     members_generation: int = 0
     levels: dict[AreaLevel, _Level] = field(default_factory=dict)
     cache: dict[tuple, tuple[tuple, object]] = field(default_factory=dict)
-    stamps: dict[AreaLevel | None, str] = field(default_factory=dict)  # see _current_store
+    stamps: dict[AreaLevel | None, tuple] = field(default_factory=dict)  # see _current_store
 
     def update(self, engine: Engine, level: AreaLevel | None) -> None:
         """Reload what changed since the last call (and the address areas of ``level``)."""
