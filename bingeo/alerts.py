@@ -185,6 +185,40 @@ class PointGrid:
         return np.where(found, self._by_id[index], -1)
 
 
+LABEL_FIELDS = ("street", "house_number", "box", "postcode")
+
+
+class AddressLabels:
+    """Street, house number, box and postcode of located addresses, by id (a read model).
+
+    Each field is kept as a code per address into the field's distinct values (-1: none): the
+    5.5 million labels of a national register take about 130 MB so, where strings would take
+    gigabytes.
+    """
+
+    def __init__(self, ids: np.ndarray, fields: dict[str, tuple[np.ndarray, list]]) -> None:
+        order = np.argsort(ids, kind="stable")
+        self._ids = ids[order]
+        self._fields = [(fields[name][0][order], fields[name][1]) for name in LABEL_FIELDS]
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def of(self, ids: Iterable[int]) -> dict[int, dict]:
+        """The label of each id that has one: {id: {"street": ..., "house_number": ..., ...}}."""
+        ids = np.fromiter(ids, dtype=np.int64)
+        index, found = _sorted_find(self._ids, ids)
+        index = index[found]
+        columns = [
+            [values[code] if code >= 0 else None for code in codes[index].tolist()]
+            for codes, values in self._fields
+        ]
+        return {
+            address_id: dict(zip(LABEL_FIELDS, label, strict=True))
+            for address_id, *label in zip(ids[found].tolist(), *columns, strict=True)
+        }
+
+
 # the area --------------------------------------------------------------------------------------
 
 

@@ -608,6 +608,54 @@ def test_preview_follows_changes_to_addresses_networks_and_members(town: dict, d
     assert fifth["coordinators"]["total"] == fourth["coordinators"]["total"] + 1
 
 
+def test_preview_edge_labels_equal_the_stored_addresses(town: dict, db: Engine) -> None:
+    """The edge list's labels come from the read model: they equal the stored rows, awkward
+    values included (no value and an empty one told apart, quotes, commas, a line break), and
+    they follow a change of the addresses."""
+    area = polygon_area(square(CENTRE_X, half=0.00307))
+    _preview(db, area)  # the read model, before the new addresses
+    minx, miny, maxx, maxy = area.polygon.bounds
+    awkward = [
+        ('Rue "Haute", 1er étage', "12", None, "3360"),
+        ("Line\nbreak", "", "", None),
+        ("\\N", "\\N", None, "3360"),
+        ("Kerkstraat", None, "b 2", "3360"),
+    ]
+    with db.begin() as connection:
+        for k, (street, house_number, box, postcode) in enumerate(awkward):
+            connection.execute(
+                insert(ADDRESSES).values(
+                    source_key=f"edge-{k}", street=street, house_number=house_number, box=box,
+                    postcode=postcode,
+                    geom=from_shape(
+                        shapely.Point(maxx + (-5, 5)[k % 2], miny + 40 + 3 * k), srid=SRID
+                    ),
+                )
+            )  # fmt: skip
+
+    def stored(ids: list[int]) -> dict:
+        with db.connect() as connection:
+            rows = connection.execute(
+                select(ADDRESSES.c.id, ADDRESSES.c.street, ADDRESSES.c.house_number,
+                       ADDRESSES.c.box, ADDRESSES.c.postcode).where(ADDRESSES.c.id.in_(ids))
+            ).all()  # fmt: skip
+        keys = ("street", "house_number", "box", "postcode")
+        return {r[0]: dict(zip(keys, r[1:], strict=True)) for r in rows}
+
+    edge = _preview(db, area)["edge"]["addresses"]
+    labels = {
+        e["id"]: {k: e[k] for k in ("street", "house_number", "box", "postcode")} for e in edge
+    }
+    assert labels == stored(list(labels))
+    assert {label["street"] for label in labels.values()} >= {a[0] for a in awkward}
+    with db.begin() as connection:
+        connection.execute(
+            ADDRESSES.update().where(ADDRESSES.c.source_key == "edge-3").values(house_number="7")
+        )
+    edge = _preview(db, area)["edge"]["addresses"]
+    assert {"Kerkstraat": "7"}.items() <= {e["street"]: e["house_number"] for e in edge}.items()
+
+
 def test_relay_reaches_coordinators_by_real_smtp(town: dict, db: Engine, inbox: Inbox) -> None:
     settings = _settings(inbox=inbox)
     area = polygon_area(square((CENTRE_X[0] + 0.004, CENTRE_X[1]), half=0.002))

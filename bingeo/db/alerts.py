@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+import numpy as np
+import pyarrow as pa
 import shapely
 from geoalchemy2.shape import from_shape
 from sqlalchemy import (
@@ -22,10 +23,11 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
-from sqlalchemy.sql.selectable import ScalarSelect, Select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql.selectable import Select
 
-from bingeo.alerts import ContactRow, MemberRow, NetworkShape
+from bingeo.alerts import LABEL_FIELDS, AddressLabels, ContactRow, MemberRow, NetworkShape
+from bingeo.db.bulk import copy_out_table
 from bingeo.db.models import (
     SRID,
     Address,
@@ -50,7 +52,6 @@ MEMBERS = Member.__table__
 CONTACTS = NetworkContact.__table__
 # One bound array instead of a list of parameters: one statement text, prepared once.
 _IDS = bindparam("ids", type_=ARRAY(BigInteger))
-_ADDRESS_IDS = bindparam("address_ids", type_=ARRAY(BigInteger))
 
 
 # reading what an area reaches ------------------------------------------------------------------
@@ -87,29 +88,34 @@ def network_shapes(
     ]
 
 
+def address_labels(connection: Connection) -> AddressLabels:
+    """The labels of every located address, by one ``COPY`` (addresses are not personal data)."""
+    text = pa.dictionary(pa.int32(), pa.string())
+    table = copy_out_table(
+        connection,
+        select(ADDRESSES.c.id, *(ADDRESSES.c[name] for name in LABEL_FIELDS)).where(
+            ADDRESSES.c.geom.is_not(None)
+        ),
+        {"id": pa.int64(), **dict.fromkeys(LABEL_FIELDS, text)},
+    )
+    fields = {}
+    for name in LABEL_FIELDS:
+        # Every chunk then codes against the same list of distinct values.
+        column = table.column(name).unify_dictionaries()
+        values = column.chunk(0).dictionary.to_pylist() if column.num_chunks else []
+        codes = [chunk.indices.fill_null(-1).to_numpy() for chunk in column.chunks]
+        fields[name] = (np.concatenate(codes) if codes else np.empty(0, np.int32), values)
+    return AddressLabels(table.column("id").to_numpy(), fields)
+
+
 # What the preview's read model is built from: where addresses and networks are, and who to reach.
 PLACE_TABLES = (ADDRESSES.name, NETWORKS.name)
 PEOPLE_TABLES = (MEMBERS.name, CONTACTS.name)
 
 
-@dataclass(frozen=True)
-class PreviewFacts:
-    """What a preview reads besides its read model, with the versions of the data behind it."""
-
-    stamp: tuple  # (versions of the place tables, versions of the people tables)
-    labels: dict[int, dict]
-
-
 def data_stamp(connection: Connection) -> tuple:
     """The versions of the place tables and of the people tables (read-model freshness)."""
     return _stamp(connection.execute(select(*_STAMP)).one())
-
-
-def preview_facts(connection: Connection, address_ids: Sequence[int]) -> PreviewFacts:
-    """The data stamp and the labels of the addresses, in one statement (one round trip: a
-    preview's only query)."""
-    row = connection.execute(_PREVIEW_FACTS, {"address_ids": list(address_ids)}).one()
-    return PreviewFacts(stamp=_stamp(row), labels=_labels(row[2] or []))
 
 
 def member_rows(connection: Connection, network_ids: Sequence[int] | None) -> list[MemberRow]:
@@ -418,29 +424,6 @@ def _rows(connection: Connection, query: Select, table, network_ids: Sequence[in
     return connection.execute(query.order_by(table.c.id), {"ids": list(network_ids or ())})
 
 
-def _label_query() -> Select:
-    # Addresses are not personal data: street, number, box and postcode.
-    return select(
-        ADDRESSES.c.id,
-        ADDRESSES.c.street,
-        ADDRESSES.c.house_number,
-        ADDRESSES.c.box,
-        ADDRESSES.c.postcode,
-    ).where(ADDRESSES.c.id == any_(_ADDRESS_IDS))
-
-
-def _stamp(row) -> tuple:
-    return (tuple(row[0] or ()), tuple(row[1] or ()))
-
-
-def _json_rows(query: Select, order_by) -> ScalarSelect:
-    """The rows of ``query`` as one JSON array of arrays (NULL when there are none)."""
-    rows = query.subquery()
-    return select(
-        func.json_agg(aggregate_order_by(func.json_build_array(*rows.c), rows.c[order_by.name]))
-    ).scalar_subquery()
-
-
 def _member(r) -> MemberRow:
     return MemberRow(int(r[0]), int(r[1]), int(r[2]), r[3], tuple(r[4] or ()), bool(r[5]))
 
@@ -449,13 +432,8 @@ def _contact(r) -> ContactRow:
     return ContactRow(int(r[0]), int(r[1]), r[2] or "nl", bool(r[3]))
 
 
-def _labels(rows) -> dict[int, dict]:
-    return {
-        int(r[0]): {"street": r[1], "house_number": r[2], "box": r[3], "postcode": r[4]}
-        for r in rows
-    }
+def _stamp(row) -> tuple:
+    return (tuple(row[0] or ()), tuple(row[1] or ()))
 
 
 _STAMP = (versions_of(*PLACE_TABLES), versions_of(*PEOPLE_TABLES))
-# Built once: a preview runs it every time, and building the expression costs more than running it.
-_PREVIEW_FACTS = select(*_STAMP, _json_rows(_label_query(), ADDRESSES.c.id))

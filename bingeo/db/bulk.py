@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import struct
 from collections.abc import Iterable, Sequence
@@ -15,6 +16,7 @@ from psycopg import sql
 from sqlalchemy import Column, Connection, MetaData, Table, func, literal_column, not_, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import Insert
+from sqlalchemy.sql import Select
 
 
 def staging_table(name: str, columns: Sequence[Column]) -> Table:
@@ -216,6 +218,42 @@ def copy_out_arrays(
         np.concatenate(p) if p else np.empty(0, dtype=np.dtype(t).newbyteorder("="))
         for p, t in zip(parts, dtypes, strict=True)
     ]
+
+
+def copy_out_table(
+    connection: Connection, query: Select, types: dict[str, pa.DataType]
+) -> pa.Table:
+    """The rows of ``query`` as an Arrow table with the column ``types`` (in the query's order),
+    by one CSV ``COPY``, parsed by Arrow in C++.
+
+    Text columns may be dictionary types: each then holds every distinct value once.
+    """
+    compiled = query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+    # NULL written as \N: an empty field stays an empty string (PostgreSQL quotes a value that
+    # looks like the NULL marker).
+    statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, NULL '\\N')").format(
+        sql.SQL(str(compiled))
+    )
+    buffer = io.BytesIO()
+    driver = connection.connection.driver_connection
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for data in copy:
+            buffer.write(data)
+    if not buffer.tell():
+        return pa.table({name: pa.array([], type=kind) for name, kind in types.items()})
+    buffer.seek(0)
+    return pacsv.read_csv(
+        buffer,
+        read_options=pacsv.ReadOptions(column_names=list(types)),
+        # A quoted value may hold a line break (nothing forbids one in a street name).
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types=types,
+            null_values=["\\N"],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+        ),
+    )
 
 
 def _parse_array_row(buffer: bytearray, dtypes: Sequence[str], parts: list[list[np.ndarray]]):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +25,7 @@ from bingeo.alerts import (
     LANGUAGES,
     MODES,
     URGENCIES,
+    AddressLabels,
     AlertArea,
     CapAlert,
     ContactRow,
@@ -178,27 +180,24 @@ def make_request(
 def preview_alert(engine: Engine, actor: Actor, request: AlertRequest, settings: Settings) -> dict:
     """Who the alert would reach, what it would cost, and message checks; nothing is stored.
 
-    Optimistic: the reach, members and coordinators come from the read model in memory, then
-    one statement reads the labels of the edge addresses together with the data stamp; when the
-    stamp shows the model was out of date, the part that changed is reloaded and the preview
-    computed again.
+    Optimistic: the reach, members, coordinators and address labels come from the read model in
+    memory, then one small statement reads the data stamp; when the stamp shows the model was
+    out of date, the part that changed is reloaded and the preview computed again.
     """
     model = _MODELS.get(_key(engine)) or read_model(engine)
     with lone_reads(engine) as connection:
         for attempt in range(2):
             reached = _reach(request, model.networks)
-            target = _target(actor, reached)
-            permitted = allowed(actor.principal, Action.send_alert, target)
-            facts = repo.preview_facts(
-                connection, reached.edge_ids[:EDGE_LIST_MAX].tolist() if permitted else []
-            )
+            stamp = repo.data_stamp(connection)
             # Data changing all the time (a long import) gets one reload per preview, not more.
-            if facts.stamp == model.stamp or attempt:
+            if stamp == model.stamp or attempt:
                 break
-            model = read_model(engine, stamp=facts.stamp)
+            model = read_model(engine, stamp=stamp)
+    target = _target(actor, reached)
     guard(engine, actor, Action.send_alert, target, "alert_preview")
     members, contacts = model.people.of(reached.network_ids)
-    return _summary(request, reached, members, contacts, facts.labels, settings)
+    labels = model.labels.of(reached.edge_ids[:EDGE_LIST_MAX].tolist())
+    return _summary(request, reached, members, contacts, labels, settings)
 
 
 def send_alert(engine: Engine, actor: Actor, request: AlertRequest, settings: Settings) -> dict:
@@ -415,11 +414,13 @@ def alert_cap(engine: Engine, actor: Actor, alert_id: int, *, sender: str) -> st
 
 @dataclass(frozen=True)
 class ReadModel:
-    """Located addresses, networks, members and coordinators in memory, with the stamp of the
-    data they came from: (versions of the place tables, versions of the people tables)."""
+    """Located addresses with their labels, networks, members and coordinators in memory, with
+    the stamp of the data they came from: (versions of the place tables, versions of the people
+    tables)."""
 
     stamp: tuple
     networks: NetworkIndex
+    labels: AddressLabels
     people: NetworkPeople
 
     @property
@@ -453,18 +454,30 @@ def read_model(engine: Engine, *, stamp: tuple | None = None) -> ReadModel:
             stamp = repo.data_stamp(connection)
             places, people = stamp
             if model is not None and model.stamp[0] == places:
-                networks = model.networks
+                networks, labels = model.networks, model.labels
             else:
-                points = match_repo.load_points(connection)
-                networks = NetworkIndex(repo.network_shapes(connection), points)
+                # The labels come through a second connection while this one reads the points
+                # and the index is built: the server and the client each work on both at once.
+                with ThreadPoolExecutor(1) as pool:
+                    labelled = pool.submit(_address_labels, engine)
+                    points = match_repo.load_points(connection)
+                    networks = NetworkIndex(repo.network_shapes(connection), points)
+                    labels = labelled.result()
             if model is not None and model.stamp[1] == people:
                 network_people = model.people
             else:
                 network_people = NetworkPeople(
                     repo.member_rows(connection, None), repo.coordinator_rows(connection, None)
                 )
-        model = _MODELS[key] = ReadModel(stamp=stamp, networks=networks, people=network_people)
+        model = _MODELS[key] = ReadModel(
+            stamp=stamp, networks=networks, labels=labels, people=network_people
+        )
         return model
+
+
+def _address_labels(engine: Engine) -> AddressLabels:
+    with engine.connect() as connection:
+        return repo.address_labels(connection)
 
 
 # private helpers -------------------------------------------------------------------------------
