@@ -28,6 +28,7 @@ from api.routes import (
 )
 from bingeo import __version__
 from bingeo.db.engine import make_engine
+from bingeo.services.principal_cache import PrincipalCache
 from bingeo.settings import Settings
 
 
@@ -41,9 +42,14 @@ def create_app(settings: Settings) -> FastAPI:
         # pays for a new server process, with its caches and prepared statements cold.
         engine = make_engine(settings, pool_size=20, max_overflow=20, pool_timeout=5)
         app.state.engine = engine
+        # Token principals answered without the database while a listener follows every
+        # change to users and tokens.
+        principals = PrincipalCache.listening_to(engine)
+        app.state.principals = principals
         try:
             yield
         finally:
+            principals.close()
             engine.dispose()
 
     app = FastAPI(

@@ -37,7 +37,8 @@ def get_actor(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Actor:
     """The caller (anonymous without a token) within this request."""
-    principal = authenticate(engine, credentials.credentials if credentials else None)
+    token = credentials.credentials if credentials else None
+    principal = authenticate(engine, token, cache=request.app.state.principals)
     client = request.client.host if request.client else None
     return Actor(principal=principal, request_id=request.state.request_id, client=client)
 

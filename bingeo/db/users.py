@@ -10,6 +10,10 @@ from bingeo.db.models import ApiToken, Role, User
 
 USERS = User.__table__
 TOKENS = ApiToken.__table__
+# Migration 0014: these triggers notify this channel at the commit of every statement that
+# writes users or api_tokens.
+CHANGES_CHANNEL = "principals_changed"
+CHANGE_TRIGGERS = ("users_notify_change", "api_tokens_notify_change")
 
 
 def add_user(
@@ -78,9 +82,10 @@ def add_token(
 
 
 def user_for_token(connection: Connection, token_hash: str, now: dt.datetime):
-    """The enabled user whose live (not expired, not revoked) token has ``token_hash``."""
+    """The enabled user whose live (not expired, not revoked) token has ``token_hash``, with
+    the token's expiry as ``token_expires_at``."""
     return connection.execute(
-        select(USERS)
+        select(USERS, TOKENS.c.expires_at.label("token_expires_at"))
         .join(TOKENS, TOKENS.c.user_id == USERS.c.id)
         .where(
             TOKENS.c.token_hash == token_hash,

@@ -20,6 +20,7 @@ from bingeo.db.models import SRID, NetworkKind, NetworkStatus
 from bingeo.errors import Conflict, IllegalTransition, NotFound
 from bingeo.services.audit import guard, record
 from bingeo.services.matching import rematch_changed_networks, rematch_network
+from bingeo.services.principal_cache import forget_principals
 
 MAX_ID = 2**31 - 1  # the largest value of a PostgreSQL integer id
 
@@ -220,6 +221,8 @@ def delete_network(engine: Engine, actor: Actor, network_id: int, *, version: in
         if not network_repo.delete_network(connection, network_id, version):
             raise Conflict(f"network {network_id} is at version {current.version}, not {version}")
         record(connection, actor, "delete", "network", network_id, target=current.target)
+    # Its coordinators lost their scope (users.network_id set to NULL).
+    forget_principals()
 
 
 def store_networks(

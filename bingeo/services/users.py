@@ -19,6 +19,7 @@ from bingeo.db.engine import lone_reads
 from bingeo.db.models import Role
 from bingeo.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, TooManyAttempts
 from bingeo.services.audit import record
+from bingeo.services.principal_cache import PrincipalCache, forget_principals
 from bingeo.settings import Settings
 
 TOKEN_PREFIX = "bgo_"
@@ -91,6 +92,7 @@ def revoke_token(engine: Engine, token_id: int) -> None:
     with engine.begin() as connection:
         if not user_repo.revoke_token(connection, token_id, _now()):
             raise NotFound(f"no live token {token_id}")
+    forget_principals()
 
 
 def list_users(engine: Engine) -> list[dict]:
@@ -105,16 +107,31 @@ def list_tokens(engine: Engine) -> list[dict]:
         return [dict(row._mapping) for row in user_repo.list_tokens(connection)]
 
 
-def authenticate(engine: Engine, token: str | None) -> Principal:
-    """The principal of a bearer token; anonymous without one, an error for a bad one."""
+def authenticate(
+    engine: Engine, token: str | None, *, cache: PrincipalCache | None = None
+) -> Principal:
+    """The principal of a bearer token; anonymous without one, an error for a bad one.
+
+    With ``cache`` (the API's), a live token seen before is answered without the database.
+    """
     if not token:
         return ANONYMOUS
+    token_hash, now = hash_token(token), _now()
+    ticket = None
+    if cache is not None:
+        principal = cache.get(token_hash, now)
+        if principal is not None:
+            return principal
+        ticket = cache.ticket()
     # One round trip: a lone read needs no transaction.
     with lone_reads(engine) as connection:
-        user = user_repo.user_for_token(connection, hash_token(token), _now())
+        user = user_repo.user_for_token(connection, token_hash, now)
     if user is None:
         raise NotAuthenticated("the bearer token is unknown, expired or revoked")
-    return principal_of(user)
+    principal = principal_of(user)
+    if cache is not None:
+        cache.put(ticket, token_hash, principal, user.token_expires_at)
+    return principal
 
 
 def principal_of(user) -> Principal:
@@ -269,6 +286,7 @@ def logout(engine: Engine, token: str) -> None:
         token_id = user_repo.token_id_by_hash(connection, hash_token(token))
         if token_id is None or not user_repo.revoke_token(connection, token_id, _now()):
             raise NotAuthenticated("the bearer token is unknown or revoked already")
+    forget_principals()
 
 
 def _refusal(user, password: str) -> str | None:
