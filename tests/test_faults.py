@@ -22,8 +22,9 @@ import psycopg
 import pytest
 from api_helpers import assert_error, bearer, square
 from fastapi.testclient import TestClient
+from live_server import wait_until
 from psycopg import sql
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 
 from api.app import create_app
 from bingeo.db import migrate
@@ -126,11 +127,18 @@ def test_database_down_gives_fast_503_and_the_app_recovers_by_itself(own: Cluste
                     elapsed = time.perf_counter() - started
                     assert_error(response, 503, "database_unavailable")
                     assert elapsed < FAST_S, (name, elapsed)
+            principals = client.app.state.principals
+            wait_until(lambda: not principals.listening, 2, "the principal cache out of use")
         finally:
             own.start()
         # The same app, no restart: every call answers again at the first attempt.
         for name, call in calls.items():
             assert call(client).status_code == expected[name], name
+        # Its principal cache listens again and follows a revocation.
+        wait_until(lambda: principals.listening, 10, "the principal cache listening again")
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE api_tokens SET revoked_at = now()"))
+        wait_until(lambda: calls["networks"](client).status_code == 401, 2, "the token refused")
 
 
 def test_query_cut_by_a_shutdown_gives_503(own: Cluster) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 from api_helpers import assert_error, bearer
 from fastapi.testclient import TestClient
+from live_server import wait_until
 from sqlalchemy import Engine, event, text
 
 from api.app import create_app
@@ -21,18 +22,8 @@ from bingeo.services import users as service
 from bingeo.services.principal_cache import PrincipalCache
 from bingeo.settings import Settings
 
+# Seconds within which a change committed elsewhere must be seen.
 POLL_S = 2.0
-
-
-def wait_for(condition: Callable[[], object], timeout_s: float = POLL_S) -> object:
-    """The first true value of ``condition`` within ``timeout_s``; fails after."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value or time.monotonic() > deadline:
-            assert value, f"not within {timeout_s} s"
-            return value
-        time.sleep(0.02)
 
 
 @contextmanager
@@ -55,7 +46,7 @@ def token_lookups(engine: Engine) -> Iterator[list[str]]:
 def app_client(db: Engine, settings: Settings) -> Iterator[TestClient]:
     """A client of the app whose principal cache listens."""
     with TestClient(create_app(settings)) as client:
-        wait_for(lambda: client.app.state.principals.listening)
+        wait_until(lambda: client.app.state.principals.listening, POLL_S, "listening")
         yield client
 
 
@@ -70,6 +61,11 @@ def cached_request(client: TestClient, token: str) -> dict:
         assert len(lookups) == 1, "the second request was not answered from the cache"
     assert second.json() == first.json()
     return second.json()
+
+
+def refused(client: TestClient, token: str) -> bool:
+    """Whether /auth/me refuses ``token``."""
+    return client.get("/auth/me", headers=bearer(token)).status_code == 401
 
 
 def listener_pid(engine: Engine) -> int | None:
@@ -112,7 +108,7 @@ def test_sql_on_another_connection_refuses_a_cached_token(
     cached_request(app_client, token)
     with db.begin() as connection:
         connection.execute(text(STATEMENTS[change]))
-    wait_for(lambda: app_client.get("/auth/me", headers=bearer(token)).status_code == 401)
+    wait_until(lambda: refused(app_client, token), POLL_S, "the token refused")
     assert_error(app_client.get("/auth/me", headers=bearer(token)), 401, "not_authenticated")
 
 
@@ -126,7 +122,7 @@ def test_role_changed_by_sql_is_seen(app_client: TestClient, db: Engine) -> None
     def role() -> str:
         return app_client.get("/auth/me", headers=bearer(token)).json()["role"]
 
-    wait_for(lambda: role() == "police_officer")
+    wait_until(lambda: role() == "police_officer", POLL_S, "the new role")
 
 
 def test_revoking_through_the_service_empties_the_cache_at_once(
@@ -166,12 +162,16 @@ def test_listener_killed_empties_the_cache_and_listens_again(
     with db.connect() as connection:
         assert connection.execute(text(f"SELECT pg_terminate_backend({first_pid})")).scalar()
     # A new backend listens, and the cache lost what it held when the old one died.
-    wait_for(lambda: cache.listening and listener_pid(db) not in (None, first_pid))
+    wait_until(
+        lambda: cache.listening and listener_pid(db) not in (None, first_pid),
+        POLL_S,
+        "a new listener",
+    )
     assert cache.get(service.hash_token(token), dt.datetime.now(dt.UTC)) is None
     cached_request(app_client, token)
     with db.begin() as connection:
         connection.execute(text("UPDATE api_tokens SET revoked_at = now()"))
-    wait_for(lambda: app_client.get("/auth/me", headers=bearer(token)).status_code == 401)
+    wait_until(lambda: refused(app_client, token), POLL_S, "the token refused")
 
 
 def test_a_cache_that_does_not_listen_is_not_used(db: Engine) -> None:
@@ -191,7 +191,7 @@ def test_a_lookup_overtaken_by_a_change_is_not_stored(db: Engine) -> None:
     token = service.create_token(db, "ann")[1]
     cache = PrincipalCache.listening_to(db)
     try:
-        wait_for(lambda: cache.listening)
+        wait_until(lambda: cache.listening, POLL_S, "listening")
         token_hash = service.hash_token(token)
         ticket = cache.ticket()
         principal = service.authenticate(db, token)
@@ -206,12 +206,12 @@ def test_a_lookup_overtaken_by_a_change_is_not_stored(db: Engine) -> None:
     assert cache.get(token_hash, dt.datetime.now(dt.UTC)) is None
 
 
-def test_no_listening_without_the_triggers(db: Engine) -> None:
+def test_no_listening_without_the_triggers(db: Engine, caplog) -> None:
     migrate.downgrade(db, "0013")
     try:
         cache = PrincipalCache.listening_to(db)
         try:
-            time.sleep(0.5)
+            wait_until(lambda: "bingeo db upgrade" in caplog.text, POLL_S, "the triggers checked")
             assert not cache.listening
         finally:
             cache.close()
@@ -219,7 +219,7 @@ def test_no_listening_without_the_triggers(db: Engine) -> None:
         migrate.upgrade(db)
     cache = PrincipalCache.listening_to(db)
     try:
-        wait_for(lambda: cache.listening)
+        wait_until(lambda: cache.listening, POLL_S, "listening")
     finally:
         cache.close()
 
