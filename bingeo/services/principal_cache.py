@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-import weakref
 
 from sqlalchemy import Engine
 
@@ -25,7 +24,8 @@ MAX_AGE_S = 60.0
 MAX_ENTRIES = 10_000
 
 # The caches of this process that listen (an app each), emptied by ``forget_principals``.
-_LIVE: weakref.WeakSet[PrincipalCache] = weakref.WeakSet()
+_LIVE: set[PrincipalCache] = set()
+_LIVE_LOCK = threading.Lock()
 
 
 class PrincipalCache:
@@ -33,8 +33,9 @@ class PrincipalCache:
 
     A principal read from the database is stored only if no notification arrived and the
     listener did not connect or disconnect while it was read (a generation counter, bumped by
-    each, is the same before and after), so that a change committed during the lookup is
-    never hidden. An entry is used only before its token expires and for ``MAX_AGE_S``.
+    each, is the same before and after), so that what was read before a change never outlives
+    the change's notification. An entry is used only before its token expires and for
+    ``MAX_AGE_S``.
     """
 
     def __init__(self) -> None:
@@ -56,7 +57,8 @@ class PrincipalCache:
             on_state=cache._set_listening,
             name="bingeo-principals",
         )
-        _LIVE.add(cache)
+        with _LIVE_LOCK:
+            _LIVE.add(cache)
         cache._listener.start()
         return cache
 
@@ -109,7 +111,8 @@ class PrincipalCache:
 
     def close(self) -> None:
         """Stop the listener; the cache is not used any more."""
-        _LIVE.discard(self)
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
         if self._listener is not None:
             self._listener.stop()
         self._set_listening(False)
@@ -124,5 +127,7 @@ class PrincipalCache:
 def forget_principals() -> None:
     """Empty every cache of this process at once, after a commit that revoked a token or
     changed a user (the notification empties them too, moments later)."""
-    for cache in list(_LIVE):
+    with _LIVE_LOCK:
+        caches = list(_LIVE)
+    for cache in caches:
         cache.forget()
