@@ -22,6 +22,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import shapely
@@ -199,24 +200,27 @@ class AddressLabels:
     def __init__(self, ids: np.ndarray, fields: dict[str, tuple[np.ndarray, list]]) -> None:
         order = np.argsort(ids, kind="stable")
         self._ids = ids[order]
-        self._fields = [(fields[name][0][order], fields[name][1]) for name in LABEL_FIELDS]
+        # The values end with None, which code -1 picks.
+        self._fields = [
+            (fields[name][0][order], np.array([*fields[name][1], None], dtype=object))
+            for name in LABEL_FIELDS
+        ]
 
     def __len__(self) -> int:
         return len(self._ids)
 
-    def of(self, ids: Iterable[int]) -> dict[int, dict]:
-        """The label of each id that has one: {id: {"street": ..., "house_number": ..., ...}}."""
-        ids = np.fromiter(ids, dtype=np.int64)
+    def of(self, ids: Sequence[int]) -> list[dict]:
+        """The label of each id, in order: {"street": ..., "house_number": ..., "box": ...,
+        "postcode": ...}, every value None for an id without one."""
+        ids = np.asarray(ids, dtype=np.int64)
         index, found = _sorted_find(self._ids, ids)
-        index = index[found]
         columns = [
-            [values[code] if code >= 0 else None for code in codes[index].tolist()]
-            for codes, values in self._fields
+            values[np.where(found, codes[index], -1)].tolist() for codes, values in self._fields
         ]
-        return {
-            address_id: dict(zip(LABEL_FIELDS, label, strict=True))
-            for address_id, *label in zip(ids[found].tolist(), *columns, strict=True)
-        }
+        return [
+            {"street": street, "house_number": number, "box": box, "postcode": postcode}
+            for street, number, box, postcode in zip(*columns, strict=True)
+        ]
 
 
 # the area --------------------------------------------------------------------------------------
@@ -676,9 +680,12 @@ class NetworkPeople:
         return sorted(members, key=lambda m: m.id), sorted(contacts, key=lambda c: c.id)
 
 
-@dataclass(frozen=True)
-class PlannedRecipient:
-    """One delivery to make: who, through which network, by which channel, and why."""
+class PlannedRecipient(NamedTuple):
+    """One delivery to make: who, through which network, by which channel, and why.
+
+    A named tuple: a preview plans a recipient per member and channel (thousands for a large
+    area), and a frozen dataclass takes several times as long to make.
+    """
 
     kind: str  # coordinator | member
     person_id: int
@@ -713,8 +720,13 @@ def plan_recipients(
     members: Iterable[MemberRow] = (),
     contacts: Iterable[ContactRow] = (),
     scope: str = "area",
+    members_in: list[MemberRow] | None = None,
 ) -> list[PlannedRecipient]:
-    """The exact recipient list: coordinators by e-mail (relay) or members by their channels."""
+    """The exact recipient list: coordinators by e-mail (relay) or members by their channels.
+
+    ``members_in``: what ``members_reached`` gave for these members and scope, when the caller
+    has it already.
+    """
     if mode not in MODES:
         raise InvalidInput(f"mode {mode!r} is not one of {', '.join(MODES)}")
     shares = {r.network.id: r.share_inside for r in reached.networks}
@@ -735,7 +747,9 @@ def plan_recipients(
                     )
                 )
         return planned
-    for member in members_reached(reached, members, scope=scope):
+    if members_in is None:
+        members_in = members_reached(reached, members, scope=scope)
+    for member in members_in:
         why = f"member of network {member.network_id} with address {member.address_id} " + (
             "inside the area" if scope == "area" else "in a network the area reaches"
         )

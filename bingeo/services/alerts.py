@@ -196,8 +196,7 @@ def preview_alert(engine: Engine, actor: Actor, request: AlertRequest, settings:
     target = _target(actor, reached)
     guard(engine, actor, Action.send_alert, target, "alert_preview")
     members, contacts = model.people.of(reached.network_ids)
-    labels = model.labels.of(reached.edge_ids[:EDGE_LIST_MAX].tolist())
-    return _summary(request, reached, members, contacts, labels, settings)
+    return _summary(request, reached, members, contacts, settings, model.labels)
 
 
 def send_alert(engine: Engine, actor: Actor, request: AlertRequest, settings: Settings) -> dict:
@@ -534,12 +533,12 @@ def _summary(
     reached: Reach,
     members: list[MemberRow],
     contacts: list[ContactRow],
-    labels: dict[int, dict],
     settings: Settings,
+    labels: AddressLabels,
 ) -> dict:
     members_in = members_reached(reached, members, scope=request.direct_scope)
     planned = plan_recipients(
-        request.mode, reached, members=members, contacts=contacts, scope=request.direct_scope
+        request.mode, reached, contacts=contacts, scope=request.direct_scope, members_in=members_in
     )
     members_by_network = Counter(m.network_id for m in members_in)
     coordinators = [c for c in contacts if c.network_id in set(reached.network_ids)]
@@ -547,14 +546,16 @@ def _summary(
     channels: Counter = Counter()
     for member in members_in:
         channels.update(member.channels)
-    edge = []
-    for address_id, inside in zip(
-        reached.edge_ids[:EDGE_LIST_MAX].tolist(),
-        reached.edge_inside[:EDGE_LIST_MAX].tolist(),
-        strict=True,
-    ):
-        label = labels.get(address_id, {})
-        edge.append({"id": address_id, **label, "side": "inside" if inside else "outside"})
+    edge_ids = reached.edge_ids[:EDGE_LIST_MAX]
+    edge = [
+        {"id": address_id, **label, "side": "inside" if inside else "outside"}
+        for address_id, label, inside in zip(
+            edge_ids.tolist(),
+            labels.of(edge_ids),
+            reached.edge_inside[:EDGE_LIST_MAX].tolist(),
+            strict=True,
+        )
+    ]
     return {
         "area": request.area.as_dict(),
         "mode": request.mode,
