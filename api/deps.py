@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
 from bingeo.access import Actor
-from bingeo.services.users import authenticate
+from bingeo.services.users import authenticate, known_principal
 from bingeo.settings import Settings
 
 bearer = HTTPBearer(auto_error=False, description="An API token made with `bingeo tokens create`")
@@ -31,14 +32,19 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_actor(
+async def get_actor(
     request: Request,
     engine: EngineDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Actor:
     """The caller (anonymous without a token) within this request."""
     token = credentials.credentials if credentials else None
-    principal = authenticate(engine, token, cache=request.app.state.principals)
+    cache = request.app.state.principals
+    # A cached principal is answered here; a database lookup goes to a worker thread (the
+    # thread hop only when it is needed).
+    principal = known_principal(token, cache)
+    if principal is None:
+        principal = await run_in_threadpool(authenticate, engine, token, cache=cache)
     client = request.client.host if request.client else None
     return Actor(principal=principal, request_id=request.state.request_id, client=client)
 

@@ -114,15 +114,11 @@ def authenticate(
 
     With ``cache`` (the API's), a live token seen before is answered without the database.
     """
-    if not token:
-        return ANONYMOUS
+    known = known_principal(token, cache)
+    if known is not None:
+        return known
     token_hash, now = hash_token(token), _now()
-    ticket = None
-    if cache is not None:
-        principal = cache.get(token_hash, now)
-        if principal is not None:
-            return principal
-        ticket = cache.ticket()
+    ticket = cache.ticket() if cache is not None else None
     # One round trip: a lone read needs no transaction.
     with lone_reads(engine) as connection:
         user = user_repo.user_for_token(connection, token_hash, now)
@@ -132,6 +128,14 @@ def authenticate(
     if cache is not None:
         cache.put(ticket, token_hash, principal, user.token_expires_at)
     return principal
+
+
+def known_principal(token: str | None, cache: PrincipalCache | None) -> Principal | None:
+    """The principal of ``token`` when it needs no database: anonymous without a token, the
+    cached one of a live token seen before; None when ``authenticate`` must look it up."""
+    if not token:
+        return ANONYMOUS
+    return cache.get(hash_token(token), _now()) if cache is not None else None
 
 
 def principal_of(user) -> Principal:
