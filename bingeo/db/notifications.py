@@ -58,6 +58,7 @@ class Listener:
         self._wake, self._woken = socket.socketpair()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._missing_logged = False
+        self._retry_s = FIRST_RETRY_S
 
     def start(self) -> None:
         """Start listening (in the background: ``on_state(True)`` tells when it listens)."""
@@ -75,38 +76,34 @@ class Listener:
             self._woken.close()
 
     def _run(self) -> None:
-        retry_s = FIRST_RETRY_S
         while not self._stop.is_set():
             try:
-                if self._listen():
-                    retry_s = FIRST_RETRY_S
-            except psycopg.Error as exc:
+                self._listen()
+            except Exception as exc:  # the server went away: listen again after a while
                 log.warning("listening on %s failed: %s", self._channel, type(exc).__name__)
-            if self._stop.wait(retry_s):
+            if self._stop.wait(self._retry_s):
                 return
-            retry_s = min(MAX_RETRY_S, retry_s * 2)
+            self._retry_s = min(MAX_RETRY_S, self._retry_s * 2)
 
-    def _listen(self) -> bool:
-        """Listen until stopped or the connection fails; False when the triggers are missing."""
+    def _listen(self) -> None:
+        """Listen until stopped or the connection fails (at once when the triggers are missing)."""
         with psycopg.connect(*self._connect_args, **self._connect_params) as connection:
             connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
-            if not self._triggers_exist(connection):
-                return False
-            if self._stop.is_set():
-                return True
+            if not self._triggers_exist(connection) or self._stop.is_set():
+                return
             self._on_state(True)
+            self._retry_s = FIRST_RETRY_S
             try:
                 while not self._stop.is_set():
                     ready, _, _ = select.select([connection.fileno(), self._woken], [], [])
                     if self._woken in ready:
-                        return True
+                        return
                     for _ in connection.notifies(timeout=0):
                         self._on_notify()
                     if connection.broken:
                         raise psycopg.OperationalError("the listening connection broke")
             finally:
                 self._on_state(False)
-        return True
 
     def _triggers_exist(self, connection: psycopg.Connection) -> bool:
         """Whether the database sends the notifications (an older schema does not)."""
