@@ -105,6 +105,12 @@ GRID_MAX_SIDE = 4_000
 # A cell is judged as its box widened by this much (metres), so that a point that rounding puts
 # in the next cell is still judged with the cell it is in.
 _SLACK_M = 1e-3
+# A buffer's round joins, of 4 segments a quarter, lie inside the true rounded band and reach
+# beyond cos(pi / 16) > 0.98 of its width; GEOS first simplifies the line by less than 1 % of the
+# width, which can only widen the band. A buffer 1/0.98 as wide holds every point within the
+# width; one 0.98 as wide holds only such points.
+_BAND_SEGMENTS = 4
+_BAND_FACTOR = 0.98
 
 
 class PointGrid:
@@ -173,6 +179,19 @@ class PointGrid:
             minx + self.cell_m + _SLACK_M,
             miny + self.cell_m + _SLACK_M,
         )
+
+    def centres(self, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) of the cells' centres."""
+        half = self.cell_m / 2
+        return (
+            self.x0 + (cells % self.ncols) * self.cell_m + half,
+            self.y0 + (cells // self.ncols) * self.cell_m + half,
+        )
+
+    @property
+    def half_diagonal(self) -> float:
+        """How far a point of a cell (widened by ``_SLACK_M``) may lie from the cell's centre."""
+        return math.sqrt(2.0) * (self.cell_m / 2 + _SLACK_M)
 
     def positions(self, cells: np.ndarray) -> np.ndarray:
         """Positions (increasing for increasing ``cells``) of the points in the cells."""
@@ -323,13 +342,24 @@ class AlertArea:
             near = np.abs(distance - self.radius_m) <= distance_m
             return positions[near], distance[near] <= self.radius_m
         boundary = self.polygon.boundary
-        # Buffers with round joins of 4 segments a quarter lie within their distance of the
-        # edge and reach beyond 0.98 of it: every point within distance_m lies in the outer
-        # band, every point of the inner band lies within distance_m. Only the points between
-        # the two are measured exactly (a distance costs microseconds a point).
-        positions = _covered(boundary.buffer(margin, quad_segs=4), grid)
+        minx, miny, maxx, maxy = self.polygon.bounds
+        cells = grid.occupied(
+            grid.cells((minx - margin, miny - margin, maxx + margin, maxy + margin))
+        )
+        # The points of the cells that may hold a point within distance_m of the edge (their
+        # centre lies within distance_m and half their diagonal of it), not of the whole extent.
+        reach = _band_holding(boundary, distance_m + grid.half_diagonal)
+        shapely.prepare(reach)
+        positions = grid.positions(cells[shapely.intersects_xy(reach, *grid.centres(cells))])
         x, y = grid.x[positions], grid.y[positions]
-        inner = boundary.buffer(distance_m - _SLACK_M, quad_segs=4)
+        # Every point within distance_m lies in the outer band and every point of the inner band
+        # lies within it: only the points between the two are measured exactly (a distance
+        # costs microseconds a point).
+        outer = _band_holding(boundary, distance_m)
+        shapely.prepare(outer)
+        maybe = shapely.intersects_xy(outer, x, y)
+        positions, x, y = positions[maybe], x[maybe], y[maybe]
+        inner = _band_within(boundary, distance_m)
         shapely.prepare(inner)
         near = shapely.intersects_xy(inner, x, y)
         unsure = np.flatnonzero(~near)
@@ -1088,6 +1118,16 @@ def _radius(radius_m: float) -> float:
 
 def _language(language: str) -> str:
     return language if language in LANGUAGES else "nl"
+
+
+def _band_holding(line: BaseGeometry, distance: float) -> BaseGeometry:
+    """A band along ``line`` that holds every point within ``distance`` of it."""
+    return line.buffer(distance / _BAND_FACTOR, quad_segs=_BAND_SEGMENTS)
+
+
+def _band_within(line: BaseGeometry, distance: float) -> BaseGeometry:
+    """A band along ``line`` whose points all lie within ``distance`` of it."""
+    return line.buffer(distance * _BAND_FACTOR, quad_segs=_BAND_SEGMENTS)
 
 
 def _covered(geom: BaseGeometry, grid: PointGrid) -> np.ndarray:
