@@ -52,6 +52,7 @@ from bingeo.db.engine import lone_reads
 from bingeo.db.models import AlertStatus, NetworkKind, NetworkStatus
 from bingeo.errors import IllegalTransition, InvalidInput, NotFound
 from bingeo.services.audit import guard, record
+from bingeo.services.memory import keep_alive_objects
 from bingeo.settings import Settings
 
 # The edge list shows at most this many addresses (the count is always complete).
@@ -471,6 +472,7 @@ def read_model(engine: Engine, *, stamp: tuple | None = None) -> ReadModel:
         model = _MODELS[key] = ReadModel(
             stamp=stamp, networks=networks, labels=labels, people=network_people
         )
+        keep_alive_objects()
         return model
 
 
@@ -541,17 +543,23 @@ def _summary(
         request.mode, reached, contacts=contacts, scope=request.direct_scope, members_in=members_in
     )
     members_by_network = Counter(m.network_id for m in members_in)
-    coordinators = [c for c in contacts if c.network_id in set(reached.network_ids)]
+    network_ids = set(reached.network_ids)
+    coordinators = [c for c in contacts if c.network_id in network_ids]
     coordinators_by_network = Counter(c.network_id for c in coordinators)
-    channels: Counter = Counter()
-    for member in members_in:
-        channels.update(member.channels)
+    channels = Counter(channel for m in members_in for channel in m.channels)
     edge_ids = reached.edge_ids[:EDGE_LIST_MAX]
     edge = [
-        {"id": address_id, **label, "side": "inside" if inside else "outside"}
-        for address_id, label, inside in zip(
+        {
+            "id": address_id,
+            "street": street,
+            "house_number": house_number,
+            "box": box,
+            "postcode": postcode,
+            "side": "inside" if inside else "outside",
+        }
+        for address_id, street, house_number, box, postcode, inside in zip(
             edge_ids.tolist(),
-            labels.of(edge_ids),
+            *labels.of(edge_ids),
             reached.edge_inside[:EDGE_LIST_MAX].tolist(),
             strict=True,
         )
