@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
 from bingeo.access import Actor
-from bingeo.services.users import authenticate, known_principal
+from bingeo.services.users import known_principal, look_up_principal
 from bingeo.settings import Settings
 
 bearer = HTTPBearer(auto_error=False, description="An API token made with `bingeo tokens create`")
@@ -44,7 +44,7 @@ async def get_actor(
     # thread hop only when it is needed).
     principal = known_principal(token, cache)
     if principal is None:
-        principal = await run_in_threadpool(authenticate, engine, token, cache=cache)
+        principal = await run_in_threadpool(look_up_principal, engine, token, cache=cache)
     client = request.client.host if request.client else None
     return Actor(principal=principal, request_id=request.state.request_id, client=client)
 

@@ -230,9 +230,6 @@ class AddressLabels:
             for name in LABEL_FIELDS
         ]
 
-    def __len__(self) -> int:
-        return len(self._ids)
-
     def of(self, ids: Sequence[int]) -> tuple[list, ...]:
         """The labels of the ids, one list per field of ``LABEL_FIELDS`` (in the order of the
         ids; None where an id has no label or the field no value)."""

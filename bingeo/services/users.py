@@ -115,8 +115,14 @@ def authenticate(
     With ``cache`` (the API's), a live token seen before is answered without the database.
     """
     known = known_principal(token, cache)
-    if known is not None:
-        return known
+    return known if known is not None else look_up_principal(engine, token, cache=cache)
+
+
+def look_up_principal(
+    engine: Engine, token: str, *, cache: PrincipalCache | None = None
+) -> Principal:
+    """The principal of a token, read from the database (and stored in ``cache``): what
+    ``authenticate`` does when ``known_principal`` has no answer."""
     token_hash, now = hash_token(token), _now()
     ticket = cache.ticket() if cache is not None else None
     # One round trip: a lone read needs no transaction.
