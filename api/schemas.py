@@ -17,16 +17,17 @@ JOIN_TEXT = (
 
 
 class NetworkCreate(BaseModel):
-    """A new network: public facts and its area as a GeoJSON (Multi)Polygon in EPSG:4326."""
+    """A new network: public facts and its area as a GeoJSON (Multi)Polygon in EPSG:4326.
+
+    It starts as an ``idea``; where it lies (municipalities, police zones) is derived from the
+    area, never given.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
     kind: NetworkKind
-    status: NetworkStatus = NetworkStatus.idea
     code: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[\w.-]+$")
-    nis_code: str | None = Field(default=None, pattern=r"^\d{5}$")
-    police_zone_code: str | None = Field(default=None, min_length=1, max_length=32)
     how_to_join: str | None = Field(default=None, max_length=JOIN_TEXT_MAX, description=JOIN_TEXT)
     geometry: GeoJSONGeometry
 
@@ -40,8 +41,6 @@ class NetworkUpdate(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     kind: NetworkKind | None = None
     status: NetworkStatus | None = None
-    nis_code: str | None = Field(default=None, pattern=r"^\d{5}$")
-    police_zone_code: str | None = Field(default=None, min_length=1, max_length=32)
     how_to_join: str | None = Field(default=None, max_length=JOIN_TEXT_MAX, description=JOIN_TEXT)
     geometry: GeoJSONGeometry | None = None
     reason: str | None = Field(default=None, max_length=500, description="Why the area changes.")

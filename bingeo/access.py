@@ -22,6 +22,7 @@ class Action(enum.StrEnum):
     write_network = "write_network"  # create, change, delete a network and its roles
     write_personal = "write_personal"  # register, change, remove members and contacts
     send_alert = "send_alert"
+    read_alerts = "read_alerts"  # police texts a network received (its coordinator, its police)
     admin = "admin"  # users, tokens, audit trail
 
 
@@ -97,24 +98,34 @@ def allowed(principal: Principal, action: Action, target: Target = WHOLE) -> boo
     if action == Action.admin:
         return False
     if role in POLICE:
-        in_zone = _within(principal.police_zone_code, target.police_zone_codes)
-        # Analysts work on aggregates and network areas, never on member identities;
-        # officers reach people (members, coordinators) of their zone and send alerts.
+        in_zone = _in_scope(principal.police_zone_code, target.police_zone_codes, target)
+        # Analysts work on aggregates and network areas, never on member identities, and
+        # write nothing; officers reach people (members, coordinators) of their zone and send
+        # alerts.
         if role == Role.police_analyst:
-            return action in (Action.read_aggregates, Action.write_network) and in_zone
+            return action in (Action.read_aggregates, Action.read_alerts) and in_zone
         officer_actions = (
             Action.read_aggregates,
             Action.read_personal,
             Action.write_personal,
             Action.send_alert,
+            Action.read_alerts,
         )
         return action in officer_actions and in_zone
     if role == Role.municipality_planner:
-        in_municipality = _within(principal.nis_code, target.nis_codes)
-        return action in (Action.read_aggregates, Action.write_network) and in_municipality
+        own = principal.nis_code
+        if action == Action.write_network:
+            # A planner draws and changes networks lying wholly in their municipality.
+            return _within(own, target.nis_codes)
+        return action == Action.read_aggregates and _in_scope(own, target.nis_codes, target)
     if role == Role.coordinator:
         own = principal.network_id is not None and target.network_id == principal.network_id
-        allowed_actions = (Action.read_aggregates, Action.read_personal, Action.write_personal)
+        allowed_actions = (
+            Action.read_aggregates,
+            Action.read_personal,
+            Action.write_personal,
+            Action.read_alerts,
+        )
         return action in allowed_actions and own
     return False
 
@@ -132,5 +143,13 @@ def authorize(principal: Principal, action: Action, target: Target = WHOLE) -> N
 
 
 def _within(own: str | None, codes: frozenset[str]) -> bool:
-    # A scoped user reaches a target only when every scope of the target is theirs.
+    # Every scope of the target is the caller's.
     return own is not None and bool(codes) and codes <= {own}
+
+
+def _in_scope(own: str | None, codes: frozenset[str], target: Target) -> bool:
+    # A network crossing a border belongs to both sides (for anything but changing its area);
+    # any other target (a zone, a municipality, a drawn area) must lie wholly in the scope.
+    if target.network_id is not None:
+        return own is not None and own in codes
+    return _within(own, codes)

@@ -37,6 +37,7 @@ from bingeo.geometry import (
     storage_to_geojson,
 )
 from bingeo.matching import AddressPoints, lonlat_to_storage
+from bingeo.networks import shares_area
 
 LANGUAGES = ("nl", "fr", "de")
 MODES = ("relay", "direct")
@@ -458,7 +459,7 @@ class NetworkShape:
     name: str
     kind: str
     status: str
-    police_zone_code: str | None
+    police_zone_codes: tuple[str, ...]  # every zone it lies in, the main one first
     geometry: BaseGeometry
 
 
@@ -650,10 +651,18 @@ def reach(
         more, more_in_any = pairs(positions)
         counts += sign * more
         in_network += sign * more_in_any
+    shares = area.shares(networks.geoms[hit])
+    # A network sharing only a sliver of boundary noise and no address is not reached.
+    really = shares_area(shares * shapely.area(networks.geoms[hit]), counts[hit])
     reached = [
         ReachedNetwork(networks.networks[i], round(float(share), 6), int(counts[i]))
-        for i, share in zip(hit, area.shares(networks.geoms[hit]), strict=True)
+        for i, share, kept in zip(hit, shares, really.tolist(), strict=True)
+        if kept
     ]
+    adjacent += [
+        networks.networks[i] for i, kept in zip(hit, really.tolist(), strict=True) if not kept
+    ]
+    adjacent.sort(key=lambda network: network.id)
     edge_positions, edge_inside = area.near_edge(grid)
     order = np.argsort(grid.ids[edge_positions], kind="stable")
     return Reach(

@@ -43,6 +43,12 @@ class Conflict(BinGeoError):
     code = "conflict"
 
 
+class NetworkHasPeople(Conflict):
+    """Deleting a network would remove its members and contacts."""
+
+    code = "network_has_people"
+
+
 class IllegalTransition(Conflict):
     """A lifecycle step that is not allowed from the current state."""
 

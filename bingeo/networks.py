@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 
 from bingeo.areas import Rejection
-from bingeo.db.models import NetworkKind, NetworkStatus
+from bingeo.db.models import AreaLevel, NetworkKind, NetworkStatus
 from bingeo.errors import BinGeoError, InvalidInput
 from bingeo.files import pick_column, read_geofile, text_or_none
 from bingeo.geometry import geometry_outside_belgium, polygonal, to_storage
@@ -18,10 +19,15 @@ CODE_COLUMNS = ("code", "network_code", "bin_id", "id")
 NAME_COLUMNS = ("name", "bin_name", "naam")
 KIND_COLUMNS = ("kind", "bin_type", "type")
 STATUS_COLUMNS = ("status", "lifecycle_status", "state")
-NIS_COLUMNS = ("nis_code", "niscode", "municipality_nis")
-ZONE_COLUMNS = ("police_zone_code", "police_zone")
 JOIN_COLUMNS = ("how_to_join", "join_info", "aansluiten")
-FIELDS = ("code", "name", "kind", "status", "nis_code", "police_zone_code", "how_to_join")
+# A file's municipality or police zone columns are not read: where a network lies is derived
+# from its area (bingeo.db.networks.refresh_places).
+FIELDS = ("code", "name", "kind", "status", "how_to_join")
+# Two areas sharing less than this, and no address, only touch: floating-point noise along a
+# shared boundary leaves slivers of about 1e-9 m² that reach nobody.
+MIN_SHARED_M2 = 1.0
+# The reference levels that say where a network lies.
+PLACE_LEVELS = (AreaLevel.municipality, AreaLevel.police_zone)
 # Languages of the generated "how to join" text; Dutch when the resident's is neither.
 JOIN_LANGUAGES = ("nl", "fr")
 # Each phrase in the order of JOIN_LANGUAGES (nl, fr); ``{}`` is a name or a code.
@@ -80,6 +86,15 @@ def parse_status(value: object, *, default: NetworkStatus = NetworkStatus.active
         raise InvalidInput(f"unknown network status {value!r}; use one of {allowed}") from None
 
 
+def shares_area(
+    shared_m2: object, addresses: object, *, min_m2: float = MIN_SHARED_M2
+) -> np.ndarray:
+    """Whether two areas really share something (elementwise): at least ``min_m2``, or at least
+    one address. The one rule for a network reached by an alert, overlapping a proposal or
+    another network; anything less only touches."""
+    return (np.asarray(shared_m2) >= min_m2) | (np.asarray(addresses) > 0)
+
+
 def read_networks(
     path: Path,
     *,
@@ -95,8 +110,6 @@ def read_networks(
         "name": pick_column(columns, NAME_COLUMNS, None),
         "kind": pick_column(columns, KIND_COLUMNS, None),
         "status": pick_column(columns, STATUS_COLUMNS, None),
-        "nis_code": pick_column(columns, NIS_COLUMNS, None),
-        "police_zone_code": pick_column(columns, ZONE_COLUMNS, None),
         "how_to_join": pick_column(columns, JOIN_COLUMNS, None),
     }
     for required in ("name", "kind"):
@@ -132,10 +145,6 @@ def read_networks(
                 "name": name,
                 "kind": kind.value,
                 "status": status.value,
-                "nis_code": text_or_none(feature[pick["nis_code"]]) if pick["nis_code"] else None,
-                "police_zone_code": text_or_none(feature[pick["police_zone_code"]])
-                if pick["police_zone_code"]
-                else None,
                 "how_to_join": text_or_none(feature[pick["how_to_join"]])
                 if pick["how_to_join"]
                 else None,

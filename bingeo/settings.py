@@ -72,7 +72,9 @@ class Settings(BaseSettings):
         default="/static/vendor", description="Where maps load their vendored JS/CSS from."
     )
     min_overlap_m2: float = Field(
-        default=1.0, description="Smaller overlaps of two networks count as touching."
+        default=1.0,
+        description="Overlap listings: two networks sharing less, and no address, only touch "
+        "(previews, sends and planning reports use the same rule at 1 m²).",
     )
     gap_max_covered_share: float = Field(
         default=0.1, description="Areas with at most this share covered count as uncovered."

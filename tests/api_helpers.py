@@ -5,17 +5,30 @@ Loaded as a plugin by tests/conftest.py (``pytest_plugins``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import shapely
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select
+from geoalchemy2.shape import from_shape
+from sqlalchemy import Engine, func, insert, select
 
 from api.app import create_app
 from bingeo.access import Actor, Principal
-from bingeo.db.models import AuditEntry, Network, NetworkKind, Role
+from bingeo.db.models import (
+    SRID,
+    AreaLevel,
+    AuditEntry,
+    Network,
+    NetworkKind,
+    PoliceZoneMunicipality,
+    ReferenceArea,
+    Role,
+)
+from bingeo.db.networks import refresh_places
 from bingeo.geometry import geojson_to_storage
 from bingeo.services import networks as network_service
 from bingeo.services.users import add_user, create_token
@@ -27,6 +40,11 @@ ZONE_A, ZONE_B = "5388", "5389"
 # Centres (lon, lat) of small squares inside each municipality.
 CENTRE_X = (4.76, 50.83)
 CENTRE_Y = (4.70, 50.88)
+# The two municipalities (lon/lat boxes) and their police zones; they meet at a corner.
+PLACES = {
+    NIS_X: (ZONE_A, (4.73, 50.80, 4.79, 50.855)),
+    NIS_Y: (ZONE_B, (4.67, 50.855, 4.73, 50.91)),
+}
 PUBLIC_PROPERTIES = {
     "code",
     "name",
@@ -34,6 +52,9 @@ PUBLIC_PROPERTIES = {
     "status",
     "nis_code",
     "police_zone_code",
+    "nis_codes",
+    "police_zone_codes",
+    "crossing",
     "how_to_join",
     "area_m2",
     "version",
@@ -114,19 +135,36 @@ USERS: dict[str, dict[str, Any]] = {
 }
 
 
+def load_places(engine: Engine) -> None:
+    """Store the municipalities X and Y and the police zones A and B (``PLACES``)."""
+    with engine.begin() as connection:
+        for nis, (zone, box) in PLACES.items():
+            geometry, _ = geojson_to_storage(json.loads(shapely.to_geojson(shapely.box(*box))))
+            for level, code in ((AreaLevel.municipality, nis), (AreaLevel.police_zone, zone)):
+                connection.execute(
+                    insert(ReferenceArea).values(
+                        level=level,
+                        code=code,
+                        name_nl=f"{level.value} {code}",
+                        nis_code=nis,
+                        geom=from_shape(geometry, srid=SRID),
+                    )
+                )
+            connection.execute(
+                insert(PoliceZoneMunicipality).values(police_zone_code=zone, nis_code=nis)
+            )
+        refresh_places(connection)
+
+
 def make_world(engine: Engine) -> World:
-    """Store networks in X/A and Y/B, a user of every role, and a live token each."""
+    """Store municipalities X and Y (zones A and B), a network in each, a user of every role,
+    and a live token each."""
+    load_places(engine)
     nets = {}
-    for key, nis, zone, centre in (("x", NIS_X, ZONE_A, CENTRE_X), ("y", NIS_Y, ZONE_B, CENTRE_Y)):
+    for key, centre in (("x", CENTRE_X), ("y", CENTRE_Y)):
         geometry, _ = geojson_to_storage(square(centre))
         nets[key] = network_service.create_network(
-            engine,
-            ADMIN,
-            name=f"BIN {key.upper()}",
-            kind=NetworkKind.BIN,
-            geometry=geometry,
-            nis_code=nis,
-            police_zone_code=zone,
+            engine, ADMIN, name=f"BIN {key.upper()}", kind=NetworkKind.BIN, geometry=geometry
         ).id
     world = World(net_x=nets["x"], net_y=nets["y"])
     for name, spec in USERS.items():

@@ -18,18 +18,18 @@ PLANNER_X = Principal(user_id=4, name="planner", role=Role.municipality_planner,
 COORD_7 = Principal(user_id=5, name="coordinator", role=Role.coordinator, network_id=7)
 
 
-def net(network_id: int, nis: str | None, zone: str | None) -> Target:
-    return Target(
-        network_id=network_id,
-        nis_codes=frozenset([nis] if nis else []),
-        police_zone_codes=frozenset([zone] if zone else []),
-    )
+def net(network_id: int, nis: str | tuple | None, zone: str | tuple | None) -> Target:
+    def codes(value: str | tuple | None) -> frozenset[str]:
+        return frozenset([value] if isinstance(value, str) else value or [])
+
+    return Target(network_id=network_id, nis_codes=codes(nis), police_zone_codes=codes(zone))
 
 
 NET_XA = net(7, X, A)
 NET_YB = net(8, Y, B)
 NET_XB = net(9, X, B)  # a municipality of one zone, a network registered with another zone
 NET_NOWHERE = net(10, None, None)
+NET_CROSSING = net(11, (X, Y), (A, B))  # a network lying on both sides of a border
 WHOLE = Target()
 
 RULES = [
@@ -45,14 +45,21 @@ RULES = [
     (ADMIN, Action.read_personal, NET_YB, True),
     (ADMIN, Action.write_network, NET_NOWHERE, True),
     (ADMIN, Action.admin, WHOLE, True),
+    (ADMIN, Action.write_network, NET_CROSSING, True),
     # police analyst of zone A
     # Analysts see aggregates only, never member identities (issue 5).
     (ANALYST_A, Action.read_personal, NET_XA, False),
     (ANALYST_A, Action.read_aggregates, NET_XA, True),
     (ANALYST_A, Action.read_personal, NET_YB, False),
     (ANALYST_A, Action.read_aggregates, NET_YB, False),
-    (ANALYST_A, Action.write_network, NET_XA, True),
+    # Analysts write no network (issue 14: an analyst deleted members through a network).
+    (ANALYST_A, Action.write_network, NET_XA, False),
     (ANALYST_A, Action.write_network, NET_YB, False),
+    (ANALYST_A, Action.read_alerts, NET_XA, True),
+    (ANALYST_A, Action.read_alerts, NET_YB, False),
+    # A network crossing a border is in both sides' views, but only an admin changes it.
+    (ANALYST_A, Action.read_aggregates, NET_CROSSING, True),
+    (ANALYST_A, Action.read_aggregates, Target(police_zone_codes=frozenset([A, B])), False),
     (ANALYST_A, Action.write_network, NET_XB, False),
     (ANALYST_A, Action.write_network, NET_NOWHERE, False),
     (ANALYST_A, Action.read_personal, WHOLE, False),
@@ -64,6 +71,9 @@ RULES = [
     (OFFICER_A, Action.send_alert, NET_XA, True),
     (OFFICER_A, Action.send_alert, NET_YB, False),
     (OFFICER_A, Action.write_network, NET_XA, False),
+    (OFFICER_A, Action.read_alerts, NET_XA, True),
+    (OFFICER_A, Action.send_alert, NET_CROSSING, True),
+    (OFFICER_A, Action.read_personal, NET_CROSSING, True),
     (OFFICER_A, Action.admin, WHOLE, False),
     # planner of municipality X: writes networks of X only, never personal data
     (PLANNER_X, Action.write_network, NET_XA, True),
@@ -73,6 +83,10 @@ RULES = [
     (PLANNER_X, Action.write_network, Target(nis_codes=frozenset([X, Y])), False),
     (PLANNER_X, Action.read_aggregates, NET_XA, True),
     (PLANNER_X, Action.read_personal, NET_XA, False),
+    (PLANNER_X, Action.read_aggregates, NET_CROSSING, True),
+    (PLANNER_X, Action.write_network, NET_CROSSING, False),
+    # Police texts are for the network's coordinator and its zone's police (issue 14).
+    (PLANNER_X, Action.read_alerts, NET_XA, False),
     (PLANNER_X, Action.send_alert, NET_XA, False),
     (PLANNER_X, Action.admin, WHOLE, False),
     # coordinator of network 7: their own network only, never writes
@@ -81,6 +95,8 @@ RULES = [
     (COORD_7, Action.read_personal, NET_YB, False),
     (COORD_7, Action.read_personal, WHOLE, False),
     (COORD_7, Action.write_network, NET_XA, False),
+    (COORD_7, Action.read_alerts, NET_XA, True),
+    (COORD_7, Action.read_alerts, NET_YB, False),
     (COORD_7, Action.send_alert, NET_XA, False),
     (COORD_7, Action.admin, WHOLE, False),
 ]

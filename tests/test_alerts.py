@@ -918,23 +918,24 @@ def _postgis_answer(engine: Engine, area) -> dict:
         inside = func.ST_Covers(polygon, a.c.geom)
     shape = _geom(area.polygon)
     with engine.connect() as connection:
-        networks = connection.execute(
-            select(
-                n.c.id,
-                func.ST_Area(func.ST_Intersection(n.c.geom, shape)) / func.ST_Area(n.c.geom),
-            )
+        shared = func.ST_Area(func.ST_Intersection(n.c.geom, shape))
+        candidates = connection.execute(
+            select(n.c.id, shared, shared / func.ST_Area(n.c.geom))
             .where(reached, active)
             .order_by(n.c.id)
         ).all()
-        ids = [r[0] for r in networks]
         per_network = dict(
             connection.execute(
                 select(n.c.id, func.count(a.c.id))
                 .join(a, func.ST_Covers(n.c.geom, a.c.geom))
-                .where(n.c.id.in_(ids), inside)
+                .where(n.c.id.in_([r[0] for r in candidates]), inside)
                 .group_by(n.c.id)
             ).all()
         )
+        # Reached: sharing at least 1 m² or an address; the others only touch the area.
+        networks = [r for r in candidates if r[1] >= 1.0 or per_network.get(r[0], 0)]
+        slivers = [r[0] for r in candidates if r not in networks]
+        ids = [r[0] for r in networks]
         in_network = connection.execute(
             select(func.count(func.distinct(a.c.id)))
             .select_from(n.join(a, func.ST_Covers(n.c.geom, a.c.geom)))
@@ -944,10 +945,10 @@ def _postgis_answer(engine: Engine, area) -> dict:
     return {
         "networks": ids,
         "addresses_by_network": {i: per_network.get(i, 0) for i in ids},
-        "shares": {r[0]: round(min(1.0, r[1]), 3) for r in networks},
+        "shares": {r[0]: round(min(1.0, r[2]), 3) for r in networks},
         "inside": _postgis_count(engine, inside),
         "inside_network": in_network,
-        "edge_only": edge,
+        "edge_only": sorted(edge + slivers),
     }
 
 

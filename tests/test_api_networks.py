@@ -29,10 +29,7 @@ def test_create_read_change_delete_audited(client: TestClient, db, world: World)
     body = {
         "name": "BIN Opvelp",
         "kind": "BIN-Z",
-        "status": "preparation",
         "code": "opvelp-1",
-        "nis_code": NIS_X,
-        "police_zone_code": ZONE_A,
         "geometry": square(CENTRE_X, 0.003),
     }
     created = client.post("/networks", json=body, headers=admin)
@@ -44,7 +41,10 @@ def test_create_read_change_delete_audited(client: TestClient, db, world: World)
     assert created.headers["ETag"] == '"1"'
     properties = feature["properties"]
     assert properties["code"] == "opvelp-1"
-    assert properties["kind"] == "BIN-Z" and properties["status"] == "preparation"
+    # A new network starts as an idea; where it lies comes from its area.
+    assert properties["kind"] == "BIN-Z" and properties["status"] == "idea"
+    assert properties["nis_codes"] == [NIS_X] and properties["police_zone_codes"] == [ZONE_A]
+    assert properties["nis_code"] == NIS_X and properties["crossing"] is False
     assert properties["version"] == 1
     # 0.006 x 0.006 degrees at 50.83 N: about 422 m x 667 m
     assert 250_000 < properties["area_m2"] < 310_000
@@ -102,7 +102,7 @@ def test_create_read_change_delete_audited(client: TestClient, db, world: World)
 def test_planner_write_is_audited_with_scope(client: TestClient, db, world: World) -> None:
     created = client.post(
         "/networks",
-        json={"name": "BIN Lovenjoel", "kind": "BIN", "nis_code": NIS_X, "geometry": square()},
+        json={"name": "BIN Lovenjoel", "kind": "BIN", "geometry": square()},
         headers=world.auth("planner_x"),
     )
     assert created.status_code == 201
@@ -151,7 +151,7 @@ def test_versions_and_conflicts(client: TestClient, db, world: World) -> None:
 
 def test_duplicate_code_is_conflict(client: TestClient, db, world: World) -> None:
     admin = world.auth("admin")
-    body = {"name": "A", "kind": "BIN", "code": "dup-1", "nis_code": NIS_X, "geometry": square()}
+    body = {"name": "A", "kind": "BIN", "code": "dup-1", "geometry": square()}
     assert client.post("/networks", json=body, headers=admin).status_code == 201
     assert_error(client.post("/networks", json=body, headers=admin), 409, "conflict")
     assert network_count(db) == 3
@@ -249,7 +249,9 @@ def test_how_to_join_given_and_generated(client: TestClient, db, world: World, r
     properties = created.json()["properties"]
     assert properties["how_to_join"] == given
     # Municipality and zone were derived from where the area lies.
-    assert (properties["nis_code"], properties["police_zone_code"]) == (NIS_X, "ipz48")
+    # (The test world's zone 5388 also holds Bierbeek: both are the network's zones.)
+    assert properties["nis_codes"] == [NIS_X]
+    assert set(properties["police_zone_codes"]) == {ZONE_A, "ipz48"}
     network_id = created.json()["id"]
     _add_coordinator(db, network_id)
     _add_coordinator(db, world.net_x)

@@ -13,8 +13,6 @@ from api_helpers import (
     NIS_X,
     NIS_Y,
     PUBLIC_PROPERTIES,
-    ZONE_A,
-    ZONE_B,
     World,
     assert_error,
     audit_rows,
@@ -23,17 +21,62 @@ from api_helpers import (
     square,
 )
 from fastapi.testclient import TestClient
-from sqlalchemy import select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from api.app import create_app
-from bingeo.db.models import ApiToken, AuditEntry, User
+from bingeo.db.models import (
+    Address,
+    ApiToken,
+    AuditEntry,
+    ContactRole,
+    Member,
+    NetworkContact,
+    User,
+)
 from bingeo.services.users import revoke_token
 from bingeo.settings import Settings
+
+# Where municipalities X and Y meet, and a place in neither.
+BORDER = (4.73, 50.855)
+NOWHERE = (4.50, 50.70)
 
 
 def new_network(centre=CENTRE_X, **extra) -> dict:
     return {"name": "Nieuw BIN", "kind": "BIN", "geometry": square(centre, 0.002), **extra}
+
+
+def _member_and_contact(engine, network_id: int) -> None:
+    with engine.begin() as connection:
+        address_id = connection.execute(
+            insert(Address.__table__)
+            .values(source_key="sec-1", street="Dorpstraat", house_number="1", geom=None)
+            .returning(Address.__table__.c.id)
+        ).scalar_one()
+        connection.execute(
+            insert(Member.__table__).values(
+                network_id=network_id,
+                address_id=address_id,
+                name="Een Lid",
+                channels=["email"],
+                consent_at=dt.datetime.now(dt.UTC),
+            )
+        )
+        connection.execute(
+            insert(NetworkContact.__table__).values(
+                network_id=network_id, role=ContactRole.coordinator, name="Een Coördinator"
+            )
+        )
+
+
+def _people(engine, network_id: int) -> tuple[int, int]:
+    with engine.connect() as connection:
+        return tuple(
+            connection.execute(
+                select(func.count()).select_from(t).where(t.c.network_id == network_id)
+            ).scalar_one()
+            for t in (Member.__table__, NetworkContact.__table__)
+        )
 
 
 def current_version(client: TestClient, network_id: int) -> str:
@@ -131,10 +174,9 @@ def test_planner_writes_in_own_municipality_only(
     client: TestClient, db, world: World, user, own_centre, own_nis, other_centre, other_nis
 ) -> None:
     headers = world.auth(user)
-    created = client.post(
-        "/networks", json=new_network(own_centre, nis_code=own_nis), headers=headers
-    )
+    created = client.post("/networks", json=new_network(own_centre), headers=headers)
     assert created.status_code == 201, created.text
+    assert created.json()["properties"]["nis_codes"] == [own_nis]
     network_id = created.json()["id"]
     changed = client.patch(
         f"/networks/{network_id}",
@@ -143,12 +185,18 @@ def test_planner_writes_in_own_municipality_only(
     )
     assert changed.status_code == 200, changed.text
     before = network_count(db)
-    refused = client.post(
-        "/networks", json=new_network(other_centre, nis_code=other_nis), headers=headers
-    )
-    assert_error(refused, 403, "forbidden")
-    # without a municipality the network is in nobody's scope
-    assert_error(client.post("/networks", json=new_network(own_centre), headers=headers), 403)
+    refused = client.post("/networks", json=new_network(other_centre), headers=headers)
+    assert other_nis in assert_error(refused, 403, "forbidden")["detail"]
+    # A label naming the caller's own municipality changes nothing: it is refused as input.
+    labelled = new_network(other_centre, nis_code=own_nis)
+    assert_error(client.post("/networks", json=labelled, headers=headers), 422)
+    # Outside every municipality the network is in nobody's scope; across the border it is
+    # not wholly in the planner's.
+    assert_error(client.post("/networks", json=new_network(NOWHERE), headers=headers), 403)
+    assert_error(client.post("/networks", json=new_network(BORDER), headers=headers), 403)
+    # A new network starts as an idea; other states come through the lifecycle.
+    active = new_network(own_centre, status="active")
+    assert_error(client.post("/networks", json=active, headers=headers), 422)
     assert network_count(db) == before
 
 
@@ -183,52 +231,74 @@ def test_planner_cannot_move_network_into_other_municipality(
     client: TestClient, db, world: World
 ) -> None:
     headers = world.auth("planner_x") | {"If-Match": current_version(client, world.net_x)}
-    moved = client.patch(f"/networks/{world.net_x}", json={"nis_code": NIS_Y}, headers=headers)
+    url = f"/networks/{world.net_x}"
+    moved = client.patch(url, json={"geometry": square(CENTRE_Y, 0.002)}, headers=headers)
     assert_error(moved, 403)
-    assert client.get(f"/networks/{world.net_x}").json()["properties"]["nis_code"] == NIS_X
+    assert client.get(url).json()["properties"]["nis_code"] == NIS_X
     refused = audit_rows(db, user_name="planner_x", outcome="refused")
     assert len(refused) == 1 and NIS_Y in refused[0]["scope"]
-    # nor out of every municipality
-    cleared = client.patch(f"/networks/{world.net_x}", json={"nis_code": None}, headers=headers)
-    assert_error(cleared, 403)
+    # nor across the border, nor out of every municipality; labels are not input at all
+    for elsewhere in (BORDER, NOWHERE):
+        patch = client.patch(url, json={"geometry": square(elsewhere, 0.002)}, headers=headers)
+        assert_error(patch, 403)
+    assert_error(client.patch(url, json={"nis_code": NIS_X}, headers=headers), 422)
+    assert client.get(url).json()["properties"]["version"] == 1
 
 
-def test_police_analyst_writes_in_own_zone_only(client: TestClient, db, world: World) -> None:
-    for user, own, other in (
-        ("analyst_a", world.net_x, world.net_y),
-        ("analyst_b", world.net_y, world.net_x),
-    ):
+def test_police_analyst_writes_no_network(client: TestClient, db, world: World) -> None:
+    """Issue 14: an analyst created networks over another zone and deleted one with its
+    members; analysts read aggregates and write nothing, in their own zone too."""
+    _member_and_contact(db, world.net_x)
+    for user, own in (("analyst_a", world.net_x), ("analyst_b", world.net_y)):
         headers = world.auth(user)
-        ok = client.patch(
-            f"/networks/{own}",
-            json={"name": "Eigen zone"},
-            headers=headers | {"If-Match": current_version(client, own)},
+        version = {"If-Match": current_version(client, own)}
+        changed = client.patch(
+            f"/networks/{own}", json={"name": "Eigen"}, headers=headers | version
         )
-        assert ok.status_code == 200, ok.text
-        refused = client.patch(
-            f"/networks/{other}",
-            json={"name": "Andere zone"},
-            headers=headers | {"If-Match": current_version(client, other)},
-        )
-        assert_error(refused, 403)
-        zone = ZONE_B if user == "analyst_a" else ZONE_A
-        assert zone in refused.json()["detail"]
-    moved = client.patch(
-        f"/networks/{world.net_x}",
-        json={"police_zone_code": ZONE_B},
-        headers=world.auth("analyst_a") | {"If-Match": current_version(client, world.net_x)},
-    )
-    assert_error(moved, 403)
-    created = client.post(
-        "/networks",
-        json=new_network(nis_code=NIS_X, police_zone_code=ZONE_A),
-        headers=world.auth("analyst_a"),
-    )
-    assert created.status_code == 201
+        assert_error(changed, 403)
+        assert_error(client.delete(f"/networks/{own}", headers=headers | version), 403)
+        centre = CENTRE_X if own == world.net_x else CENTRE_Y
+        assert_error(client.post("/networks", json=new_network(centre), headers=headers), 403)
+    assert network_count(db) == 2
+    assert _people(db, world.net_x) == (1, 1)
     assert {r["user_name"] for r in audit_rows(db, outcome="refused")} == {
         "analyst_a",
         "analyst_b",
     }
+
+
+def test_deleting_a_network_with_people_needs_an_admin_asking(
+    client: TestClient, db, world: World
+) -> None:
+    """Ending a network is a lifecycle step; a delete that would remove people is refused,
+    unless an admin asks for it, and the audit says how many people were removed."""
+    _member_and_contact(db, world.net_x)
+    url = f"/networks/{world.net_x}"
+    for user in ("planner_x", "admin"):
+        version = {"If-Match": current_version(client, world.net_x)}
+        refused = client.delete(url, headers=world.auth(user) | version)
+        assert "lifecycle" in assert_error(refused, 409, "network_has_people")["detail"]
+    planner_asks = client.delete(
+        f"{url}?remove_people=true",
+        headers=world.auth("planner_x") | {"If-Match": current_version(client, world.net_x)},
+    )
+    assert_error(planner_asks, 409, "network_has_people")
+    assert _people(db, world.net_x) == (1, 1)
+    admin_asks = client.delete(
+        f"{url}?remove_people=true",
+        headers=world.auth("admin") | {"If-Match": current_version(client, world.net_x)},
+    )
+    assert admin_asks.status_code == 204, admin_asks.text
+    assert _people(db, world.net_x) == (0, 0)
+    (entry,) = audit_rows(db, action="delete", object_id=str(world.net_x))
+    assert entry["details"] == {"members_removed": 1, "contacts_removed": 1}
+    # A network without people is deleted by its planner as before.
+    empty = client.post("/networks", json=new_network(), headers=world.auth("planner_x"))
+    version = {"If-Match": empty.headers["ETag"]}
+    gone = client.delete(
+        f"/networks/{empty.json()['id']}", headers=world.auth("planner_x") | version
+    )
+    assert gone.status_code == 204
 
 
 @pytest.mark.parametrize("user", ["officer_a", "coordinator_x"])
@@ -237,9 +307,7 @@ def test_officer_and_coordinator_cannot_write(
 ) -> None:
     headers = world.auth(user)
     before = network_count(db)
-    created = client.post(
-        "/networks", json=new_network(nis_code=NIS_X, police_zone_code=ZONE_A), headers=headers
-    )
+    created = client.post("/networks", json=new_network(), headers=headers)
     assert_error(created, 403)
     version = {"If-Match": current_version(client, world.net_x)}
     changed = client.patch(

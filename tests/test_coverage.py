@@ -220,11 +220,15 @@ def postgis_overlaps(engine: Engine, inactive: bool = False) -> dict[tuple[str, 
                 WHERE ST_Covers(a.geom, x.geom) AND ST_Covers(b.geom, x.geom)) AS shared
         FROM networks a JOIN networks b ON a.id < b.id AND ST_Intersects(a.geom, b.geom)
         WHERE {COUNTED.replace("n.", "a.")} AND {COUNTED.replace("n.", "b.")}
-          AND ST_Area(ST_Intersection(a.geom, b.geom)) > :min
     """
+    # Overlapping: sharing at least the minimum area or an address (touching otherwise).
     with engine.connect() as connection:
         rows = connection.execute(text(query), {"inactive": inactive, "min": MIN_OVERLAP_M2})
-        return {(r.code_a, r.code_b): dict(r._mapping) for r in rows}
+        return {
+            (r.code_a, r.code_b): dict(r._mapping)
+            for r in rows
+            if r.overlap_m2 >= MIN_OVERLAP_M2 or r.shared > 0
+        }
 
 
 def postgis_gap_clusters(engine: Engine) -> dict[frozenset[str], int]:

@@ -36,6 +36,9 @@ def network_feature(network: service.NetworkRecord, *, encoded: bool = False) ->
         "status": network.status.value,
         "nis_code": network.nis_code,
         "police_zone_code": network.police_zone_code,
+        "nis_codes": network.nis_codes,
+        "police_zone_codes": network.police_zone_codes,
+        "crossing": network.crossing,
         "how_to_join": network.how_to_join,
         "area_m2": round(network.area_m2, 1),
         "version": network.version,
@@ -94,7 +97,8 @@ def get_network(network_id: IdPath, engine: EngineDep, actor: ActorDep) -> GeoJS
 def create_network(
     body: NetworkCreate, engine: EngineDep, actor: ActorDep, settings: SettingsDep
 ) -> GeoJSONResponse:
-    """Create a network (its municipality and police zone default to where its area lies)."""
+    """Create a network in the state ``idea`` (later states come through its lifecycle); where
+    it lies (municipalities, police zones) is derived from its area."""
     geometry, warnings = geojson_to_storage(
         body.geometry, label="geometry", limits=settings.geometry_limits()
     )
@@ -103,10 +107,7 @@ def create_network(
         actor,
         name=body.name,
         kind=body.kind,
-        status=body.status,
         code=body.code,
-        nis_code=body.nis_code,
-        police_zone_code=body.police_zone_code,
         how_to_join=body.how_to_join,
         geometry=geometry,
         warnings=warnings,
@@ -156,9 +157,23 @@ def delete_network(
     actor: ActorDep,
     if_match: Annotated[str | None, Header()] = None,
     version: Annotated[int | None, Query(ge=1)] = None,
+    remove_people: Annotated[
+        bool,
+        Query(description="Admins only: also delete the network's members and contacts."),
+    ] = False,
 ) -> Response:
-    """Delete a network; name the version you delete (``If-Match`` or ``version``)."""
-    service.delete_network(engine, actor, network_id, version=_version(if_match, version))
+    """Delete a network; name the version you delete (``If-Match`` or ``version``).
+
+    A network with members or contacts is ended through its lifecycle; only an admin may delete
+    it with its people, asking for it with ``remove_people=true``.
+    """
+    service.delete_network(
+        engine,
+        actor,
+        network_id,
+        version=_version(if_match, version),
+        remove_people=remove_people,
+    )
     return Response(status_code=204)
 
 

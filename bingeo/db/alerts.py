@@ -67,7 +67,7 @@ def network_shapes(
         NETWORKS.c.name,
         NETWORKS.c.kind,
         NETWORKS.c.status,
-        NETWORKS.c.police_zone_code,
+        NETWORKS.c.police_zone_codes,
         func.ST_AsBinary(NETWORKS.c.geom),
     ).order_by(NETWORKS.c.id)
     if bounds is not None:
@@ -81,7 +81,7 @@ def network_shapes(
             name=r[2],
             kind=str(r[3].value if hasattr(r[3], "value") else r[3]),
             status=str(r[4].value if hasattr(r[4], "value") else r[4]),
-            police_zone_code=r[5],
+            police_zone_codes=tuple(r[5]),
             geometry=g,
         )
         for r, g in zip(rows, geoms, strict=True)

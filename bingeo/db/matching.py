@@ -43,6 +43,8 @@ NETWORK_FACTS = (
     NETWORKS.c.status,
     NETWORKS.c.nis_code,
     NETWORKS.c.police_zone_code,
+    NETWORKS.c.nis_codes,
+    NETWORKS.c.police_zone_codes,
     NETWORKS.c.how_to_join,
 )
 

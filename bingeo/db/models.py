@@ -21,7 +21,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SRID = 31370
@@ -177,14 +179,27 @@ class Network(Base):
     """A BIN or BIN-Z with its area; ``version`` increases with every change."""
 
     __tablename__ = "networks"
+    __table_args__ = (
+        Index("ix_networks_nis_codes", "nis_codes", postgresql_using="gin"),
+        Index("ix_networks_police_zone_codes", "police_zone_codes", postgresql_using="gin"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(Text)
     kind: Mapped[NetworkKind] = mapped_column(_enum(NetworkKind, "network_kind"))
     status: Mapped[NetworkStatus] = mapped_column(_enum(NetworkStatus, "network_status"))
+    # Where the area lies, derived from it and the reference areas (never given by a user):
+    # every municipality and police zone it shares at least MIN_SHARED_M2 with, the main one
+    # (holding most of the area) first and also in ``nis_code`` / ``police_zone_code``.
     nis_code: Mapped[str | None] = mapped_column(String(5))
     police_zone_code: Mapped[str | None] = mapped_column(String(32))
+    nis_codes: Mapped[list[str]] = mapped_column(
+        ARRAY(String(5)), server_default=text("'{}'"), default=list
+    )
+    police_zone_codes: Mapped[list[str]] = mapped_column(
+        ARRAY(String(32)), server_default=text("'{}'"), default=list
+    )
     geom = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=True), nullable=False)
     # Public text for residents (whom to contact); None: a text is generated from the places.
     how_to_join: Mapped[str | None] = mapped_column(Text)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import geopandas as gpd
 import shapely
 from geoalchemy2 import Geometry
@@ -9,6 +11,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Text,
+    any_,
     cast,
     delete,
     func,
@@ -17,7 +20,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by, insert
 
 from bingeo.db.bulk import copy_frame, staging_table, upsert_counts
 from bingeo.db.models import (
@@ -29,9 +32,12 @@ from bingeo.db.models import (
     PoliceZoneMunicipality,
     ReferenceArea,
 )
+from bingeo.networks import MIN_SHARED_M2
 
 PAIRS = AddressNetwork.__table__
-NETWORK_FIELDS = ("code", "name", "kind", "status", "nis_code", "police_zone_code", "how_to_join")
+# Where a network lies (municipalities, police zones) is never stored from a file or a request:
+# ``refresh_places`` derives it from the area.
+NETWORK_FIELDS = ("code", "name", "kind", "status", "how_to_join")
 
 
 def upsert_networks(
@@ -79,13 +85,11 @@ def upsert_networks(
         staging.c.name,
         cast(staging.c.kind, table.c.kind.type),
         cast(staging.c.status, table.c.status.type),
-        staging.c.nis_code,
-        staging.c.police_zone_code,
         staging.c.how_to_join,
         func.ST_Multi(staging.c.geom),
     )
     statement = insert(table).from_select([*NETWORK_FIELDS, "geom"], source)
-    changed = ["name", "kind", "status", "nis_code", "police_zone_code", "geom"]
+    changed = ["name", "kind", "status", "geom"]
     new = {name: statement.excluded[name] for name in changed}
     # A file without a "how to join" keeps the text set through the API.
     new["how_to_join"] = func.coalesce(statement.excluded.how_to_join, table.c.how_to_join)
@@ -118,6 +122,8 @@ PUBLIC_COLUMNS = (
     NETWORKS.c.status,
     NETWORKS.c.nis_code,
     NETWORKS.c.police_zone_code,
+    NETWORKS.c.nis_codes,
+    NETWORKS.c.police_zone_codes,
     NETWORKS.c.how_to_join,
     NETWORKS.c.version,
     NETWORKS.c.created_at,
@@ -151,10 +157,11 @@ def list_networks(
         conditions.append(NETWORKS.c.kind == kind)
     if status:
         conditions.append(NETWORKS.c.status == status)
+    # A network crossing a border is listed on both sides.
     if nis_code:
-        conditions.append(NETWORKS.c.nis_code == nis_code)
+        conditions.append(NETWORKS.c.nis_codes.contains([nis_code]))
     if police_zone_code:
-        conditions.append(NETWORKS.c.police_zone_code == police_zone_code)
+        conditions.append(NETWORKS.c.police_zone_codes.contains([police_zone_code]))
     if bbox:
         envelope = func.ST_MakeEnvelope(*bbox, SRID)
         conditions.append(NETWORKS.c.geom.intersects(envelope))
@@ -168,10 +175,12 @@ def list_networks(
 
 
 def insert_network(connection: Connection, values: dict) -> int:
-    """Insert a network (``geom`` as a WKB element) and return its id."""
-    return connection.execute(
+    """Insert a network (``geom`` as a WKB element), derive its places, and return its id."""
+    network_id = connection.execute(
         insert(NETWORKS).values(**values).returning(NETWORKS.c.id)
     ).scalar_one()
+    refresh_places(connection, [network_id])
+    return network_id
 
 
 def update_network(connection: Connection, network_id: int, version: int, values: dict) -> bool:
@@ -181,6 +190,8 @@ def update_network(connection: Connection, network_id: int, version: int, values
         .where(NETWORKS.c.id == network_id, NETWORKS.c.version == version)
         .values(**values, version=NETWORKS.c.version + 1, updated_at=func.now())
     )
+    if result.rowcount == 1 and "geom" in values:
+        refresh_places(connection, [network_id])
     return result.rowcount == 1
 
 
@@ -195,20 +206,76 @@ def delete_network(connection: Connection, network_id: int, version: int) -> boo
     return True
 
 
-def place_of(connection: Connection, geom_wkb) -> tuple[str | None, str | None]:
-    """The municipality holding most of an area, and that municipality's police zone."""
-    areas = ReferenceArea.__table__
+def places_of(connection: Connection, geom) -> tuple[list[str], list[str]]:
+    """Where an area (a WKB element) lies: its municipalities and police zones, the main ones
+    first, by the rule of ``refresh_places``."""
+    nis_codes = connection.execute(select(_municipalities_of(geom))).scalar_one()
+    zones = connection.execute(select(_zones_of(cast(nis_codes, ARRAY(Text))))).scalar_one()
+    return list(nis_codes), list(zones)
+
+
+def refresh_places(connection: Connection, network_ids: Sequence[int] | None = None) -> None:
+    """Derive where networks lie from their areas (all networks, or ``network_ids``).
+
+    ``nis_codes``: every municipality the area shares at least ``MIN_SHARED_M2`` with, the one
+    holding most of it first; ``police_zone_codes``: the zones of those municipalities, in that
+    order. ``nis_code`` / ``police_zone_code`` are the first of each. Run after every change of a
+    network's area and of the municipalities or zone memberships.
+    """
+    chosen = [] if network_ids is None else [NETWORKS.c.id == any_(list(network_ids))]
+    for column, value in (
+        (NETWORKS.c.nis_codes, _municipalities_of(NETWORKS.c.geom)),
+        (NETWORKS.c.police_zone_codes, _zones_of(NETWORKS.c.nis_codes)),
+    ):
+        connection.execute(
+            update(NETWORKS)
+            .where(*chosen, column.is_distinct_from(value))
+            .values({column: value, NETWORKS.c.updated_at: NETWORKS.c.updated_at})
+        )
+    first_nis, first_zone = NETWORKS.c.nis_codes[1], NETWORKS.c.police_zone_codes[1]
+    connection.execute(
+        update(NETWORKS)
+        .where(
+            *chosen,
+            tuple_(NETWORKS.c.nis_code, NETWORKS.c.police_zone_code).is_distinct_from(
+                tuple_(first_nis, first_zone)
+            ),
+        )
+        .values(nis_code=first_nis, police_zone_code=first_zone, updated_at=NETWORKS.c.updated_at)
+    )
+
+
+def _municipalities_of(geom):
+    # The municipalities an area shares at least MIN_SHARED_M2 with, most shared first.
+    areas = ReferenceArea.__table__.alias("area")
+    shared = func.ST_Area(func.ST_Intersection(areas.c.geom, geom))
+    found = (
+        select(func.array_agg(aggregate_order_by(areas.c.code, shared.desc(), areas.c.code)))
+        .where(
+            areas.c.level == AreaLevel.municipality,
+            areas.c.geom.intersects(geom),
+            shared >= MIN_SHARED_M2,
+        )
+        .scalar_subquery()
+    )
+    return func.coalesce(found, _EMPTY)
+
+
+def _zones_of(nis_codes):
+    # The police zones of the municipalities ``nis_codes``, in the municipalities' order.
     members = PoliceZoneMunicipality.__table__
-    overlap = func.ST_Area(func.ST_Intersection(areas.c.geom, geom_wkb))
-    nis_code = connection.execute(
-        select(areas.c.code)
-        .where(areas.c.level == AreaLevel.municipality, areas.c.geom.intersects(geom_wkb))
-        .order_by(overlap.desc())
-        .limit(1)
-    ).scalar()
-    if nis_code is None:
-        return None, None
-    zone = connection.execute(
-        select(members.c.police_zone_code).where(members.c.nis_code == nis_code).limit(1)
-    ).scalar()
-    return nis_code, zone
+    rank = func.min(func.array_position(nis_codes, members.c.nis_code))
+    ranked = (
+        select(members.c.police_zone_code.label("code"), rank.label("rank"))
+        .where(members.c.nis_code == any_(nis_codes))
+        .group_by(members.c.police_zone_code)
+        .correlate(NETWORKS)
+        .subquery()
+    )
+    found = select(
+        func.array_agg(aggregate_order_by(ranked.c.code, ranked.c.rank, ranked.c.code))
+    ).scalar_subquery()
+    return func.coalesce(found, _EMPTY)
+
+
+_EMPTY = cast(literal([], ARRAY(Text)), ARRAY(Text))

@@ -481,3 +481,11 @@ def area_shapes(connection: Connection, codes: Sequence[str], level: AreaLevel) 
         )
     ).scalars()
     return [shapely_wkb.loads(bytes(wkb)) for wkb in rows]
+
+
+def people_of(connection: Connection, network_id: int) -> tuple[int, int]:
+    """How many members and contacts (people) a network has."""
+    members = select(func.count()).where(MEMBERS.c.network_id == network_id).scalar_subquery()
+    contacts = select(func.count()).where(CONTACTS.c.network_id == network_id).scalar_subquery()
+    found = connection.execute(select(members, contacts)).one()
+    return int(found[0]), int(found[1])

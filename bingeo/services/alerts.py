@@ -508,7 +508,12 @@ def _reach(request: AlertRequest, networks: NetworkIndex) -> Reach:
 
 
 def _target(actor: Actor, reached: Reach) -> Target:
-    zones = {r.network.police_zone_code or NO_ZONE for r in reached.networks}
+    # A network lying in several zones may be warned by the police of each of them.
+    own = actor.principal.police_zone_code
+    zones: set[str] = set()
+    for r in reached.networks:
+        lies_in = r.network.police_zone_codes
+        zones |= {own} if own in lies_in else set(lies_in or [NO_ZONE])
     if not zones and actor.principal.police_zone_code:
         # Reaching nobody still needs an officer: judged against the caller's own zone.
         zones = {actor.principal.police_zone_code}
@@ -576,7 +581,8 @@ def _summary(
                 "name": r.network.name,
                 "kind": r.network.kind,
                 "status": r.network.status,
-                "police_zone_code": r.network.police_zone_code,
+                "police_zone_code": (r.network.police_zone_codes or (None,))[0],
+                "police_zone_codes": list(r.network.police_zone_codes),
                 "share_inside": r.share_inside,
                 "addresses_inside": r.addresses_inside,
                 "members_reached": members_by_network.get(r.network.id, 0),

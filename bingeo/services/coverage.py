@@ -29,6 +29,7 @@ from bingeo.db.models import SRID, AreaLevel, NetworkStatus
 from bingeo.errors import InvalidInput, NotFound
 from bingeo.geometry import GEOJSON_EPSG
 from bingeo.matching import AddressPoints, Pairs
+from bingeo.networks import MIN_SHARED_M2, shares_area
 from bingeo.services.audit import guard
 from bingeo.services.networks import network_target
 from bingeo.settings import Settings
@@ -178,9 +179,10 @@ def overlaps(
     zone: str | None = None,
     municipality: str | None = None,
     include_inactive: bool = False,
-    min_overlap_m2: float = 1.0,
+    min_overlap_m2: float = MIN_SHARED_M2,
 ) -> OverlapResult:
-    """Pairs of networks overlapping by more than ``min_overlap_m2`` with a network of the scope.
+    """Pairs of networks sharing at least ``min_overlap_m2`` or an address (``shares_area``), one
+    of them a network of the scope.
 
     Also the networks of the scope that cross a municipality or police-zone border (lie in more
     than one such area, or partly outside all of them).
@@ -194,14 +196,20 @@ def overlaps(
         shared = store.shared_addresses()
         crossings = store.crossings(engine, min_overlap_m2)
     counted = _counted(networks, include_inactive).to_numpy()
+    # A network of the scope lies (partly) in it: one crossing a border is on both sides.
     if scope.zone is not None:
-        own = counted & networks["police_zone_code"].isin(scope.zone_codes).to_numpy()
+        own = counted & _lies_in(networks["police_zone_codes"], scope.zone_codes)
     elif scope.nis_codes is not None:
-        own = counted & networks["nis_code"].isin(scope.nis_codes).to_numpy()
+        own = counted & _lies_in(networks["nis_codes"], scope.nis_codes)
     else:
         own = counted
     a, b = found["a"].to_numpy(), found["b"].to_numpy()
-    kept = (found["overlap_m2"].to_numpy() > min_overlap_m2) & counted[a] & counted[b]
+    shared_counts = [
+        shared.get((int(x), int(y)), 0)
+        for x, y in zip(networks["id"].to_numpy()[a], networks["id"].to_numpy()[b], strict=True)
+    ]
+    really = shares_area(found["overlap_m2"].to_numpy(), shared_counts, min_m2=min_overlap_m2)
+    kept = really & counted[a] & counted[b]
     kept &= own[a] | own[b]
     pair_frame = _pair_frame(networks, found[kept], shared)
     return OverlapResult(scope, pair_frame, crossings[own[crossings["position"]]], min_overlap_m2)
@@ -672,12 +680,30 @@ def _refresh_level(connection: Connection, level: AreaLevel, points: AddressPoin
 # private helpers --------------------------------------------------------------------------------
 
 
+def _lies_in(codes: pd.Series, scope: Sequence[str]) -> np.ndarray:
+    wanted = set(scope)
+    return np.array([bool(wanted.intersection(c)) for c in codes], dtype=bool)
+
+
 def _area_exists(connection: Connection, level: AreaLevel, code: str) -> bool:
     return bool(coverage_repo.scope_areas(connection, level, nis_codes=[code], zone_codes=[code]))
 
 
 def _network_frame(rows: list) -> gpd.GeoDataFrame:
-    return _frame(rows, ("id", "code", "name", "kind", "status", "nis_code", "police_zone_code"))
+    return _frame(
+        rows,
+        (
+            "id",
+            "code",
+            "name",
+            "kind",
+            "status",
+            "nis_code",
+            "police_zone_code",
+            "nis_codes",
+            "police_zone_codes",
+        ),
+    )
 
 
 def _area_frame(rows: list) -> gpd.GeoDataFrame:

@@ -26,11 +26,12 @@ from bingeo.addresses import (
 from bingeo.areas import Rejection, read_areas
 from bingeo.db import addresses as address_repo
 from bingeo.db import areas as area_repo
+from bingeo.db import networks as network_repo
 from bingeo.db.engine import database_errors
 from bingeo.db.models import AreaLevel, NetworkStatus
 from bingeo.errors import InvalidInput
 from bingeo.lookup import normalise_street
-from bingeo.networks import read_networks
+from bingeo.networks import PLACE_LEVELS, read_networks
 from bingeo.services.coverage import refresh_after_import
 from bingeo.services.lookup import refresh_lookup_tables
 from bingeo.services.matching import rematch
@@ -101,6 +102,8 @@ def import_areas(
             area_repo.replace_police_zone_members(connection, batch.members)
             if summary.stored or summary.updated:
                 refresh_after_import(connection, [level])  # each address's area at this level
+            if level in PLACE_LEVELS or batch.members:
+                network_repo.refresh_places(connection)  # where every network lies
     summary.unchanged = len(batch.frame) - summary.stored - summary.updated
     return summary
 

@@ -18,7 +18,7 @@ def received_alerts(
     Each has its texts and the deliveries to this network's people counted by status.
     """
     network = get_network(engine, actor, network_id)
-    guard(engine, actor, Action.read_aggregates, network.target, "network_inbox", network_id)
+    guard(engine, actor, Action.read_alerts, network.target, "network_inbox", network_id)
     with engine.connect() as connection:
         rows = repo.received(connection, network_id, limit=limit, offset=offset)
         total = repo.count_received(connection, network_id)

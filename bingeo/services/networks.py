@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -12,12 +13,12 @@ from shapely.geometry import MultiPolygon
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from bingeo.access import Action, Actor, Target
+from bingeo.access import Action, Actor, Target, allowed
 from bingeo.db import matching as match_repo
 from bingeo.db import networks as network_repo
 from bingeo.db import planning as planning_repo
 from bingeo.db.models import SRID, NetworkKind, NetworkStatus
-from bingeo.errors import Conflict, IllegalTransition, NotFound
+from bingeo.errors import Conflict, IllegalTransition, NetworkHasPeople, NotFound
 from bingeo.services.audit import guard, record
 from bingeo.services.matching import rematch_changed_networks, rematch_network
 from bingeo.services.principal_cache import forget_principals
@@ -36,6 +37,8 @@ class NetworkRecord:
     status: NetworkStatus
     nis_code: str | None
     police_zone_code: str | None
+    nis_codes: list[str]
+    police_zone_codes: list[str]
     version: int
     created_at: dt.datetime
     updated_at: dt.datetime
@@ -49,9 +52,14 @@ class NetworkRecord:
         return float(self.geometry.area)
 
     @property
+    def crossing(self) -> bool:
+        """True when the area lies in more than one municipality or police zone."""
+        return len(self.nis_codes) > 1 or len(self.police_zone_codes) > 1
+
+    @property
     def target(self) -> Target:
         """The scope this network belongs to, for the access rules."""
-        return network_target(self.id, self.nis_code, self.police_zone_code)
+        return network_target(self.id, self.nis_codes, self.police_zone_codes)
 
 
 @dataclass
@@ -65,12 +73,14 @@ class NetworkFilter:
     bbox: tuple[float, float, float, float] | None = None
 
 
-def network_target(network_id: int | None, nis_code: str | None, zone: str | None) -> Target:
-    """The access target of a network from its municipality and police zone."""
+def network_target(
+    network_id: int | None, nis_codes: Iterable[str | None], zones: Iterable[str | None]
+) -> Target:
+    """The access target of a network from the municipalities and police zones it lies in."""
     return Target(
         network_id=network_id,
-        nis_codes=frozenset([nis_code] if nis_code else []),
-        police_zone_codes=frozenset([zone] if zone else []),
+        nis_codes=frozenset(c for c in nis_codes if c),
+        police_zone_codes=frozenset(c for c in zones if c),
     )
 
 
@@ -112,26 +122,21 @@ def create_network(
     geometry: MultiPolygon,
     status: NetworkStatus = NetworkStatus.idea,
     code: str | None = None,
-    nis_code: str | None = None,
-    police_zone_code: str | None = None,
     how_to_join: str | None = None,
     warnings: list[str] | None = None,
 ) -> NetworkRecord:
-    """Store a new network; its municipality and zone default to where its area lies."""
+    """Store a new network; where it lies (municipalities, police zones) is derived from its
+    area, and the caller must have the right to write networks in all of them."""
     geom = from_shape(geometry, srid=SRID)
     with engine.connect() as connection:
-        place = network_repo.place_of(connection, geom)
-    nis_code = nis_code or place[0]
-    police_zone_code = police_zone_code or place[1]
-    target = network_target(None, nis_code, police_zone_code)
+        nis_codes, zones = network_repo.places_of(connection, geom)
+    target = network_target(None, nis_codes, zones)
     guard(engine, actor, Action.write_network, target, "network")
     values = {
-        "code": code or _new_code(nis_code),
+        "code": code or _new_code(nis_codes[0] if nis_codes else None),
         "name": name,
         "kind": NetworkKind(kind),
         "status": NetworkStatus(status),
-        "nis_code": nis_code,
-        "police_zone_code": police_zone_code,
         "how_to_join": _join_text_or_none(how_to_join),
         "geom": geom,
     }
@@ -174,15 +179,13 @@ def update_network(
     values.pop("status", None)
     if "how_to_join" in values:
         values["how_to_join"] = _join_text_or_none(values["how_to_join"])
+    after = current.target
     if "geometry" in values:
         values["geom"] = from_shape(values.pop("geometry"), srid=SRID)
-    after = network_target(
-        network_id,
-        values.get("nis_code", current.nis_code),
-        values.get("police_zone_code", current.police_zone_code),
-    )
-    # Moving a network into another municipality or zone needs rights there too.
-    guard(engine, actor, Action.write_network, after, "network", network_id)
+        with engine.connect() as connection:
+            after = network_target(network_id, *network_repo.places_of(connection, values["geom"]))
+        # Moving a network into another municipality or zone needs rights there too.
+        guard(engine, actor, Action.write_network, after, "network", network_id)
     with engine.begin() as connection:
         if "geom" in values:
             planning_repo.keep_version(
@@ -213,14 +216,36 @@ def update_network(
     return updated
 
 
-def delete_network(engine: Engine, actor: Actor, network_id: int, *, version: int) -> None:
-    """Delete a network if ``version`` is still current."""
+def delete_network(
+    engine: Engine, actor: Actor, network_id: int, *, version: int, remove_people: bool = False
+) -> None:
+    """Delete a network if ``version`` is still current.
+
+    Ending a network is a lifecycle step (``dissolved``, ``merged``) that keeps its history.
+    Deleting one that has members or contacts removes those people too: only an admin may, and
+    only when asking for it (``remove_people``); the audit records how many were removed.
+    """
     current = get_network(engine, actor, network_id)
     guard(engine, actor, Action.write_network, current.target, "network", network_id)
     with engine.begin() as connection:
+        members, contacts = planning_repo.people_of(connection, network_id)
+        if (members or contacts) and not (remove_people and allowed(actor.principal, Action.admin)):
+            raise NetworkHasPeople(
+                f"network {network_id} has {members} members and {contacts} contacts: end it "
+                "through its lifecycle (dissolved or merged); only an admin may delete it with "
+                "its people (remove_people=true)"
+            )
         if not network_repo.delete_network(connection, network_id, version):
             raise Conflict(f"network {network_id} is at version {current.version}, not {version}")
-        record(connection, actor, "delete", "network", network_id, target=current.target)
+        record(
+            connection,
+            actor,
+            "delete",
+            "network",
+            network_id,
+            target=current.target,
+            details={"members_removed": members, "contacts_removed": contacts},
+        )
     # Its coordinators lost their scope (users.network_id set to NULL).
     forget_principals()
 
@@ -240,8 +265,10 @@ def store_networks(
     inserted, updated = network_repo.upsert_networks(
         connection, frame, changed_by=changed_by, reason=reason
     )
+    changed = match_repo.networks_changed_in_transaction(connection)
+    network_repo.refresh_places(connection, changed)
     rematch_changed_networks(connection)
-    for network_id in match_repo.networks_changed_in_transaction(connection):
+    for network_id in changed:
         planning_repo.flag_members_outside(connection, network_id)
     return inserted, updated
 

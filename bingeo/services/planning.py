@@ -21,7 +21,8 @@ from shapely import wkb as shapely_wkb
 from shapely.geometry import MultiPolygon
 from sqlalchemy import Engine
 
-from bingeo.access import POLICE, Action, Actor, Target, allowed
+from bingeo.access import POLICE, Action, Actor, Principal, Target, allowed
+from bingeo.db import coverage as coverage_repo
 from bingeo.db import matching as match_repo
 from bingeo.db import planning as repo
 from bingeo.db.models import SRID, AreaLevel, NetworkKind, NetworkStatus, Role
@@ -35,6 +36,7 @@ from bingeo.geometry import (
     storage_to_geojson,
     to_storage,
 )
+from bingeo.networks import PLACE_LEVELS, shares_area
 from bingeo.planning import (
     OUTSIDE_TOLERANCE_M2,
     STEP_FACTS,
@@ -48,9 +50,11 @@ from bingeo.planning import (
     check_transition,
     clip,
     grade,
+    polygonal_parts,
     role_problems,
     snap,
 )
+from bingeo.privacy import people_count
 from bingeo.services.audit import guard, record
 from bingeo.services.matching import CLOSED
 from bingeo.services.networks import NetworkRecord, create_network, get_network, network_target
@@ -82,8 +86,9 @@ class ValidationReport:
     area_m2: float
     addresses_inside: int
     address_ids: list[int]
-    members_inside: int
-    members_by_network: dict[int, int]
+    members_inside: int | str  # suppressed as "< 5" for roles that may not read members
+    members_by_network: dict[int, int | str]
+    outside_scope_m2: float  # the part outside the caller's scope, of which nothing is reported
     overlaps: list[dict]
     addresses_covered_elsewhere: int
     municipalities: list[dict]
@@ -113,6 +118,7 @@ class ValidationReport:
             "addresses_inside": self.addresses_inside,
             "members_inside": self.members_inside,
             "members_by_network": {str(k): v for k, v in self.members_by_network.items()},
+            "outside_scope_m2": self.outside_scope_m2,
             "overlaps": self.overlaps,
             "addresses_covered_elsewhere": self.addresses_covered_elsewhere,
             "municipalities": self.municipalities,
@@ -229,6 +235,7 @@ def validate(
     """
     geometry = proposal.geometry
     geom = from_shape(geometry, srid=SRID)
+    principal = actor.principal
     with engine.connect() as connection:
         areas = repo.areas_crossed(
             connection,
@@ -253,17 +260,34 @@ def validate(
         boundaries_loaded = repo.has_areas(connection, AreaLevel.municipality)
         target = _report_target(actor, municipalities, zones_by_nis, zones)
         guard(engine, actor, Action.read_aggregates, target, "planning_report")
+        # Counts, labels and overlaps come only from the part the caller may see.
+        scope, scope_label = _scope_area(connection, principal)
+        seen = geometry if scope is None else polygonal_parts(geometry.intersection(scope))
+        hidden_m2 = float(geometry.area - seen.area)
+        seen_geom = geom if scope is None else from_shape(seen, srid=SRID)
+        if scope is not None:
+            areas = [
+                *[r for r in areas if AreaLevel(r.level) in PLACE_LEVELS],
+                *repo.areas_crossed(connection, seen_geom, [AreaLevel.sector, AreaLevel.wijk]),
+            ]
+            by_level = {}
+            for row in areas:
+                by_level.setdefault(AreaLevel(row.level), []).append(row)
 
-        points = match_repo.load_points(connection, boxes=[geometry.bounds])
-        inside = points.covered_by(geometry)
+        points = match_repo.load_points(connection, boxes=[seen.bounds]) if seen.area else None
+        inside = points.covered_by(seen) if points is not None else []
         inside_ids = sorted(int(i) for i in inside)
         covered = repo.covered_elsewhere(connection, inside_ids, exclude=network_id)
         members = repo.members_at(connection, inside_ids, exclude=network_id)
-        overlapping = repo.overlapping_networks(connection, geom, exclude=network_id)
+        overlapping = (
+            repo.overlapping_networks(connection, seen_geom, exclude=network_id)
+            if seen.area
+            else []
+        )
         overlaps = []
         for row in overlapping:
             shared = covered.get(row.id, [])
-            if row.overlap_m2 <= 0 and not shared:
+            if not shares_area(row.overlap_m2, len(shared)):
                 continue  # touching only
             labels = repo.address_labels(connection, shared[:MAX_LISTED_ADDRESSES])
             overlaps.append(
@@ -282,11 +306,32 @@ def validate(
         nearest = repo.nearest_networks(
             connection, geom, limit=NEAREST, exclude=[network_id] if network_id else []
         )
+        # Members are people: the figures are aggregates per network, suppressed below 5 for
+        # roles that may not read members, and the read is audited.
+        exact = allowed(principal, Action.read_personal, target)
+        members_inside = sum(members.values())
+        if members:
+            with engine.begin() as audit:
+                record(
+                    audit,
+                    actor,
+                    Action.read_aggregates.value,
+                    "planning_report_members",
+                    target=target,
+                    details={"networks": len(members), "members": members_inside},
+                )
     elsewhere = {a for network, ids in covered.items() for a in ids}
     open_overlaps = [o for o in overlaps if NetworkStatus(o["status"]) not in CLOSED]
-    planner_nis = (
-        actor.principal.nis_code if actor.principal.role == Role.municipality_planner else None
-    )
+    planner_nis = principal.nis_code if principal.role == Role.municipality_planner else None
+    notes = list(proposal.notes)
+    if hidden_m2 > OUTSIDE_TOLERANCE_M2:
+        notes.append(
+            Finding(
+                Severity.warning,
+                "outside_scope",
+                f"{hidden_m2:.0f} m² lie outside your {scope_label}: nothing is reported there",
+            )
+        )
     findings = [
         *grade(
             ReportFacts(
@@ -300,12 +345,12 @@ def validate(
                     for o in open_overlaps
                 ],
                 addresses_covered_elsewhere=len(elsewhere),
-                members_inside=sum(members.values()),
+                members_inside=people_count(members_inside, exact=exact),
                 repairs=proposal.repairs,
                 municipality_boundaries_loaded=boundaries_loaded,
             )
         ),
-        *proposal.notes,
+        *notes,
     ]
     order = {Severity.blocking: 0, Severity.warning: 1, Severity.info: 2}
     findings.sort(key=lambda f: order[f.severity])
@@ -315,8 +360,9 @@ def validate(
         area_m2=float(geometry.area),
         addresses_inside=len(inside_ids),
         address_ids=inside_ids,
-        members_inside=sum(members.values()),
-        members_by_network=members,
+        members_inside=people_count(members_inside, exact=exact),
+        members_by_network={n: people_count(c, exact=exact) for n, c in members.items()},
+        outside_scope_m2=round(hidden_m2, 1),
         overlaps=overlaps,
         addresses_covered_elsewhere=len(elsewhere),
         municipalities=_areas(by_level.get(AreaLevel.municipality, [])),
@@ -767,6 +813,26 @@ def _report_target(
     else:
         zone = (zones_by_nis.get(nis) or [None])[0] if nis else None
     return network_target(None, nis, zone)
+
+
+def _scope_area(connection, principal: Principal) -> tuple[MultiPolygon | None, str]:
+    """The area a caller may see in a report (None: everything) and its name."""
+    if principal.role == Role.admin:
+        return None, "scope"
+    shapes: list = []
+    label = "scope"
+    if principal.role == Role.municipality_planner and principal.nis_code:
+        label = f"municipality ({principal.nis_code})"
+        shapes = repo.area_shapes(connection, [principal.nis_code], AreaLevel.municipality)
+    elif principal.role in POLICE and principal.police_zone_code:
+        zone = principal.police_zone_code
+        label = f"police zone ({zone})"
+        shapes = repo.area_shapes(connection, [zone], AreaLevel.police_zone)
+        if not shapes:
+            members = coverage_repo.zone_municipalities(connection, zone)
+            shapes = repo.area_shapes(connection, members, AreaLevel.municipality)
+    # No boundary loaded: nothing can be shown as lying in the scope.
+    return (shapely.union_all(shapes) if shapes else MultiPolygon()), label
 
 
 def _first_allowed(actor: Actor, actions: tuple[Action, ...], target: Target) -> Action:
