@@ -300,10 +300,13 @@ class AlertArea:
         touches = shapely.touches(self.polygon, networks)
         return shapely.intersects(self.polygon, networks) & ~touches, touches
 
-    def shares(self, networks: np.ndarray) -> np.ndarray:
-        """The share (0-1) of each network's area inside the area (a circle: the true circle)."""
+    def shares(self, networks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For each network: the share (0-1) of its area inside the area (a circle: the true
+        circle), that part's area in m² and its perimeter (0 where a circle cuts a network: a
+        network's edge never follows a circle, so its area alone decides)."""
         area = shapely.area(networks)
         share = np.where(area > 0, 1.0, 0.0)
+        perimeter = shapely.length(networks)
         rest = np.flatnonzero(area > 0)
         if self.is_circle:
             # A network whose vertices all lie in the circle lies in it.
@@ -311,13 +314,15 @@ class AlertArea:
             if len(rest):
                 part = _disk_overlap(networks[rest], self.centre, self.radius_m)
                 share[rest] = np.clip(part / area[rest], 0.0, 1.0)
-            return share
+                perimeter[rest] = 0.0
+            return share, share * area, perimeter
         shapely.prepare(self.polygon)
         rest = rest[~shapely.contains(self.polygon, networks[rest])]
         if len(rest):
             part = shapely.intersection(self.polygon, networks[rest])
             share[rest] = np.minimum(1.0, shapely.area(part) / area[rest])
-        return share
+            perimeter[rest] = shapely.length(part)
+        return share, share * area, perimeter
 
     def near_edge(
         self, grid: PointGrid, distance_m: float = EDGE_M
@@ -651,9 +656,9 @@ def reach(
         more, more_in_any = pairs(positions)
         counts += sign * more
         in_network += sign * more_in_any
-    shares = area.shares(networks.geoms[hit])
+    shares, shared_m2, perimeters = area.shares(networks.geoms[hit])
     # A network sharing only a sliver of boundary noise and no address is not reached.
-    really = shares_area(shares * shapely.area(networks.geoms[hit]), counts[hit])
+    really = shares_area(shared_m2, counts[hit], shared_perimeter_m=perimeters)
     reached = [
         ReachedNetwork(networks.networks[i], round(float(share), 6), int(counts[i]))
         for i, share, kept in zip(hit, shares, really.tolist(), strict=True)

@@ -23,9 +23,12 @@ JOIN_COLUMNS = ("how_to_join", "join_info", "aansluiten")
 # A file's municipality or police zone columns are not read: where a network lies is derived
 # from its area (bingeo.db.networks.refresh_places).
 FIELDS = ("code", "name", "kind", "status", "how_to_join")
-# Two areas sharing less than this, and no address, only touch: floating-point noise along a
-# shared boundary leaves slivers of about 1e-9 m² that reach nobody.
+# Two areas sharing less than this, or a strip narrower on average than MIN_SHARED_WIDTH_M, and
+# no address, only touch. Floating-point noise along a shared boundary leaves slivers of 1e-9
+# m²; an area sent as GeoJSON (7 decimals, about 1 cm) leaves strips of about 1 cm along a
+# shared boundary, more than 1 m² for a boundary of a few hundred metres.
 MIN_SHARED_M2 = 1.0
+MIN_SHARED_WIDTH_M = 0.5
 # The reference levels that say where a network lies.
 PLACE_LEVELS = (AreaLevel.municipality, AreaLevel.police_zone)
 # Languages of the generated "how to join" text; Dutch when the resident's is neither.
@@ -87,12 +90,25 @@ def parse_status(value: object, *, default: NetworkStatus = NetworkStatus.active
 
 
 def shares_area(
-    shared_m2: object, addresses: object, *, min_m2: float = MIN_SHARED_M2
+    shared_m2: object,
+    addresses: object,
+    *,
+    shared_perimeter_m: object = None,
+    min_m2: float = MIN_SHARED_M2,
 ) -> np.ndarray:
-    """Whether two areas really share something (elementwise): at least ``min_m2``, or at least
-    one address. The one rule for a network reached by an alert, overlapping a proposal or
-    another network; anything less only touches."""
-    return (np.asarray(shared_m2) >= min_m2) | (np.asarray(addresses) > 0)
+    """Whether two areas really share something (elementwise): at least one address, or at least
+    ``min_m2`` in a part that is on average ``MIN_SHARED_WIDTH_M`` wide or more (the width is
+    twice the area over the perimeter of the shared part; without a perimeter, area alone).
+
+    The one rule for a network reached by an alert, overlapping a proposal or another network;
+    anything less only touches.
+    """
+    area = np.asarray(shared_m2, dtype=float)
+    wide = np.ones(area.shape, dtype=bool)
+    if shared_perimeter_m is not None:
+        perimeter = np.asarray(shared_perimeter_m, dtype=float)
+        wide = 2 * area >= MIN_SHARED_WIDTH_M * perimeter
+    return ((area >= min_m2) & wide) | (np.asarray(addresses) > 0)
 
 
 def read_networks(

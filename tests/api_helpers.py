@@ -14,7 +14,8 @@ import pytest
 import shapely
 from fastapi.testclient import TestClient
 from geoalchemy2.shape import from_shape
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, func, select
+from sqlalchemy.dialects.postgresql import insert
 
 from api.app import create_app
 from bingeo.access import Actor, Principal
@@ -135,23 +136,28 @@ USERS: dict[str, dict[str, Any]] = {
 }
 
 
-def load_places(engine: Engine) -> None:
-    """Store the municipalities X and Y and the police zones A and B (``PLACES``)."""
+def load_places(engine: Engine, places: dict[str, tuple[str, tuple]] = PLACES) -> None:
+    """Store municipalities and their police zones (NIS code -> zone code and lon/lat box;
+    by default X and Y in zones A and B), unless they are stored already."""
     with engine.begin() as connection:
-        for nis, (zone, box) in PLACES.items():
+        for nis, (zone, box) in places.items():
             geometry, _ = geojson_to_storage(json.loads(shapely.to_geojson(shapely.box(*box))))
             for level, code in ((AreaLevel.municipality, nis), (AreaLevel.police_zone, zone)):
                 connection.execute(
-                    insert(ReferenceArea).values(
+                    insert(ReferenceArea)
+                    .values(
                         level=level,
                         code=code,
                         name_nl=f"{level.value} {code}",
                         nis_code=nis,
                         geom=from_shape(geometry, srid=SRID),
                     )
+                    .on_conflict_do_nothing()
                 )
             connection.execute(
-                insert(PoliceZoneMunicipality).values(police_zone_code=zone, nis_code=nis)
+                insert(PoliceZoneMunicipality)
+                .values(police_zone_code=zone, nis_code=nis)
+                .on_conflict_do_nothing()
             )
         refresh_places(connection)
 

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import shapely
 from aiosmtpd.controller import Controller
-from api_helpers import CENTRE_X, assert_error, square
+from api_helpers import CENTRE_X, assert_error, load_places, square
 from geoalchemy2.shape import from_shape
 from live_server import free_port, wait_until
 from shapely.geometry import MultiPolygon
@@ -491,15 +491,23 @@ def town(db: Engine) -> dict:
     """Two networks in zone ipz1 (one beside the other) and one in zone ipz2, 30 addresses in
     each, members with every channel and language, and a coordinator per network."""
     ids = {}
-    for key, centre, zone in (
-        ("a", CENTRE_X, "ipz1"),
-        ("b", (CENTRE_X[0] + 0.008, CENTRE_X[1]), "ipz1"),
-        ("c", (CENTRE_X[0], CENTRE_X[1] + 0.05), "ipz2"),
+    # Where the networks lie comes from their areas: a municipality in each zone.
+    load_places(
+        db,
+        {
+            "24011": ("ipz1", (4.72, 50.80, 4.80, 50.855)),
+            "24099": ("ipz2", (4.72, 50.855, 4.80, 50.91)),
+        },
+    )
+    for key, centre in (
+        ("a", CENTRE_X),
+        ("b", (CENTRE_X[0] + 0.008, CENTRE_X[1])),
+        ("c", (CENTRE_X[0], CENTRE_X[1] + 0.05)),
     ):
         geometry = geojson_to_storage(square(centre))[0]
         ids[key] = network_service.create_network(
             db, ADMIN, name=f"Wijk {key.upper()}", kind=NetworkKind.BIN, geometry=geometry,
-            status=NetworkStatus.active, police_zone_code=zone, nis_code="24011",
+            status=NetworkStatus.active,
         ).id  # fmt: skip
         x0, y0 = lonlat_to_storage(*centre)
         with db.begin() as connection:
@@ -919,8 +927,12 @@ def _postgis_answer(engine: Engine, area) -> dict:
     shape = _geom(area.polygon)
     with engine.connect() as connection:
         shared = func.ST_Area(func.ST_Intersection(n.c.geom, shape))
+        # A circle never follows a network's edge: its area alone decides (see shares_area).
+        perimeter = (
+            0.0 if area.is_circle else func.ST_Perimeter(func.ST_Intersection(n.c.geom, shape))
+        )
         candidates = connection.execute(
-            select(n.c.id, shared, shared / func.ST_Area(n.c.geom))
+            select(n.c.id, shared, shared / func.ST_Area(n.c.geom), perimeter)
             .where(reached, active)
             .order_by(n.c.id)
         ).all()
@@ -932,8 +944,13 @@ def _postgis_answer(engine: Engine, area) -> dict:
                 .group_by(n.c.id)
             ).all()
         )
-        # Reached: sharing at least 1 m² or an address; the others only touch the area.
-        networks = [r for r in candidates if r[1] >= 1.0 or per_network.get(r[0], 0)]
+        # Reached: sharing an address, or at least 1 m² at least 0.5 m wide on average; the
+        # others only touch the area.
+        networks = [
+            r
+            for r in candidates
+            if (r[1] >= 1.0 and 2 * r[1] >= 0.5 * float(r[3])) or per_network.get(r[0], 0)
+        ]
         slivers = [r[0] for r in candidates if r not in networks]
         ids = [r[0] for r in networks]
         in_network = connection.execute(

@@ -214,6 +214,7 @@ def postgis_overlaps(engine: Engine, inactive: bool = False) -> dict[tuple[str, 
     query = f"""
         SELECT a.code AS code_a, b.code AS code_b,
                ST_Area(ST_Intersection(a.geom, b.geom)) AS overlap_m2,
+               ST_Perimeter(ST_Intersection(a.geom, b.geom)) AS perimeter_m,
                ST_Area(ST_Intersection(a.geom, b.geom)) / ST_Area(a.geom) AS share_a,
                ST_Area(ST_Intersection(a.geom, b.geom)) / ST_Area(b.geom) AS share_b,
                (SELECT count(*) FROM addresses x
@@ -227,7 +228,8 @@ def postgis_overlaps(engine: Engine, inactive: bool = False) -> dict[tuple[str, 
         return {
             (r.code_a, r.code_b): dict(r._mapping)
             for r in rows
-            if r.overlap_m2 >= MIN_OVERLAP_M2 or r.shared > 0
+            if (r.overlap_m2 >= MIN_OVERLAP_M2 and 2 * r.overlap_m2 >= 0.5 * r.perimeter_m)
+            or r.shared > 0
         }
 
 

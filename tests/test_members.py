@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from api_helpers import load_places
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -41,8 +42,16 @@ def gent(db, tmp_path):
     path = tmp_path / "addresses.csv"
     path.write_text(ADDRESSES_CSV)
     import_addresses(db, path)
+    # Two made-up municipalities meeting at longitude 3.725, in two police zones.
+    load_places(
+        db,
+        {
+            "44021": ("zoneA", (3.70, 51.04, 3.725, 51.06)),
+            "44099": ("zoneB", (3.725, 51.04, 3.75, 51.06)),
+        },
+    )
     networks = {}
-    for name, zone, box in (("West", "zoneA", (3.715, 3.725)), ("East", "zoneB", (3.725, 3.735))):
+    for name, box in (("West", (3.715, 3.725)), ("East", (3.725, 3.735))):
         geometry, _ = geojson_to_storage(_box(*box))
         networks[name] = create_network(
             db,
@@ -51,8 +60,6 @@ def gent(db, tmp_path):
             kind=NetworkKind.BIN,
             status=NetworkStatus.active,
             geometry=geometry,
-            nis_code="44021",
-            police_zone_code=zone,
         ).id
     with db.connect() as connection:
         from bingeo.db.models import Address

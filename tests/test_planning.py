@@ -13,13 +13,10 @@ import shapely
 from api_helpers import (
     ADMIN,
     CENTRE_X,
-    CENTRE_Y,
     NIS_X,
-    NIS_Y,
-    ZONE_A,
-    ZONE_B,
     assert_error,
     audit_rows,
+    load_places,
     square,
 )
 from geoalchemy2.shape import from_shape
@@ -46,7 +43,6 @@ from bingeo.db.models import (
     NetworkLifecycle,
     NetworkStatus,
     NetworkTransition,
-    PoliceZoneMunicipality,
     ReferenceArea,
     Role,
 )
@@ -700,20 +696,8 @@ def _municipalities(engine) -> None:
 
 
 def _insert_municipalities(engine) -> None:
+    load_places(engine)
     with engine.begin() as connection:
-        for nis, zone, centre in ((NIS_X, ZONE_A, CENTRE_X), (NIS_Y, ZONE_B, CENTRE_Y)):
-            geom, _ = geojson_to_storage(square(centre, 0.03))
-            connection.execute(
-                insert(ReferenceArea).values(
-                    level=AreaLevel.municipality,
-                    code=nis,
-                    geom=from_shape(geom, srid=SRID),
-                    nis_code=nis,
-                )
-            )
-            connection.execute(
-                insert(PoliceZoneMunicipality).values(police_zone_code=zone, nis_code=nis)
-            )
         centre, _ = geojson_to_storage(square(CENTRE_X, 0.002))
         x, y = centre.centroid.x, centre.centroid.y
         connection.execute(

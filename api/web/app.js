@@ -66,7 +66,8 @@
     crosses_police_zone_border: /^the area crosses police zones (?<codes>.+)$/,
     overlap: /^overlaps (?<name>.*) \((?<code>[^,()]*), (?<status>\w+)\): (?<m2>\d+) m², (?<n>\d+) addresses in both$/,
     addresses_covered: /^(?<n>\d+) addresses inside are already covered by another network$/,
-    members_inside: /^(?<n>\d+) members of existing networks live inside the area$/,
+    members_inside: /^(?<n>\d+|< 5) members of existing networks live inside the area$/,
+    outside_scope: /^(?<m2>\d+) m² lie outside your scope (?<scope>\S+): nothing is reported there$/,
     repaired: /^(?<label>\w+): invalid polygon repaired/,
   };
   const API_TEXTS = [
@@ -92,6 +93,7 @@
       if (name === "status") vars[name] = statusLabel(value);
       else if (name === "lang" || name === "used") vars[name] = label("lang_", value);
       else if (name === "share") vars[name] = pct(Number(value) / 100);
+      else if (name === "scope") vars[name] = scopeText(value);
       else vars[name] = /^\d+$/.test(value) ? fmt(Number(value)) : value;
     }
     return t(key, vars);

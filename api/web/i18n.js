@@ -187,6 +187,7 @@ window.I18N = {
     finding_overlap: "overlapt {name} ({code}, {status}): {m2} m², {n} adressen in beide",
     finding_addresses_covered: "{n} adressen in het gebied zijn al gedekt door een ander netwerk",
     finding_members_inside: "{n} leden van bestaande netwerken wonen in het gebied",
+    finding_outside_scope: "{m2} m² ligt buiten uw bevoegdheid ({scope}): daarover wordt niets getoond",
     finding_repaired: "{label}: ongeldige veelhoek hersteld",
     // texts of the API shown as they are meant
     api_fallback_text: "geen tekst in het {lang}: wie {lang} spreekt, krijgt de tekst in het {used}",
@@ -407,6 +408,7 @@ window.I18N = {
     finding_overlap: "chevauche {name} ({code}, {status}) : {m2} m², {n} adresses dans les deux",
     finding_addresses_covered: "{n} adresses de la zone sont déjà couvertes par un autre partenariat",
     finding_members_inside: "{n} membres de partenariats existants habitent dans la zone",
+    finding_outside_scope: "{m2} m² se trouvent hors de votre ressort ({scope}) : rien n'en est montré",
     finding_repaired: "{label} : polygone non valide réparé",
     api_fallback_text: "pas de texte en {lang} : les destinataires de langue {lang} reçoivent le texte en {used}",
     api_sms_segments: "le SMS en {lang} compte {n} segments (plus de {max}) ; raccourcissez le message",

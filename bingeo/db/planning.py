@@ -236,6 +236,8 @@ def activity(connection: Connection, status: NetworkStatus) -> list:
             NETWORKS.c.kind,
             NETWORKS.c.nis_code,
             NETWORKS.c.police_zone_code,
+            NETWORKS.c.nis_codes,
+            NETWORKS.c.police_zone_codes,
             NETWORKS.c.created_at,
             LIFECYCLE.c.members_changed_at,
             last_member.label("last_member_at"),
@@ -336,8 +338,10 @@ def zones_of(connection: Connection, nis_codes: Sequence[str]) -> dict[str, list
 def overlapping_networks(
     connection: Connection, geom: WKBElement, *, exclude: int | None = None
 ) -> list:
-    """Networks sharing area with ``geom``, with the overlap in m² and ``wkb`` of their area."""
-    overlap = func.ST_Area(func.ST_Intersection(NETWORKS.c.geom, geom))
+    """Networks sharing area with ``geom``, with the overlap (its area in m², its perimeter in m)
+    and ``wkb`` of their area."""
+    shared = func.ST_Intersection(NETWORKS.c.geom, geom)
+    overlap = func.ST_Area(shared)
     query = select(
         NETWORKS.c.id,
         NETWORKS.c.code,
@@ -347,6 +351,7 @@ def overlapping_networks(
         NETWORKS.c.nis_code,
         NETWORKS.c.police_zone_code,
         overlap.label("overlap_m2"),
+        func.ST_Perimeter(shared).label("overlap_perimeter_m"),
         func.ST_AsBinary(NETWORKS.c.geom).label("wkb"),
     ).where(func.ST_Intersects(NETWORKS.c.geom, geom))
     if exclude is not None:

@@ -208,7 +208,12 @@ def overlaps(
         shared.get((int(x), int(y)), 0)
         for x, y in zip(networks["id"].to_numpy()[a], networks["id"].to_numpy()[b], strict=True)
     ]
-    really = shares_area(found["overlap_m2"].to_numpy(), shared_counts, min_m2=min_overlap_m2)
+    really = shares_area(
+        found["overlap_m2"].to_numpy(),
+        shared_counts,
+        shared_perimeter_m=shapely.length(np.asarray(found["geometry"], dtype=object)),
+        min_m2=min_overlap_m2,
+    )
     kept = really & counted[a] & counted[b]
     kept &= own[a] | own[b]
     pair_frame = _pair_frame(networks, found[kept], shared)
@@ -350,7 +355,7 @@ def network_figures(
             raise NotFound(f"no network {network}")
         record = row.iloc[0]
         network_id = int(record["id"])
-        target = network_target(network_id, record["nis_code"], record["police_zone_code"])
+        target = network_target(network_id, record["nis_codes"], record["police_zone_codes"])
         guard(engine, actor, Action.read_aggregates, target, "network map", network_id)
         model = store.levels[level]
         covered = store.pair_addresses[store.pair_networks == network_id]

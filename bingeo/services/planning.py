@@ -287,7 +287,9 @@ def validate(
         overlaps = []
         for row in overlapping:
             shared = covered.get(row.id, [])
-            if not shares_area(row.overlap_m2, len(shared)):
+            if not shares_area(
+                row.overlap_m2, len(shared), shared_perimeter_m=row.overlap_perimeter_m
+            ):
                 continue  # touching only
             labels = repo.address_labels(connection, shared[:MAX_LISTED_ADDRESSES])
             overlaps.append(
@@ -329,7 +331,8 @@ def validate(
             Finding(
                 Severity.warning,
                 "outside_scope",
-                f"{hidden_m2:.0f} m² lie outside your {scope_label}: nothing is reported there",
+                f"{hidden_m2:.0f} m² lie outside your scope {scope_label}: nothing is "
+                "reported there",
             )
         )
     findings = [
@@ -759,7 +762,7 @@ def dormant_networks(
         messages = repo.last_messages(connection)
     found = []
     for row in rows:
-        target = network_target(row.id, row.nis_code, row.police_zone_code)
+        target = network_target(row.id, row.nis_codes, row.police_zone_codes)
         if not allowed(actor.principal, Action.read_aggregates, target):
             continue
         member_change = _latest(row.members_changed_at, row.last_member_at)
@@ -812,21 +815,19 @@ def _report_target(
         zone = principal.police_zone_code
     else:
         zone = (zones_by_nis.get(nis) or [None])[0] if nis else None
-    return network_target(None, nis, zone)
+    return network_target(None, [nis], [zone])
 
 
 def _scope_area(connection, principal: Principal) -> tuple[MultiPolygon | None, str]:
     """The area a caller may see in a report (None: everything) and its name."""
     if principal.role == Role.admin:
-        return None, "scope"
+        return None, "all"
     shapes: list = []
-    label = "scope"
+    label = principal.scope_text() or "none"
     if principal.role == Role.municipality_planner and principal.nis_code:
-        label = f"municipality ({principal.nis_code})"
         shapes = repo.area_shapes(connection, [principal.nis_code], AreaLevel.municipality)
     elif principal.role in POLICE and principal.police_zone_code:
         zone = principal.police_zone_code
-        label = f"police zone ({zone})"
         shapes = repo.area_shapes(connection, [zone], AreaLevel.police_zone)
         if not shapes:
             members = coverage_repo.zone_municipalities(connection, zone)
