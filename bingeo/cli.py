@@ -461,17 +461,32 @@ def demo_command(
     out: Annotated[
         Path | None, typer.Option("--out", help="Folder for the demo files and the map.")
     ] = None,
+    real: Annotated[
+        bool,
+        typer.Option(
+            "--real", help="Load the real Bierbeek sample of data/ instead, into its own database."
+        ),
+    ] = False,
+    database: Annotated[
+        str, typer.Option(help="Database of the real sample (--real); never the configured one.")
+    ] = "bingeo_real",
+    sample: Annotated[
+        Path | None, typer.Option(help="Folder of the real sample (--real; default: data/).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Generate the demo municipality Demodorp, import it and draw the networks map."""
-    from bingeo.db import migrate
-    from bingeo.services.demo import run_demo
+    """Generate the demo municipality Demodorp (or load the real Bierbeek sample with --real),
+    import it and draw the networks map."""
+    from bingeo.services.demo import real_demo_settings, run_demo, run_real_demo
 
-    settings = _settings()
+    settings = real_demo_settings(_settings(), database) if real else _settings()
     engine = _engine(settings)
     # The demo is the first thing a new user runs: bring the schema up to date first.
-    migrate.upgrade(engine)
-    result = run_demo(engine, settings, out_dir=out, progress=_progress)
+    _upgrade_or_explain(engine, settings)
+    if real:
+        result = run_real_demo(engine, settings, sample_dir=sample, out_dir=out, progress=_progress)
+    else:
+        result = run_demo(engine, settings, out_dir=out, progress=_progress)
     if as_json:
         _echo_json(result)
         return
@@ -481,8 +496,39 @@ def demo_command(
             f"updated {data['updated']:>6,}, unchanged {data['unchanged']:>6,}, "
             f"unlocated {data['unlocated']:>4}, rejected {data['rejected']}"
         )
+    if real:
+        _echo_derived(result["derived"])
+        hint = (
+            f" (to use it: BINGEO_DATABASE_NAME={database} bingeo ...)" if settings.embedded else ""
+        )
+        typer.echo(f"loaded into database {database}{hint}")
     typer.echo(f"files in {result['folder']}")
     typer.echo(f"map of {result['networks']} networks: {result['map']}")
+
+
+def _upgrade_or_explain(engine, settings: Settings) -> None:
+    """Apply the migrations; a database missing on a configured server is named, not traced."""
+    from sqlalchemy.exc import OperationalError
+
+    from bingeo.db import migrate
+    from bingeo.errors import DatabaseUnavailable
+
+    try:
+        migrate.upgrade(engine)
+    except OperationalError as exc:
+        raise DatabaseUnavailable(
+            f"database {settings.database_name!r} cannot be opened on the configured server "
+            f"({str(exc.orig).strip()}); create it with the postgis and pg_trgm extensions"
+        ) from exc
+
+
+def _echo_derived(data: dict) -> None:
+    for network in data["networks"]:
+        area = f"{network['area_m2'] / 10_000:.1f} ha" if network["area_m2"] else "no area"
+        typer.echo(f"{network['code']:<36} {network['addresses']:>6} addresses  {area}")
+    for finding in data["findings"]:
+        more = f" (candidates: {', '.join(finding['candidates'])})" if finding["candidates"] else ""
+        typer.echo(f"  {finding['network']}: {finding['kind']}: {finding['message']}{more}")
 
 
 @networks_app.command("from-streets")
@@ -520,12 +566,7 @@ def networks_from_streets(
         _echo_json(result.as_dict())
         return
     data = result.as_dict()
-    for network in data["networks"]:
-        area = f"{network['area_m2'] / 10_000:.1f} ha" if network["area_m2"] else "no area"
-        typer.echo(f"{network['code']:<36} {network['addresses']:>6} addresses  {area}")
-    for finding in data["findings"]:
-        more = f" (candidates: {', '.join(finding['candidates'])})" if finding["candidates"] else ""
-        typer.echo(f"  {finding['network']}: {finding['kind']}: {finding['message']}{more}")
+    _echo_derived(data)
     if store:
         typer.echo(f"stored {data['stored']} new and {data['updated']} changed networks")
 
