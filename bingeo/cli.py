@@ -571,6 +571,77 @@ def networks_from_streets(
         typer.echo(f"stored {data['stored']} new and {data['updated']} changed networks")
 
 
+# fetch -----------------------------------------------------------------------------------------
+
+
+@app.command("fetch")
+def fetch_command(
+    name: Annotated[
+        str | None, typer.Argument(help="A known open-data download; omit it to list them.")
+    ] = None,
+    dest: Annotated[Path, typer.Option("--dest", help="Folder to store the file in.")] = Path(
+        "data"
+    ),
+    sha256: Annotated[
+        str | None, typer.Option("--sha256", help="Expected SHA-256, from a source you trust.")
+    ] = None,
+    accept_checksum: Annotated[
+        bool,
+        typer.Option(
+            "--accept-checksum",
+            help="Keep a file whose checksum is not known (it is printed, marked unverified).",
+        ),
+    ] = False,
+    url: Annotated[
+        str | None, typer.Option(help="Download from this address (a mirror); checks still apply.")
+    ] = None,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for the server.")] = 60.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Download an official open-data file (Statbel sectors, BeST addresses) with its checksum
+    verified; nothing is kept under its name unless it is complete and verified."""
+    from bingeo.fetch import DOWNLOADS
+    from bingeo.services.fetch import fetch
+
+    if name is None:
+        for download in DOWNLOADS.values():
+            checksum = download.sha256 or f"no checksum known: {download.checksum_note}"
+            typer.echo(f"{download.name}\n  {download.description}\n  {download.url}")
+            typer.echo(f"  licence: {download.licence}\n  sha256: {checksum}")
+        return
+    shown: list[int] = []
+
+    def report(done: int, total: int | None) -> None:
+        # One line, rewritten at each new percent (or each 10 MB when the size is not known).
+        step = done * 100 // total if total else done // 10_000_000
+        if shown and shown[-1] == step:
+            return
+        shown.append(step)
+        text = f"{done:,} of {total:,} bytes ({step}%)" if total else f"{done:,} bytes"
+        typer.echo(f"\r{name}: {text}", err=True, nl=False)
+
+    try:
+        result = fetch(
+            name,
+            dest,
+            url=url,
+            sha256=sha256,
+            accept_checksum=accept_checksum,
+            timeout_s=timeout,
+            progress=report,
+        )
+    finally:
+        if shown:
+            typer.echo("", err=True)
+    if as_json:
+        _echo_json(result.as_dict())
+        return
+    state = "verified" if result.verified else "NOT verified (no checksum was known)"
+    action = "downloaded" if result.downloaded else "already present"
+    typer.echo(f"{result.path}: {action}, {result.size_bytes:,} bytes, SHA-256 {state}")
+    typer.echo(f"sha256 {result.sha256}")
+
+
 # address lookup --------------------------------------------------------------------------------
 
 
