@@ -180,11 +180,28 @@ def test_demo_real_command_uses_its_own_database(
     assert (tmp_path / "networks_map.html").is_file()
     assert database_status(db)["networks"] == {"BIN": {"active": 4}}
 
-    env_same = dict(env)
-    if settings.database_url:
-        env_same["BINGEO_DATABASE_URL"] = settings.database_url
-    else:
-        env_same["BINGEO_DATABASE_NAME"] = target
+    # The 2018 list of BIN Pimberg, not loaded by the demo, derived on request (not stored).
+    launch = runner.invoke(
+        cli.app,
+        [
+            "networks",
+            "from-streets",
+            str(SAMPLE_DIR / REAL_STREETS),
+            "--networks",
+            str(SAMPLE_DIR / REAL_NETWORKS),
+            "--only",
+            "BIERBEEK-PIMBERG-2018",
+            "--no-store",
+        ],
+        env={**env, **_pointing_at(settings, target)},
+    )
+    assert launch.exit_code == 0, launch.output
+    assert "BIERBEEK-PIMBERG-2018" in launch.stdout
+    assert "'Uitbereidingslaan' read as 'Uitbreidingslaan'" in launch.stdout
+    assert "stored" not in launch.stdout
+    assert database_status(db)["networks"] == {"BIN": {"active": 4}}
+
+    env_same = {**env, **_pointing_at(settings, target)}
     refused = runner.invoke(cli.app, ["demo", "--real", "--database", target], env=env_same)
     assert isinstance(refused.exception, InvalidInput)
     assert "a database of its own" in str(refused.exception)
@@ -199,6 +216,14 @@ def test_real_settings_point_at_the_named_database() -> None:
     assert server.database_url == "postgresql://u:secret@db.example:5432/sample"
     with pytest.raises(InvalidInput):
         real_demo_settings(Settings(database_url="postgresql://u@h/mine"), "mine")
+
+
+def _pointing_at(settings: Settings, database: str) -> dict[str, str]:
+    """The environment that makes ``database`` the configured one."""
+    if settings.database_url:
+        url = make_url(settings.database_url).set(database=database)
+        return {"BINGEO_DATABASE_URL": url.render_as_string(hide_password=False)}
+    return {"BINGEO_DATABASE_NAME": database}
 
 
 def _sha256(path: Path) -> str:
