@@ -482,7 +482,7 @@ def demo_command(
     settings = real_demo_settings(_settings(), database) if real else _settings()
     engine = _engine(settings)
     # The demo is the first thing a new user runs: bring the schema up to date first.
-    _upgrade_or_explain(engine, settings)
+    _upgrade_or_explain(engine, settings, real)
     if real:
         result = run_real_demo(engine, settings, sample_dir=sample, out_dir=out, progress=_progress)
     else:
@@ -506,19 +506,21 @@ def demo_command(
     typer.echo(f"map of {result['networks']} networks: {result['map']}")
 
 
-def _upgrade_or_explain(engine, settings: Settings) -> None:
-    """Apply the migrations; a database missing on a configured server is named, not traced."""
-    from sqlalchemy.exc import OperationalError
-
+def _upgrade_or_explain(engine, settings: Settings, real: bool) -> None:
+    """Apply the migrations; the real sample's database missing on a server is named."""
     from bingeo.db import migrate
     from bingeo.errors import DatabaseUnavailable
 
     try:
         migrate.upgrade(engine)
-    except OperationalError as exc:
+    except DatabaseUnavailable as exc:
+        if not real or settings.embedded:
+            raise
+        cause = " ".join(str(exc.__cause__ or exc).split())
         raise DatabaseUnavailable(
-            f"database {settings.database_name!r} cannot be opened on the configured server "
-            f"({str(exc.orig).strip()}); create it with the postgis and pg_trgm extensions"
+            f"database {settings.database_name!r} on the configured server cannot be opened "
+            f"({cause}); create it with the postgis and pg_trgm extensions, or name another "
+            "with --database"
         ) from exc
 
 

@@ -19,8 +19,9 @@ from typer.testing import CliRunner
 
 from bingeo import cli
 from bingeo.db import maps as map_repo
+from bingeo.db.cluster import Cluster
 from bingeo.db.models import AreaLevel
-from bingeo.errors import InvalidInput, NotFound
+from bingeo.errors import DatabaseUnavailable, InvalidInput, NotFound
 from bingeo.services.demo import (
     REAL_ADDRESSES,
     REAL_CONTEXT,
@@ -205,6 +206,20 @@ def test_demo_real_command_uses_its_own_database(
     refused = runner.invoke(cli.app, ["demo", "--real", "--database", target], env=env_same)
     assert isinstance(refused.exception, InvalidInput)
     assert "a database of its own" in str(refused.exception)
+
+
+def test_demo_real_names_a_database_missing_on_a_server(engine: Engine, settings: Settings) -> None:
+    # A configured server (here: the test server, addressed by URL) without the sample's database.
+    url = settings.database_url or Cluster(settings).url()
+    result = CliRunner().invoke(
+        cli.app,
+        ["demo", "--real", "--database", "bingeo_no_such_database"],
+        env={"BINGEO_DATABASE_URL": url},
+    )
+    assert isinstance(result.exception, DatabaseUnavailable)
+    message = str(result.exception)
+    assert "'bingeo_no_such_database'" in message and "does not exist" in message
+    assert "create it" in message
 
 
 def test_real_settings_point_at_the_named_database() -> None:
