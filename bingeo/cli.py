@@ -600,8 +600,8 @@ def fetch_command(
     timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for the server.")] = 60.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Download an official open-data file (Statbel sectors, BeST addresses) with its checksum
-    verified; nothing is kept under its name unless it is complete and verified."""
+    """Download an official open-data file (Statbel sectors, BeST addresses), checked against
+    its SHA-256; a file that is incomplete or does not match is not kept."""
     from bingeo.fetch import DOWNLOADS
     from bingeo.services.fetch import fetch
 
