@@ -21,6 +21,7 @@ demo: setup
 	$(BIN)/bingeo db start
 	$(BIN)/bingeo db upgrade
 	$(BIN)/bingeo demo
+	$(BIN)/bingeo demo --real
 
 test: setup
 	$(BIN)/ruff check bingeo api tests scripts bench

@@ -461,17 +461,32 @@ def demo_command(
     out: Annotated[
         Path | None, typer.Option("--out", help="Folder for the demo files and the map.")
     ] = None,
+    real: Annotated[
+        bool,
+        typer.Option(
+            "--real", help="Load the real Bierbeek sample of data/ instead, into its own database."
+        ),
+    ] = False,
+    database: Annotated[
+        str, typer.Option(help="Database of the real sample (--real); never the configured one.")
+    ] = "bingeo_real",
+    sample: Annotated[
+        Path | None, typer.Option(help="Folder of the real sample (--real; default: data/).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Generate the demo municipality Demodorp, import it and draw the networks map."""
-    from bingeo.db import migrate
-    from bingeo.services.demo import run_demo
+    """Generate the demo municipality Demodorp (or load the real Bierbeek sample with --real),
+    import it and draw the networks map."""
+    from bingeo.services.demo import real_demo_settings, run_demo, run_real_demo
 
-    settings = _settings()
+    settings = real_demo_settings(_settings(), database) if real else _settings()
     engine = _engine(settings)
     # The demo is the first thing a new user runs: bring the schema up to date first.
-    migrate.upgrade(engine)
-    result = run_demo(engine, settings, out_dir=out, progress=_progress)
+    _upgrade_or_explain(engine, settings, real)
+    if real:
+        result = run_real_demo(engine, settings, sample_dir=sample, out_dir=out, progress=_progress)
+    else:
+        result = run_demo(engine, settings, out_dir=out, progress=_progress)
     if as_json:
         _echo_json(result)
         return
@@ -481,8 +496,41 @@ def demo_command(
             f"updated {data['updated']:>6,}, unchanged {data['unchanged']:>6,}, "
             f"unlocated {data['unlocated']:>4}, rejected {data['rejected']}"
         )
+    if real:
+        _echo_derived(result["derived"])
+        hint = (
+            f" (to use it: BINGEO_DATABASE_NAME={database} bingeo ...)" if settings.embedded else ""
+        )
+        typer.echo(f"loaded into database {database}{hint}")
     typer.echo(f"files in {result['folder']}")
     typer.echo(f"map of {result['networks']} networks: {result['map']}")
+
+
+def _upgrade_or_explain(engine, settings: Settings, real: bool) -> None:
+    """Apply the migrations; the real sample's database missing on a server is named."""
+    from bingeo.db import migrate
+    from bingeo.errors import DatabaseUnavailable
+
+    try:
+        migrate.upgrade(engine)
+    except DatabaseUnavailable as exc:
+        if not real or settings.embedded:
+            raise
+        cause = " ".join(str(exc.__cause__ or exc).split())
+        raise DatabaseUnavailable(
+            f"database {settings.database_name!r} on the configured server cannot be opened "
+            f"({cause}); create it with the postgis and pg_trgm extensions, or name another "
+            "with --database"
+        ) from exc
+
+
+def _echo_derived(data: dict) -> None:
+    for network in data["networks"]:
+        area = f"{network['area_m2'] / 10_000:.1f} ha" if network["area_m2"] else "no area"
+        typer.echo(f"{network['code']:<36} {network['addresses']:>6} addresses  {area}")
+    for finding in data["findings"]:
+        more = f" (candidates: {', '.join(finding['candidates'])})" if finding["candidates"] else ""
+        typer.echo(f"  {finding['network']}: {finding['kind']}: {finding['message']}{more}")
 
 
 @networks_app.command("from-streets")
@@ -520,14 +568,80 @@ def networks_from_streets(
         _echo_json(result.as_dict())
         return
     data = result.as_dict()
-    for network in data["networks"]:
-        area = f"{network['area_m2'] / 10_000:.1f} ha" if network["area_m2"] else "no area"
-        typer.echo(f"{network['code']:<36} {network['addresses']:>6} addresses  {area}")
-    for finding in data["findings"]:
-        more = f" (candidates: {', '.join(finding['candidates'])})" if finding["candidates"] else ""
-        typer.echo(f"  {finding['network']}: {finding['kind']}: {finding['message']}{more}")
+    _echo_derived(data)
     if store:
         typer.echo(f"stored {data['stored']} new and {data['updated']} changed networks")
+
+
+# fetch -----------------------------------------------------------------------------------------
+
+
+@app.command("fetch")
+def fetch_command(
+    name: Annotated[
+        str | None, typer.Argument(help="A known open-data download; omit it to list them.")
+    ] = None,
+    dest: Annotated[Path, typer.Option("--dest", help="Folder to store the file in.")] = Path(
+        "data"
+    ),
+    sha256: Annotated[
+        str | None, typer.Option("--sha256", help="Expected SHA-256, from a source you trust.")
+    ] = None,
+    accept_checksum: Annotated[
+        bool,
+        typer.Option(
+            "--accept-checksum",
+            help="Keep a file whose checksum is not known (it is printed, marked unverified).",
+        ),
+    ] = False,
+    url: Annotated[
+        str | None, typer.Option(help="Download from this address (a mirror); checks still apply.")
+    ] = None,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for the server.")] = 60.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Download an official open-data file (Statbel sectors, BeST addresses), checked against
+    its SHA-256; a file that is incomplete or does not match is not kept."""
+    from bingeo.fetch import DOWNLOADS
+    from bingeo.services.fetch import fetch
+
+    if name is None:
+        for download in DOWNLOADS.values():
+            checksum = download.sha256 or f"no checksum known: {download.checksum_note}"
+            typer.echo(f"{download.name}\n  {download.description}\n  {download.url}")
+            typer.echo(f"  licence: {download.licence}\n  sha256: {checksum}")
+        return
+    shown: list[int] = []
+
+    def report(done: int, total: int | None) -> None:
+        # One line, rewritten at each new percent (or each 10 MB when the size is not known).
+        step = done * 100 // total if total else done // 10_000_000
+        if shown and shown[-1] == step:
+            return
+        shown.append(step)
+        text = f"{done:,} of {total:,} bytes ({step}%)" if total else f"{done:,} bytes"
+        typer.echo(f"\r{name}: {text}", err=True, nl=False)
+
+    try:
+        result = fetch(
+            name,
+            dest,
+            url=url,
+            sha256=sha256,
+            accept_checksum=accept_checksum,
+            timeout_s=timeout,
+            progress=report,
+        )
+    finally:
+        if shown:
+            typer.echo("", err=True)
+    if as_json:
+        _echo_json(result.as_dict())
+        return
+    state = "verified" if result.verified else "NOT verified (no checksum was known)"
+    action = "downloaded" if result.downloaded else "already present"
+    typer.echo(f"{result.path}: {action}, {result.size_bytes:,} bytes, SHA-256 {state}")
+    typer.echo(f"sha256 {result.sha256}")
 
 
 # address lookup --------------------------------------------------------------------------------

@@ -105,3 +105,15 @@ class TooManyAttempts(BinGeoError):
     def __init__(self, detail: str, retry_after_s: int) -> None:
         super().__init__(detail)
         self.retry_after_s = retry_after_s
+
+
+class DownloadFailed(BinGeoError):
+    """A download that could not be completed (HTTP error, timeout, broken connection, too big)."""
+
+    code = "download_failed"
+
+
+class ChecksumMismatch(DownloadFailed):
+    """A downloaded file whose SHA-256 is not the one expected; it is not kept."""
+
+    code = "checksum_mismatch"

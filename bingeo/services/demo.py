@@ -1,4 +1,5 @@
-"""The demo: generate Demodorp, import it like any user's data, and draw the networks map."""
+"""The demos: generate Demodorp, or load the real Bierbeek sample of ``data/``, import it like
+any user's data, and draw the networks map."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ from pathlib import Path
 
 import folium
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
 from bingeo.db import maps as map_repo
 from bingeo.db.models import AreaLevel
 from bingeo.demo import NIS_CODE, generate_demo, write_demo_files
+from bingeo.errors import InvalidInput, NotFound
 from bingeo.maps import network_map
 from bingeo.services.imports import (
     Progress,
@@ -17,9 +20,32 @@ from bingeo.services.imports import (
     import_areas,
     import_networks,
 )
+from bingeo.services.streetlists import derive_from_street_list, store_derived
 from bingeo.settings import Settings
 
 MAP_FILE = "networks_map.html"
+# The real sample shipped in the project's data/ folder (data/README.md names the sources).
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "data"
+REAL_DATABASE = "bingeo_real"
+REAL_NIS_CODE = "24011"
+REAL_CONTEXT = "bierbeek_context.gpkg"
+REAL_LAYERS = (
+    ("municipality", AreaLevel.municipality),
+    ("deelgemeenten", AreaLevel.deelgemeente),
+    ("wijken", AreaLevel.wijk),
+    ("police_zone", AreaLevel.police_zone),
+)
+REAL_ADDRESSES = "bierbeek_addresses.csv"
+REAL_STREETS = "bierbeek_streets.csv"
+REAL_NETWORKS = "bierbeek_networks.csv"
+# The networks of Bierbeek today; the list also holds BIN Pimberg's list at its 2018 launch,
+# which the current BIN Pimberg replaced: loading both would show one network twice.
+REAL_CURRENT_NETWORKS = (
+    "BIERBEEK-MARTINUSBERG",
+    "BIERBEEK-PIMBERG",
+    "BIERBEEK-KRIJKELBERG",
+    "BIERBEEK-OPVELP",
+)
 
 
 def run_demo(
@@ -68,6 +94,87 @@ def run_demo(
     return {
         "folder": str(folder),
         "imports": imports,
+        "networks": len(networks),
+        "map": str(map_path),
+    }
+
+
+def real_demo_settings(settings: Settings, database: str = REAL_DATABASE) -> Settings:
+    """The settings of the real sample's own database, on the configured server or cluster.
+
+    The sample never goes into the database bingeo is configured for (a user's demo or working
+    data): the name must differ from it.
+    """
+    configured = (
+        make_url(settings.database_url).database
+        if settings.database_url
+        else settings.database_name
+    )
+    if database == configured:
+        raise InvalidInput(
+            f"the real sample gets a database of its own: {database!r} is the configured "
+            "database; choose another name with --database"
+        )
+    update: dict[str, object] = {"database_name": database}
+    if settings.database_url:
+        url = make_url(settings.database_url).set(database=database)
+        update["database_url"] = url.render_as_string(hide_password=False)
+    return settings.model_copy(update=update)
+
+
+def run_real_demo(
+    engine: Engine,
+    settings: Settings,
+    *,
+    sample_dir: Path | None = None,
+    out_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> dict[str, object]:
+    """Load the real Bierbeek sample through the importers, derive its networks from the
+    published street lists, store them and write the map.
+
+    Every step is one transaction and upserts, so running it again changes nothing. Returns the
+    import summaries, the derived networks with every finding, and the path of the map.
+    """
+    folder = Path(sample_dir) if sample_dir is not None else SAMPLE_DIR
+    missing = [
+        name
+        for name in (REAL_CONTEXT, REAL_ADDRESSES, REAL_STREETS, REAL_NETWORKS)
+        if not (folder / name).is_file()
+    ]
+    if missing:
+        raise NotFound(f"the real sample is incomplete in {folder}: {', '.join(missing)} missing")
+    out = Path(out_dir) if out_dir is not None else Path(settings.out_dir) / "demo-real"
+    _say(progress, f"loading the real Bierbeek sample from {folder}")
+    imports = [
+        import_areas(engine, folder / REAL_CONTEXT, level, layer=layer, progress=progress)
+        for layer, level in REAL_LAYERS
+    ]
+    imports.append(import_addresses(engine, folder / REAL_ADDRESSES, progress=progress))
+    derived = derive_from_street_list(
+        engine,
+        folder / REAL_STREETS,
+        networks_csv=folder / REAL_NETWORKS,
+        only=set(REAL_CURRENT_NETWORKS),
+        progress=progress,
+    )
+    store_derived(engine, derived)
+    _say(progress, "drawing the networks map")
+    with engine.connect() as connection:
+        networks = map_repo.networks_frame(connection, nis_code=REAL_NIS_CODE)
+        wijken = map_repo.areas_frame(connection, AreaLevel.wijk, nis_code=REAL_NIS_CODE)
+    fmap = network_map(
+        networks,
+        areas=wijken,
+        tiles=settings.tiles or None,
+        title="Bierbeek: BINs derived from the published street lists",
+        areas_name="Wijken",
+    )
+    map_path = save_map(fmap, out / MAP_FILE)
+    return {
+        "folder": str(folder),
+        "imports": [summary.as_dict() for summary in imports],
+        "derived": derived.as_dict(),
         "networks": len(networks),
         "map": str(map_path),
     }
