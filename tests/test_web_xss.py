@@ -262,6 +262,6 @@ def _assert_text(shown: list[str], names: tuple[str, ...]) -> None:
 
 def _assert_inert(page, watch: Watch) -> None:
     """Nothing of the names became markup or ran; bingeo's own scripts broke no policy."""
-    assert page.evaluate("() => document.querySelector('[onerror], img[src=x]') === null")
-    assert page.evaluate("() => window.__violations") == []
     assert watch.dialogs == [] and watch.errors == [], (watch.dialogs, watch.errors)
+    assert page.evaluate("() => window.__violations") == []
+    assert page.evaluate("() => document.querySelector('[onerror], img[src=x]') === null")
