@@ -62,7 +62,7 @@ def network_map(
     if outlines is not None:
         folium.GeoJson(
             _to_json(outlines),
-            name=areas_name,
+            name=html.escape(areas_name),
             style_function=lambda _feature: AREA_STYLE,
             tooltip=folium.GeoJsonTooltip(fields=["label"], aliases=[""]),
         ).add_to(fmap)

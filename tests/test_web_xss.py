@@ -64,9 +64,9 @@ APP_MAP = "window.bingeo.map"
 class Place:
     """The demo municipality with hostile names; the ids and shapes the test needs."""
 
-    coordinated: int
-    shapes: dict[int, dict] = field(default_factory=dict)
-    tokens: dict[str, str] = field(default_factory=dict)
+    coordinated: int  # the network of the coordinator, named like an <img> tag
+    shapes: dict[int, dict]  # every network's area, GeoJSON
+    analyst_token: str
 
 
 @pytest.fixture(scope="module")
@@ -79,11 +79,10 @@ def place(engine: Engine, settings: Settings, tmp_path_factory: pytest.TempPathF
     folder = tmp_path_factory.mktemp("xss")
     run_demo(engine, settings, out_dir=folder / "demo")
     demo = generate_demo()
-    names = [HOSTILE[i % len(HOSTILE)] for i in range(len(demo.networks))]
-    networks = demo.networks.assign(name=names).to_crs(4326)
+    networks = demo.networks.assign(name=_hostile(len(demo.networks))).to_crs(4326)
     networks.to_file(folder / "networks.geojson", driver="GeoJSON", engine="pyogrio")
     import_networks(engine, folder / "networks.geojson")
-    sectors = demo.sectors.assign(name_nl=[HOSTILE[i % 4] for i in range(len(demo.sectors))])
+    sectors = demo.sectors.assign(name_nl=_hostile(len(demo.sectors)))
     sectors.to_file(folder / "sectors.gpkg", layer="sectors", driver="GPKG", engine="pyogrio")
     import_areas(engine, folder / "sectors.gpkg", "sector", layer="sectors")
     with engine.connect() as connection:
@@ -100,7 +99,7 @@ def place(engine: Engine, settings: Settings, tmp_path_factory: pytest.TempPathF
     }
     for name, (role, scope) in users.items():
         add_user(engine, name, role, password=PASSWORD, **scope)
-    return Place(coordinated, shapes, {"analyst": create_token(engine, "analyst")[1]})
+    return Place(coordinated, shapes, create_token(engine, "analyst")[1])
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +131,7 @@ def test_hostile_names_show_as_text_and_run_nothing(
             # The map pages, with the analyst's token as an API client sends it.
             context = browser.new_context(
                 viewport={"width": 1200, "height": 800},
-                extra_http_headers={"Authorization": f"Bearer {place.tokens['analyst']}"},
+                extra_http_headers={"Authorization": f"Bearer {place.analyst_token}"},
             )
             page = _watched(context, watch)
             coverage = f"{server}/maps/coverage?municipality={NIS_CODE}"
@@ -199,6 +198,10 @@ def test_hostile_names_show_as_text_and_run_nothing(
             browser.close()
     assert watch.dialogs == []
     assert watch.errors == []
+
+
+def _hostile(count: int) -> list[str]:
+    return [HOSTILE[i % len(HOSTILE)] for i in range(count)]
 
 
 def _watched(context, watch: Watch):
