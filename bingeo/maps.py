@@ -7,6 +7,7 @@ import html
 import folium
 import geopandas as gpd
 import shapely
+from pandas.api.types import is_numeric_dtype
 
 from bingeo.db.models import NetworkKind, NetworkStatus
 from bingeo.geometry import GEOJSON_EPSG, STORAGE_EPSG
@@ -60,8 +61,8 @@ def network_map(
     fmap = folium.Map(tiles=tiles, control_scale=True, prefer_canvas=True)
     if outlines is not None:
         folium.GeoJson(
-            outlines.to_json(),
-            name=areas_name,
+            _to_json(outlines),
+            name=html.escape(areas_name),
             style_function=lambda _feature: AREA_STYLE,
             tooltip=folium.GeoJsonTooltip(fields=["label"], aliases=[""]),
         ).add_to(fmap)
@@ -70,7 +71,7 @@ def network_map(
         if layer.empty:
             continue
         folium.GeoJson(
-            layer.to_json(),
+            _to_json(layer),
             name=KIND_LABELS[kind],
             style_function=_network_style,
             highlight_function=lambda _feature: {"weight": 4, "fillOpacity": 0.5},
@@ -373,9 +374,19 @@ def _display_none() -> gpd.GeoDataFrame:
 
 
 def _to_json(frame: gpd.GeoDataFrame) -> str:
+    """The frame as the GeoJSON a map layer carries: coordinates rounded, texts HTML-escaped.
+
+    folium's tooltips put property values into the page as HTML (``innerHTML``), so every
+    text (names, codes, labels: user data) is escaped here, the one way into a map's layers.
+    """
     rounded = frame.set_geometry(
         shapely.transform(frame.geometry.values, lambda c: c.round(COORDINATE_DECIMALS))
     )
+    for column in rounded.columns.drop(rounded.geometry.name):
+        if not is_numeric_dtype(rounded[column]):
+            rounded[column] = [
+                html.escape(value) if isinstance(value, str) else value for value in rounded[column]
+            ]
     return rounded.to_json(drop_id=True)
 
 

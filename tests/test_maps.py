@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
+import json
+import re
 
 import geopandas as gpd
 import pytest
@@ -16,15 +19,26 @@ from bingeo import cli
 from bingeo.access import Actor, Principal
 from bingeo.db import maps as map_repo
 from bingeo.db.models import AreaLevel, Role
-from bingeo.demo import DemoData, generate_demo
-from bingeo.maps import KIND_COLOURS, network_map
+from bingeo.demo import NIS_CODE, DemoData, generate_demo
+from bingeo.maps import KIND_COLOURS, coverage_map, network_map, single_network_map
 from bingeo.members import MemberInput
 from bingeo.services import coverage as coverage_service
 from bingeo.services.demo import run_demo
-from bingeo.services.imports import import_networks
+from bingeo.services.imports import import_areas, import_networks
 from bingeo.services.members import register_member
 from bingeo.services.users import add_user, create_token
 from bingeo.settings import Settings
+
+# Names a user could give a network, an area or a code: none may become markup in a map.
+HOSTILE = (
+    "<img src=x onerror=alert(1)>",
+    '"><script>alert(1)</script>',
+    "</script><script>alert(1)</script>",
+    "Sint-Jan's & Co",
+)
+# The GeoJSON of each map layer as folium writes it into the page.
+LAYER_DATA = re.compile(r"_add\((\{.*\})\);$", re.MULTILINE)
+SCRIPT_TAGS = re.compile(r"<script\b[^>]*>", re.IGNORECASE)
 
 
 @pytest.fixture(scope="module")
@@ -222,3 +236,151 @@ def test_map_of_one_network_counts_without_personal_data(
 
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def _hostile(count: int) -> list[str]:
+    return [HOSTILE[i % len(HOSTILE)] for i in range(count)]
+
+
+def _layer_texts(page: str) -> list[str]:
+    """Every text property of every map layer, as the page's tooltips will show it (as HTML)."""
+    blobs = LAYER_DATA.findall(page)
+    assert blobs, "no layer data in the page"
+    return [
+        value
+        for blob in blobs
+        for feature in json.loads(blob)["features"]
+        for value in feature["properties"].values()
+        if isinstance(value, str)
+    ]
+
+
+def _assert_escaped(page: str, texts: list[str]) -> None:
+    """No hostile text in the page as markup; each escaped in the layers' tooltip data."""
+    shown = _layer_texts(page)
+    for value in shown:
+        # Each tooltip text is escaped text: it shows as itself, it is no markup.
+        assert html.escape(html.unescape(value)) == value, value
+    joined = "\n".join(shown)
+    for hostile in set(texts):
+        assert hostile not in page
+        assert html.escape(hostile) in joined, hostile
+
+
+def test_hostile_texts_are_escaped_in_every_map(demo: DemoData) -> None:
+    """Names of networks and areas, overlap pairs and gap codes reach the page only escaped, in
+    the networks map (the demo's), the coverage map (API and CLI) and the map of one network."""
+    count = len(demo.networks)
+    networks = demo.networks.assign(name=_hostile(count), code=_hostile(count)[::-1])
+    sectors = demo.sectors.iloc[:12]
+    areas = gpd.GeoDataFrame(
+        {
+            "level": "sector",
+            "code": _hostile(len(sectors))[::-1],
+            "name": _hostile(len(sectors)),
+            "name_nl": _hostile(len(sectors)),
+            "addresses": 100,
+            "covered": 40,
+            "covered_bin": 30,
+            "covered_bin_z": 10,
+            "share_covered": 0.4,
+            "networks": 2,
+            "members_per_1000": 12.5,
+        },
+        geometry=sectors.geometry.values,
+        crs=sectors.crs,
+    )
+    first, second = networks.geometry.iloc[0], networks.geometry.iloc[1]
+    overlaps = gpd.GeoDataFrame(
+        {
+            "name_a": [HOSTILE[0], HOSTILE[2]],
+            "name_b": [HOSTILE[1], HOSTILE[3]],
+            "overlap_m2": [1200.0, 800.0],
+            "share_a": [0.1, 0.2],
+            "share_b": [0.3, 0.4],
+            "shared_addresses": [5, 6],
+        },
+        geometry=[first.buffer(-20), second.buffer(-20)],
+        crs=networks.crs,
+    )
+    gaps = gpd.GeoDataFrame(
+        {"rank": [1], "areas": [2], "addresses": [90], "uncovered": [80]}
+        | {"codes": [", ".join(HOSTILE)]},
+        geometry=[sectors.geometry.iloc[0]],
+        crs=sectors.crs,
+    )
+    every = list(HOSTILE)
+    demo_map = network_map(networks, areas=areas, tiles=None, title=HOSTILE[1])
+    page = demo_map.get_root().render()
+    _assert_escaped(page, every)
+    assert f"<b>{html.escape(HOSTILE[1])}</b>" in page  # the legend's title
+    page = (
+        coverage_map(
+            areas, networks, overlaps=overlaps, gaps=gaps, title=f"Coverage of {HOSTILE[2]}"
+        )
+        .get_root()
+        .render()
+    )
+    _assert_escaped(page, every)
+    assert html.escape(f"Coverage of {HOSTILE[2]}") in page
+    figures = {"addresses": 12, "members": 3, "members_per_1000": 250.0}
+    for i, hostile in enumerate(HOSTILE):
+        one = single_network_map(networks.iloc[[i]], figures, areas.iloc[[i]]).get_root().render()
+        _assert_escaped(one, [hostile])
+        assert f"<b>{html.escape(hostile)}</b>" in one  # the network's name heads the legend
+
+
+def test_map_pages_escape_stored_names_and_have_the_app_policy(
+    db: Engine, settings: Settings, tmp_path
+) -> None:
+    """Networks and sectors with hostile names, imported from files: the coverage map and the
+    map of a network (API, CLI) show them escaped; the API serves both pages with the policy
+    of /app, plus a fresh nonce that only folium's inline scripts carry."""
+    run_demo(db, settings, out_dir=tmp_path / "demo")
+    demo = generate_demo()
+    named = demo.networks.assign(name=_hostile(len(demo.networks)))
+    named.to_crs(4326).to_file(tmp_path / "networks.geojson", driver="GeoJSON", engine="pyogrio")
+    import_networks(db, tmp_path / "networks.geojson")
+    sectors = demo.sectors.assign(name_nl=_hostile(len(demo.sectors)))
+    sectors.to_file(tmp_path / "sectors.gpkg", layer="sectors", driver="GPKG", engine="pyogrio")
+    import_areas(db, tmp_path / "sectors.gpkg", AreaLevel.sector, layer="sectors")
+    with db.connect() as connection:
+        network_id = connection.execute(
+            text("SELECT id FROM networks WHERE name = :name"), {"name": HOSTILE[0]}
+        ).scalar()
+    assert network_id is not None
+    add_user(db, "csp-admin", Role.admin)
+    token = create_token(db, "csp-admin")[1]
+    with TestClient(create_app(settings)) as client:
+        app_policy = client.get("/app").headers["content-security-policy"]
+        coverage_pages = [
+            client.get(f"/maps/coverage?municipality={NIS_CODE}", headers=_bearer(token))
+            for _ in range(2)
+        ]
+        network_page = client.get(f"/networks/{network_id}/map", headers=_bearer(token))
+    assert "script-src 'self';" in app_policy
+    nonces = set()
+    for answer in [*coverage_pages, network_page]:
+        assert answer.status_code == 200, answer.text
+        policy = answer.headers["content-security-policy"]
+        nonce = re.fullmatch(r".*script-src 'self' 'nonce-([A-Za-z0-9+/]{24})';.*", policy)
+        assert nonce is not None, policy
+        nonces.add(nonce[1])
+        # The same policy as the app's but for the nonce, and the app's other headers.
+        assert policy.replace(f" 'nonce-{nonce[1]}'", "") == app_policy
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert answer.headers["referrer-policy"] == "no-referrer"
+        # Every script of the page carries the nonce (folium's inline ones need it).
+        tags = SCRIPT_TAGS.findall(answer.text)
+        assert len(tags) >= 3 and all(f'nonce="{nonce[1]}"' in tag for tag in tags), tags
+    assert len(nonces) == 3  # a fresh nonce for each answer
+    _assert_escaped(coverage_pages[0].text, list(HOSTILE))
+    _assert_escaped(network_page.text, [HOSTILE[0]])
+    out = tmp_path / "coverage.html"
+    result = CliRunner().invoke(
+        cli.app,
+        ["coverage", "--municipality", NIS_CODE, "--out", str(out)],
+        env={"BINGEO_DATABASE_NAME": settings.database_name},
+    )
+    assert result.exit_code == 0, result.output
+    _assert_escaped(out.read_text(), list(HOSTILE))

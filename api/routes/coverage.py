@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.deps import ActorDep, EngineDep, SettingsDep
 from api.geojson import GEOJSON, GeoJSONResponse, feature_collection
+from api.routes.web import map_page
 from api.schemas import ERRORS
 from bingeo.db.models import AreaLevel
 from bingeo.geometry import GEOJSON_EPSG
@@ -166,7 +167,7 @@ def get_coverage_map(
         level=level,
         include_inactive=include_inactive,
     )
-    return HTMLResponse(fmap.get_root().render())
+    return map_page(fmap.get_root().render(), settings)
 
 
 @router.get("/networks/{network_id}/map", response_class=HTMLResponse)
@@ -179,4 +180,4 @@ def get_network_map(
 ) -> HTMLResponse:
     """The map of one network: its area, its addresses and members counted (no personal data)."""
     fmap = service.network_map(engine, actor, settings, network_id, level=level)
-    return HTMLResponse(fmap.get_root().render())
+    return map_page(fmap.get_root().render(), settings)

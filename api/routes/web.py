@@ -7,12 +7,15 @@ outside source, and only when ``settings.tiles`` names them.
 
 from __future__ import annotations
 
+import base64
+import re
+import secrets
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
 from api.deps import ActorDep, EngineDep, PagingDep, SettingsDep
 from api.schemas import ERRORS
@@ -29,6 +32,7 @@ MEDIA_TYPES = {
     ".svg": "image/svg+xml",
     ".png": "image/png",
 }
+SCRIPT_TAG = re.compile(r"<script\b", re.IGNORECASE)
 # Named tile sets (folium's names, which settings.tiles may hold for the maps of issue 5).
 NAMED_TILES = {
     "openstreetmap": (
@@ -93,14 +97,40 @@ def _file(name: str, settings: Settings) -> FileResponse:
         raise NotFound(f"no file {name!r} in the web app")
     headers = {"Cache-Control": "no-cache"}
     if suffix == ".html":
-        headers["Content-Security-Policy"] = _policy(settings)
-        headers["X-Frame-Options"] = "DENY"
-        headers["Referrer-Policy"] = "no-referrer"
+        headers |= page_headers(settings)
     return FileResponse(path, media_type=MEDIA_TYPES[suffix], headers=headers)
 
 
-def _policy(settings: Settings) -> str:
-    # Scripts and styles only from bingeo; images also from the tile server when one is set.
+def map_page(page: str, settings: Settings) -> HTMLResponse:
+    """A folium map page (rendered HTML) served under the app's policy.
+
+    folium writes its code as inline scripts; a fresh nonce on each of them, and in the policy,
+    lets those run and nothing else inline. Only the scripts outside ``<body>`` get it: the body
+    holds the legend, the one place user text (escaped) enters the page as HTML, and the inline
+    scripts carry user text only as JSON, where ``<`` is escaped.
+    """
+    nonce = base64.b64encode(secrets.token_bytes(18)).decode()
+    start, end = page.index("<body>"), page.rindex("</body>")
+    tagged = f'<script nonce="{nonce}"'
+    page = (
+        SCRIPT_TAG.sub(tagged, page[:start]) + page[start:end] + SCRIPT_TAG.sub(tagged, page[end:])
+    )
+    return HTMLResponse(page, headers=page_headers(settings, script_nonce=nonce))
+
+
+def page_headers(settings: Settings, *, script_nonce: str | None = None) -> dict[str, str]:
+    """The security headers of every HTML page bingeo serves (the app and the maps)."""
+    return {
+        "Content-Security-Policy": content_security_policy(settings, script_nonce=script_nonce),
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+    }
+
+
+def content_security_policy(settings: Settings, *, script_nonce: str | None = None) -> str:
+    """The pages' policy: scripts and styles only from bingeo (inline scripts only with the
+    page's ``script_nonce``, when it has one); images also from the tile server when set."""
+    scripts = "'self'" if script_nonce is None else f"'self' 'nonce-{script_nonce}'"
     images = ["'self'", "data:"]
     tiles = tiles_of(settings)
     if tiles:
@@ -109,7 +139,7 @@ def _policy(settings: Settings) -> str:
             host = parts.netloc.replace("a.", "*.", 1) if "{s}" in tiles["url"] else parts.netloc
             images.append(f"{parts.scheme}://{host}")
     return (
-        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        f"default-src 'self'; script-src {scripts}; style-src 'self' 'unsafe-inline'; "
         f"img-src {' '.join(images)}; connect-src 'self'; font-src 'self'; "
         "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
     )

@@ -401,12 +401,17 @@
     };
   }
 
+  // Leaflet shows a string tooltip as HTML: user text goes in as a text node, never as a string.
+  function textTooltip(layer, text) {
+    layer.bindTooltip(h("span", {}, text));
+  }
+
   function networkLayer(collection) {
     return L.geoJSON(collection, {
       style: networkStyle,
       onEachFeature: (feature, layer) => {
         const p = feature.properties || {};
-        layer.bindTooltip(`${p.name || p.code} (${label("kind_", p.kind)}, ${statusLabel(p.status)})`);
+        textTooltip(layer, `${p.name || p.code} (${label("kind_", p.kind)}, ${statusLabel(p.status)})`);
       },
     });
   }
@@ -456,7 +461,8 @@
           },
           onEachFeature: (f, layer) => {
             const p = f.properties;
-            layer.bindTooltip(
+            textTooltip(
+              layer,
               `${p.name || p.code || ""}: ${fmt(p.covered)}/${fmt(p.addresses)} (${pct(p.share_covered)})`
             );
           },
