@@ -35,7 +35,10 @@ from bingeo.matching import lonlat_to_storage
 from bingeo.services import coverage as coverage_service
 from bingeo.services import networks as network_service
 from bingeo.services import planning as planning_service
+from bingeo.services.demo import REAL_CURRENT_NETWORKS, run_real_demo
 from bingeo.services.imports import import_areas, import_networks
+from bingeo.services.users import add_user, create_token
+from bingeo.settings import Settings
 
 ADMIN = Actor(principal=Principal(user_id=None, name="setup", role=Role.admin))
 GENT = "44021"
@@ -298,3 +301,46 @@ def test_places_follow_an_edit_of_the_area(db: Engine, world: World) -> None:
     proposal = planning_service.Proposal(geometry=across, source="t")
     report = planning_service.validate(db, ADMIN, proposal)
     assert {m["code"] for m in report.municipalities} == {NIS_X, NIS_Y}
+
+
+def test_bierbeek_police_and_planner_see_and_reach_its_networks(
+    client: TestClient, db: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    """Issue 15: networks made from Bierbeek's published street lists belonged to no
+    municipality or zone, and the zone's officer was refused a preview over BIN Pimberg."""
+    run_real_demo(db, settings.model_copy(update={"tiles": ""}), out_dir=tmp_path)
+    users = {
+        "bb-analyst": (Role.police_analyst, {"police_zone_code": "ipz48"}),
+        "bb-officer": (Role.police_officer, {"police_zone_code": "ipz48"}),
+        "bb-planner": (Role.municipality_planner, {"nis_code": "24011"}),
+    }
+    tokens = {}
+    for name, (role, scope) in users.items():
+        add_user(db, name, role, **scope)
+        tokens[name] = {"Authorization": f"Bearer {create_token(db, name)[1]}"}
+    current = {code.upper() for code in REAL_CURRENT_NETWORKS}
+    for query in ("police_zone=ipz48", "municipality=24011"):
+        listed = client.get(f"/networks?{query}").json()["features"]
+        assert {f["properties"]["code"].upper() for f in listed} == current, query
+        assert all(f["properties"]["nis_codes"] == ["24011"] for f in listed)
+    pimberg = next(f for f in listed if "PIMBERG" in f["properties"]["code"].upper())
+    body = {
+        "target": {"area": pimberg["geometry"]},
+        "messages": {"nl": "Test", "fr": "Essai"},
+        "mode": "relay",
+        "reason": "test",
+    }
+    preview = client.post("/alerts/preview", json=body, headers=tokens["bb-officer"])
+    assert preview.status_code == 200, preview.text
+    reached = [n["id"] for n in preview.json()["networks"]]
+    assert reached == [pimberg["id"]]
+    assert preview.json()["networks"][0]["addresses_inside"] > 0
+    for name in ("bb-analyst", "bb-planner"):
+        report = client.post(
+            "/planning/validate", json={"geometry": pimberg["geometry"]}, headers=tokens[name]
+        )
+        assert report.status_code == 200, report.text
+        # Along the municipality border only GeoJSON's rounding lies outside: no finding.
+        assert report.json()["outside_scope_m2"] < 5
+        assert "outside_scope" not in {f["code"] for f in report.json()["findings"]}
+        assert report.json()["addresses_inside"] == preview.json()["addresses"]["inside_area"]

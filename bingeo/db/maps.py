@@ -19,7 +19,8 @@ def networks_frame(connection: Connection, *, nis_code: str | None = None) -> gp
         *(table.c[name] for name in NETWORK_COLUMNS), func.ST_AsBinary(table.c.geom)
     ).order_by(table.c.code)
     if nis_code is not None:
-        statement = statement.where(table.c.nis_code == nis_code)
+        # A network lying partly in the municipality is on its map.
+        statement = statement.where(table.c.nis_codes.contains([nis_code]))
     rows = connection.execute(statement).all()
     records = [
         {

@@ -263,7 +263,8 @@ def validate(
         # Counts, labels and overlaps come only from the part the caller may see.
         scope, scope_label = _scope_area(connection, principal)
         seen = geometry if scope is None else polygonal_parts(geometry.intersection(scope))
-        hidden_m2 = float(geometry.area - seen.area)
+        hidden = MultiPolygon() if scope is None else geometry.difference(scope)
+        hidden_m2 = float(hidden.area)
         seen_geom = geom if scope is None else from_shape(seen, srid=SRID)
         if scope is not None:
             areas = [
@@ -326,7 +327,8 @@ def validate(
     open_overlaps = [o for o in overlaps if NetworkStatus(o["status"]) not in CLOSED]
     planner_nis = principal.nis_code if principal.role == Role.municipality_planner else None
     notes = list(proposal.notes)
-    if hidden_m2 > OUTSIDE_TOLERANCE_M2:
+    # A strip of boundary noise (an area drawn along the border) is not "outside".
+    if shares_area(hidden_m2, 0, shared_perimeter_m=hidden.length):
         notes.append(
             Finding(
                 Severity.warning,
