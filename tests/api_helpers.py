@@ -148,7 +148,6 @@ def load_places(engine: Engine, places: dict[str, tuple[str, tuple]] = PLACES) -
                     .values(
                         level=level,
                         code=code,
-                        name_nl=f"{level.value} {code}",
                         nis_code=nis,
                         geom=from_shape(geometry, srid=SRID),
                     )

@@ -218,6 +218,11 @@ def _bierbeek_places(engine, real_data) -> None:
     from bingeo.db.models import AreaLevel
     from bingeo.services.imports import import_areas
 
+    from bingeo.db.models import PoliceZoneMunicipality
+
+    # The real zone replaces the test world's made-up one.
+    with engine.begin() as connection:
+        connection.execute(PoliceZoneMunicipality.__table__.delete())
     path = real_data / "bierbeek_bin" / "bin_municipalities_context.gpkg"
     import_areas(engine, path, AreaLevel.municipality, layer="municipalities")
     import_areas(engine, path, AreaLevel.police_zone, layer="police_zones")
@@ -249,9 +254,7 @@ def test_how_to_join_given_and_generated(client: TestClient, db, world: World, r
     properties = created.json()["properties"]
     assert properties["how_to_join"] == given
     # Municipality and zone were derived from where the area lies.
-    # (The test world's zone 5388 also holds Bierbeek: both are the network's zones.)
-    assert properties["nis_codes"] == [NIS_X]
-    assert set(properties["police_zone_codes"]) == {ZONE_A, "ipz48"}
+    assert properties["nis_codes"] == [NIS_X] and properties["police_zone_codes"] == ["ipz48"]
     network_id = created.json()["id"]
     _add_coordinator(db, network_id)
     _add_coordinator(db, world.net_x)
@@ -269,8 +272,9 @@ def test_how_to_join_given_and_generated(client: TestClient, db, world: World, r
         "how_to_join": given,
     }
     generated = networks["BIN X"]["how_to_join"]
-    # BIN X lies in Bierbeek; its zone (5388) has no stored name, so it is named by its code.
-    assert "gemeente Bierbeek" in generated and "politiezone 5388" in generated
+    # BIN X lies in Bierbeek: named with its real zone, derived again when it was imported.
+    assert "gemeente Bierbeek" in generated
+    assert "PZ Bierbeek - Boutersem - Holsbeek - Lubbeek" in generated
     assert "BIN X" in generated and "wijkagent" in generated
     _assert_no_personal_data(answer)
 
