@@ -215,10 +215,8 @@ COORDINATOR = {
 
 def _bierbeek_places(engine, real_data) -> None:
     """The real municipality of Bierbeek (24011) and its police zone (ipz48), with their names."""
-    from bingeo.db.models import AreaLevel
+    from bingeo.db.models import AreaLevel, PoliceZoneMunicipality
     from bingeo.services.imports import import_areas
-
-    from bingeo.db.models import PoliceZoneMunicipality
 
     # The real zone replaces the test world's made-up one.
     with engine.begin() as connection:
