@@ -9,8 +9,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from bingeo.db.models import Role
 from bingeo.errors import Forbidden, NotAuthenticated
+from bingeo.vocabulary import Role
 
 
 class Action(enum.StrEnum):

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import geopandas as gpd
 
-from bingeo.db.models import AreaLevel
 from bingeo.errors import BinGeoError, InvalidInput
 from bingeo.files import pick_column, read_geofile, text_or_none
 from bingeo.geometry import geometry_outside_belgium, polygonal, to_storage
+from bingeo.vocabulary import AreaLevel
 
 CODE_COLUMNS: dict[AreaLevel, tuple[str, ...]] = {
     AreaLevel.sector: ("cd_sector", "nis9_code", "code"),

@@ -318,7 +318,6 @@ def serve_command(
 
     import uvicorn
 
-    from api.app import create_app
     from bingeo.db import migrate
 
     settings = _settings()
@@ -329,11 +328,11 @@ def serve_command(
 
         start_in_thread(_engine(settings), settings)
     # uvicorn's own access log prints query strings, which may hold addresses: ours does not.
-    # Several workers are started by uvicorn from an import string; one runs in this process.
-    app = "api.app:app_from_environment" if workers > 1 else create_app(settings)
+    # The app is named by an import string (bingeo never imports the API): each worker process
+    # builds it from the same environment as this one.
     uvicorn.run(
-        app,
-        factory=workers > 1,
+        "api.app:app_from_environment",
+        factory=True,
         host=host,
         port=port,
         workers=workers,

@@ -24,7 +24,7 @@ from shapely.geometry import LineString, MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import substring
 
-from bingeo.db.models import NetworkKind, NetworkStatus
+from bingeo.vocabulary import NetworkKind, NetworkStatus
 
 DEMO_SEED = 20190527  # the date of the 2019 BIN circular
 NIS_CODE = "99001"

@@ -9,8 +9,8 @@ import geopandas as gpd
 import shapely
 from pandas.api.types import is_numeric_dtype
 
-from bingeo.db.models import NetworkKind, NetworkStatus
 from bingeo.geometry import GEOJSON_EPSG, STORAGE_EPSG
+from bingeo.vocabulary import NetworkKind, NetworkStatus
 
 KIND_COLOURS = {NetworkKind.BIN.value: "#1f6fb4", NetworkKind.BIN_Z.value: "#e6750f"}
 KIND_LABELS = {

@@ -10,10 +10,10 @@ import geopandas as gpd
 import numpy as np
 
 from bingeo.areas import Rejection
-from bingeo.db.models import AreaLevel, NetworkKind, NetworkStatus
 from bingeo.errors import BinGeoError, InvalidInput
 from bingeo.files import pick_column, read_geofile, text_or_none
 from bingeo.geometry import geometry_outside_belgium, polygonal, to_storage
+from bingeo.vocabulary import AreaLevel, NetworkKind, NetworkStatus
 
 CODE_COLUMNS = ("code", "network_code", "bin_id", "id")
 NAME_COLUMNS = ("name", "bin_name", "naam")

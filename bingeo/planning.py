@@ -17,9 +17,9 @@ import shapely
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
-from bingeo.db.models import ContactRole, NetworkKind, NetworkStatus
 from bingeo.errors import IllegalTransition, InvalidGeometry, InvalidInput
 from bingeo.members import EMAIL, LANGUAGES, PHONE
+from bingeo.vocabulary import ContactRole, NetworkKind, NetworkStatus
 
 # Slivers smaller than this are rounding noise of overlay operations, not area.
 NOISE_M2 = 0.01
