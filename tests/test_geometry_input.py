@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from api_helpers import CENTRE_X, NIS_X, World, assert_error, network_count, square
+from api_helpers import CENTRE_X, World, assert_error, network_count, square
 from fastapi.testclient import TestClient
 from pyproj import Transformer
 
@@ -28,7 +28,7 @@ def polygon(*rings: list) -> dict:
 
 
 def body(geometry: object) -> dict:
-    return {"name": "Test", "kind": "BIN", "nis_code": NIS_X, "geometry": geometry}
+    return {"name": "Test", "kind": "BIN", "geometry": geometry}
 
 
 def circle(n: int, radius: float = 0.004) -> dict:
