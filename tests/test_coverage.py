@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import shapely
 from live_server import live_server
@@ -227,29 +228,6 @@ def postgis_overlaps(engine: Engine, inactive: bool = False) -> dict[tuple[str, 
         return {(r.code_a, r.code_b): dict(r._mapping) for r in rows}
 
 
-def postgis_gap_clusters(engine: Engine) -> dict[frozenset[str], int]:
-    """Clusters of uncovered sectors by ST_ClusterDBSCAN (eps = adjacency, one point each)."""
-    figures = postgis_coverage(engine, "sector")
-    gap_codes = [
-        code
-        for code, f in figures.items()
-        if f["addresses"] > 0 and f["covered"] / f["addresses"] <= GAP_SHARE
-    ]
-    query = """
-        SELECT code, ST_ClusterDBSCAN(geom, eps := :eps, minpoints := 1) OVER () AS cluster
-        FROM reference_areas WHERE level = 'sector' AND code = ANY(:codes)
-    """
-    with engine.connect() as connection:
-        rows = connection.execute(text(query), {"eps": ADJACENCY_M, "codes": gap_codes}).all()
-    clusters: dict[int, set[str]] = {}
-    for code, cluster in rows:
-        clusters.setdefault(cluster, set()).add(code)
-    return {
-        frozenset(codes): sum(figures[c]["addresses"] - figures[c]["covered"] for c in codes)
-        for codes in clusters.values()
-    }
-
-
 # tests ------------------------------------------------------------------------------------------
 
 
@@ -333,10 +311,37 @@ def test_border_crossing(gent: dict[str, int], engine: Engine) -> None:
     assert (result.crossings["outside_municipalities_m2"] > 1000).all()
 
 
-def test_gaps_equal_postgis(gent: dict[str, int], engine: Engine) -> None:
+def postgis_candidate_counts(engine: Engine, wkb: bytes) -> tuple[int, int, set[str]]:
+    """(addresses, uncovered addresses, municipalities holding them) of an area, from PostGIS:
+    uncovered = covered by no active network."""
+    query = """
+        SELECT count(*) AS addresses,
+               count(*) FILTER (WHERE NOT EXISTS (
+                   SELECT 1 FROM networks n WHERE n.status = 'active'
+                   AND ST_Covers(n.geom, a.geom))) AS uncovered,
+               array_remove(array_agg(DISTINCT m.code), NULL) AS municipalities
+        FROM addresses a
+        LEFT JOIN reference_areas m ON m.level = 'municipality' AND ST_Covers(m.geom, a.geom)
+        WHERE ST_Covers(ST_GeomFromWKB(:wkb, 31370), a.geom)
+    """
+    with engine.connect() as connection:
+        row = connection.execute(text(query), {"wkb": wkb}).one()
+    return row.addresses, row.uncovered, set(row.municipalities)
+
+
+def test_gaps_are_candidate_networks(gent: dict[str, int], engine: Engine) -> None:
+    """Candidate zones on Gent: at most 1,500 addresses, one municipality each, disjoint, each
+    holding exactly the addresses it claims (PostGIS), named by wijk and streets, ranked."""
     result = service.gaps(
-        engine, ADMIN, max_covered_share=GAP_SHARE, adjacency_m=ADJACENCY_M, municipality="44021"
+        engine,
+        ADMIN,
+        municipality="44021",
+        max_covered_share=GAP_SHARE,
+        adjacency_m=ADJACENCY_M,
+        min_addresses=150,
+        max_addresses=1500,
     )
+    assert result.level.value == "sector"  # the finest level of Gent
     figures = postgis_coverage(engine, "sector")
     ranked = sorted(
         (
@@ -349,11 +354,41 @@ def test_gaps_equal_postgis(gent: dict[str, int], engine: Engine) -> None:
     assert [(r.uncovered, r.addresses) for r in result.areas.itertuples()] == [
         (u, a) for u, a, _ in ranked
     ]
-    assert set(result.areas["code"]) == {c for _, _, c in ranked}
-    got = {frozenset(r.codes.split(",")): r.uncovered for r in result.zones.itertuples()}
-    assert got == postgis_gap_clusters(engine)
-    assert list(result.zones["uncovered"]) == sorted(result.zones["uncovered"], reverse=True)
-    assert len(result.zones) < len(result.areas)  # adjacent areas were merged
+    zones = result.zones
+    assert len(zones) > 40  # not one zone of the whole city
+    assert zones["addresses"].max() <= 1500
+    assert (zones["municipality"] == "44021").all()
+    # Every address of the uncovered sectors is in exactly one candidate.
+    assert zones["addresses"].sum() == sum(a for _, a, _ in ranked)
+    assert zones["uncovered"].sum() == sum(u for u, _, _ in ranked)
+    for row in zones.itertuples():
+        addresses, uncovered, municipalities = postgis_candidate_counts(
+            engine, shapely.to_wkb(row.geometry)
+        )
+        assert (addresses, uncovered) == (row.addresses, row.uncovered), row.id
+        assert municipalities == {"44021"}, row.id
+    union = shapely.union_all(zones.geometry.values)
+    assert union.area == pytest.approx(zones.geometry.area.sum(), rel=1e-4)  # no overlap
+    assert postgis_candidate_counts(engine, shapely.to_wkb(union))[0] == zones["addresses"].sum()
+    with engine.connect() as connection:
+        wijken = set(
+            connection.execute(
+                text("SELECT name_nl FROM reference_areas WHERE level = 'wijk'")
+            ).scalars()
+        )
+    for row in zones.itertuples():
+        assert row.wijk in wijken and row.name.startswith(f"{row.wijk}: "), row.name
+        assert 1 <= len(row.streets.split(", ")) <= 3
+    # Most candidates are the size of a real network; the rest could not be merged.
+    sized = zones[zones["addresses"] >= 150]
+    assert len(sized) >= 0.6 * len(zones)
+    assert (zones["small"] == (zones["addresses"] < 150)).all()
+    order = list(zip(-zones["uncovered"], -zones["distance_m"].fillna(np.inf), strict=True))
+    assert order == sorted(order)
+    assert list(zones["rank"]) == list(range(1, len(zones) + 1))
+    # Ids are stable: the same data gives the same candidates.
+    again = service.gaps(engine, ADMIN, zone="ipz93", max_covered_share=GAP_SHARE)
+    assert set(again.zones["id"]) == set(zones["id"])
 
 
 def test_access_rules(gent: dict[str, int], engine: Engine) -> None:
