@@ -372,7 +372,7 @@ def _display_gaps(gaps: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
             "name": gaps["name"].astype(str).to_numpy(),
             "addresses": gaps["addresses"].astype(int).to_numpy(),
             "uncovered": gaps["uncovered"].astype(int).to_numpy(),
-            "distance_m": [None if pd.isna(d) else round(float(d)) for d in gaps["distance_m"]],
+            "distance_m": ["–" if pd.isna(d) else f"{float(d):,.0f}" for d in gaps["distance_m"]],
             "id": gaps["id"].astype(str).to_numpy(),
         },
         geometry=shapely.simplify(gaps.geometry.values, SIMPLIFY_M, preserve_topology=True),
