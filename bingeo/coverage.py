@@ -4,7 +4,7 @@ Pure functions: the service loads the stored facts (the reference area of each a
 address-network matches, the network areas) and these turn them into figures. Counting uses
 ``np.bincount`` over address-to-area indices; overlaps an STRtree self-query on the network areas.
 Candidate zones for new networks are made of uncovered areas, split and merged to the size of a
-real network; member counts shown to roles without member rights are suppressed below 5.
+real network; member counts from 1 to 4 are suppressed for roles without member rights.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pandas as pd
 import shapely
 
 from bingeo.matching import AddressPoints
+from bingeo.privacy import SUPPRESS_BELOW, people_count
 
 KINDS = ("BIN", "BIN-Z")
 COVERAGE_COLUMNS = [
@@ -31,8 +32,6 @@ COVERAGE_COLUMNS = [
     "members",
     "members_per_1000",
 ]
-MIN_SHOWN = 5  # member counts below this are not shown to roles without member rights
-SMALL = "< 5"
 _MAX_MARKS = 64_000_000  # bytes of the (network, area) mark matrix before sorting instead
 OVERLAP_COLUMNS = [
     "network_a",
@@ -303,27 +302,24 @@ def adjacent_clusters(geometries: np.ndarray, *, adjacency_m: float) -> np.ndarr
 def suppress_counts(counts: Sequence[int]) -> tuple[list[int | str], int | str]:
     """Member counts as shown to a role without member rights: the cells and their total.
 
-    A cell below ``MIN_SHOWN`` becomes ``SMALL`` ("< 5"). The total stays exact unless it
-    would pin the suppressed cells down: when exactly one cell is suppressed (the total minus
-    the others gives it back), or when the suppressed cells are all 0 or all 4. A total below
-    ``MIN_SHOWN`` is ``SMALL`` itself; another suppressed total is given as a lower bound,
-    ``"≥ N"``, N being the exact cells' sum (at least ``MIN_SHOWN``).
+    A cell from 1 to 4 becomes ``SUPPRESSED`` ("< 5", ``bingeo.privacy.people_count``; 0 names
+    nobody and is shown). The total stays exact unless it would pin the suppressed cells down:
+    when exactly one cell is suppressed (the total minus the others gives it back), or when the
+    suppressed cells are all 1 or all 4. Such a total is given as a lower bound, ``"≥ N"``, N
+    being the exact cells' sum (at least 5); a total from 1 to 4 is ``SUPPRESSED`` itself.
     """
     values = np.asarray(counts, dtype=np.int64)
-    small = values < MIN_SHOWN
-    cells: list[int | str] = [SMALL if s else int(v) for v, s in zip(values, small, strict=True)]
+    cells = [people_count(int(v), exact=False) for v in values]
+    hidden = values[np.array([isinstance(c, str) for c in cells], dtype=bool)]
     total = int(values.sum())
-    hidden, n_hidden = int(values[small].sum()), int(small.sum())
-    if total < MIN_SHOWN:
-        return cells, SMALL
-    if n_hidden == 0 or (n_hidden >= 2 and 0 < hidden < (MIN_SHOWN - 1) * n_hidden):
+    if total < SUPPRESS_BELOW:
+        return cells, people_count(total, exact=False)
+    pinned = len(hidden) == 1 or (
+        len(hidden) > 1 and hidden.sum() in (len(hidden), (SUPPRESS_BELOW - 1) * len(hidden))
+    )
+    if not pinned:
         return cells, total
-    return cells, f"≥ {max(total - hidden, MIN_SHOWN)}"
-
-
-def suppress_count(count: int) -> int | str:
-    """One member count as shown to a role without member rights."""
-    return SMALL if count < MIN_SHOWN else int(count)
+    return cells, f"≥ {max(total - int(hidden.sum()), SUPPRESS_BELOW)}"
 
 
 @dataclass(frozen=True)

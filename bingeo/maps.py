@@ -327,6 +327,7 @@ def _display_coverage(areas: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     geometry = shapely.coverage_simplify(shapely.make_valid(metric.geometry.values), SIMPLIFY_M)
     names = metric["name"].fillna("").astype(str)
     share = metric["share_covered"].astype(float)
+    none = pd.Series(None, index=metric.index, dtype=object)  # for optional columns
     frame = gpd.GeoDataFrame(
         {
             "label": [f"{n} ({c})".strip() for n, c in zip(names, metric["code"], strict=True)],
@@ -337,7 +338,7 @@ def _display_coverage(areas: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
             "share": share.round(4).to_numpy(),
             "share_pct": (share * 100).round(1).fillna(-1).to_numpy(),
             "networks": metric["networks"].astype(int).to_numpy(),
-            "members": [_count_text(v) for v in metric["members"]],
+            "members": [_count_text(v) for v in metric.get("members", none)],
             "members_per_1000": [
                 "–" if pd.isna(v) else f"{v:,.1f}" for v in metric["members_per_1000"].astype(float)
             ],
@@ -366,14 +367,18 @@ def _display_overlaps(overlaps: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 
 def _display_gaps(gaps: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    none = pd.Series(None, index=gaps.index, dtype=object)  # for optional columns
     frame = gpd.GeoDataFrame(
         {
             "rank": gaps["rank"].astype(int).to_numpy(),
-            "name": gaps["name"].astype(str).to_numpy(),
+            "name": gaps.get("name", gaps["codes"]).astype(str).to_numpy(),
             "addresses": gaps["addresses"].astype(int).to_numpy(),
             "uncovered": gaps["uncovered"].astype(int).to_numpy(),
-            "distance_m": ["–" if pd.isna(d) else f"{float(d):,.0f}" for d in gaps["distance_m"]],
-            "id": gaps["id"].astype(str).to_numpy(),
+            "distance_m": [
+                "–" if pd.isna(d) else f"{float(d):,.0f}" for d in gaps.get("distance_m", none)
+            ],
+            "id": gaps.get("id", none).fillna("").astype(str).to_numpy(),
+            "codes": gaps["codes"].astype(str).to_numpy(),
         },
         geometry=shapely.simplify(gaps.geometry.values, SIMPLIFY_M, preserve_topology=True),
         crs=gaps.crs,
@@ -383,6 +388,8 @@ def _display_gaps(gaps: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 def _count_text(value: object) -> str:
     """A count as text: exact counts with thousands separators, suppressed ones as they are."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
     return f"{int(value):,}" if isinstance(value, int | np.integer) else str(value)
 
 

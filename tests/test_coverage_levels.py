@@ -4,6 +4,7 @@ proposals, and member counts below 5 suppressed for roles without member rights.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import geopandas as gpd
@@ -180,15 +181,18 @@ def test_every_level_equals_postgis(bierbeek: dict, engine: Engine, level: str) 
 
 def test_suppression_rule_for_totals() -> None:
     # One suppressed cell: the total would give it back, so the total is a lower bound.
-    assert core.suppress_counts([1, 10, 7]) == (["< 5", 10, 7], "≥ 17")
+    assert core.suppress_counts([1, 10, 7, 0]) == (["< 5", 10, 7, 0], "≥ 17")
     # Two or more suppressed cells with an undetermined split: the total stays exact.
     assert core.suppress_counts([1, 3, 10]) == (["< 5", "< 5", 10], 14)
-    # Suppressed cells all 0 or all 4 would be pinned down by the total.
-    assert core.suppress_counts([0, 0, 10]) == (["< 5", "< 5", 10], "≥ 10")
+    # Suppressed cells all 1 or all 4 would be pinned down by the total.
+    assert core.suppress_counts([1, 1, 10]) == (["< 5", "< 5", 10], "≥ 10")
     assert core.suppress_counts([4, 4, 10]) == (["< 5", "< 5", 10], "≥ 10")
+    assert core.suppress_counts([4, 4]) == (["< 5", "< 5"], "≥ 5")
+    # A small total is suppressed itself; 0 names nobody and is shown.
     assert core.suppress_counts([2, 1]) == (["< 5", "< 5"], "< 5")
+    assert core.suppress_counts([0, 0, 10]) == ([0, 0, 10], 10)
     assert core.suppress_counts([5, 12]) == ([5, 12], 17)
-    assert core.suppress_counts([]) == ([], "< 5")
+    assert core.suppress_counts([]) == ([], 0)
 
 
 def test_members_below_five_are_suppressed_in_service_and_exports(
@@ -203,8 +207,10 @@ def test_members_below_five_are_suppressed_in_service_and_exports(
         actor, scope = actors[role]
         result = service.coverage(engine, actor, **scope)
         assert result.suppressed
-        assert set(map(str, result.areas["members"])) == {"< 5"}  # 1 and the zeros alike
-        assert result.areas["members_per_1000"].isna().all()
+        members = dict(zip(result.areas["code"], result.areas["members"], strict=True))
+        assert members.pop(wijk) == "< 5" and set(members.values()) == {0}
+        per_1000 = result.areas.set_index("code")["members_per_1000"]
+        assert np.isnan(per_1000[wijk]) and (per_1000.drop(wijk) == 0).all()
         assert result.totals["members"] == "< 5" and result.totals["members_per_1000"] is None
         for suffix in (".csv", ".gpkg", ".geojson"):
             path = tmp_path / f"{role}{suffix}"
@@ -214,7 +220,7 @@ def test_members_below_five_are_suppressed_in_service_and_exports(
             else:
                 shown = gpd.read_file(path).set_index("code")["members"]
             assert shown[wijk] == "< 5", (role, suffix)
-            assert "1" not in set(shown.astype(str)), (role, suffix)
+            assert set(shown.drop(wijk).astype(str)) == {"0"}, (role, suffix)
     # The exact result, shared with officers, was not changed by the suppressed copies.
     assert exact.areas.loc[exact.areas["code"] == wijk, "members"].iloc[0] == 1
 
@@ -236,22 +242,21 @@ def test_members_suppressed_in_the_api_and_maps(
         analyst = get(f"/coverage?zone={zone}", "analyst").json()
         officer = get(f"/coverage?zone={zone}", "officer").json()
         coverage_map = get(f"/maps/coverage?zone={zone}", "analyst").text
-        network_map = get(f"/networks/{bierbeek['opvelp']}/map", "analyst").text
-        officer_map = get(f"/networks/{bierbeek['opvelp']}/map", "officer").text
+        officer_map = get(f"/maps/coverage?zone={zone}", "officer").text
     assert analyst["level"] == "wijk" and analyst["members_suppressed"] is True
     by_code = {f["properties"]["code"]: f["properties"] for f in analyst["features"]}
     assert by_code[bierbeek["wijk"]]["members"] == "< 5"
     assert by_code[bierbeek["wijk"]]["members_per_1000"] is None
-    assert not any(isinstance(p["members"], int) for p in by_code.values())
+    assert {p["members"] for c, p in by_code.items() if c != bierbeek["wijk"]} == {0}
     assert analyst["totals"]["members"] == "< 5"
     exact = {f["properties"]["code"]: f["properties"] for f in officer["features"]}
     assert exact[bierbeek["wijk"]]["members"] == 1 and officer["members_suppressed"] is False
     assert officer["totals"]["members"] == 1
-    # Folium writes "<" in its JSON as \u003c.
-    assert '"members": "\\u003c 5"' in coverage_map and '"members": 1' not in coverage_map
+    # The map's tooltips: "< 5" (written as \u003c or &lt; in the layer data), never 1.
+    assert '"members": "1"' not in coverage_map and '"members": 1' not in coverage_map
+    assert re.search(r'"members": "(\\u003c|&lt;) 5"', coverage_map)
     assert "fewer than 5 shown as &lt; 5" in coverage_map
-    assert "Members: <b>&lt; 5</b>" in network_map and '"members": 1' not in network_map
-    assert "Members: <b>1</b>" in officer_map
+    assert '"members": "1"' in officer_map and "fewer than 5" not in officer_map
 
 
 def test_candidate_zone_validates_as_a_proposal(
@@ -279,6 +284,8 @@ def test_candidate_zone_validates_as_a_proposal(
     data = report.json()
     assert data["source"] == f"candidate zone {first['id']}"
     assert data["addresses_inside"] == first["addresses"]
+    assert data["addresses_covered_elsewhere"] == 0  # only uncovered addresses, no overlap
+    assert all(o["overlap_m2"] < 1.0 and o["addresses"] == 0 for o in data["overlaps"])
     assert first["name"].split(":")[0] in {w["name"] for w in data["wijken"]}
     assert refused.status_code == 403
     assert unknown.status_code == 404 and unknown.json()["code"] == "not_found"

@@ -1,7 +1,7 @@
 """Coverage, overlaps and uncovered neighbourhoods as GeoJSON, and the coverage map as HTML.
 
 Aggregates only: police of the zone, planners of the municipality and admins may read them.
-Member counts below 5 are the text "< 5" for callers without member rights (analysts,
+Member counts from 1 to 4 are the text "< 5" for callers without member rights (analysts,
 planners); see ``bingeo.coverage.suppress_counts`` for the totals.
 """
 
@@ -72,7 +72,7 @@ def get_coverage(
 ) -> Response:
     """Coverage figures per reference area of the scope; the scope totals as ``totals``, the
     levels with areas in the scope as ``levels``; ``members_suppressed`` says whether member
-    counts below 5 are given as "< 5" (then ``members_per_1000`` is null there)."""
+    counts from 1 to 4 are given as "< 5" (then ``members_per_1000`` is null there)."""
     result = service.coverage(
         engine,
         actor,

@@ -3,7 +3,7 @@
 A scope is one police zone, one municipality or the whole country. Figures are aggregates
 (counts, shares, members per 1,000 addresses): reading them needs ``read_aggregates`` on the
 scope, never access to personal data. Callers without ``read_personal`` on the scope (analysts,
-planners) get member counts below 5 as "< 5" (``bingeo.coverage.suppress_counts``).
+planners) get member counts from 1 to 4 as "< 5" (``bingeo.coverage.suppress_counts``).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from bingeo.db.models import SRID, AreaLevel, NetworkStatus
 from bingeo.errors import InvalidInput, NotFound
 from bingeo.geometry import GEOJSON_EPSG
 from bingeo.matching import AddressPoints, Pairs
+from bingeo.privacy import people_count
 from bingeo.services import planning as planning_service
 from bingeo.services.audit import guard
 from bingeo.services.networks import network_target
@@ -54,7 +55,6 @@ CANDIDATE_COLUMNS = [
     "areas",
     "codes",
     "addresses",
-    "covered",
     "uncovered",
     "distance_m",
     "area_m2",
@@ -95,7 +95,7 @@ class CoverageResult:
     totals: dict
     networks: gpd.GeoDataFrame = field(repr=False)
     levels: tuple[str, ...] = ()  # the levels with areas in the scope, finest first
-    suppressed: bool = False  # member counts below 5 shown as "< 5"
+    suppressed: bool = False  # member counts from 1 to 4 shown as "< 5"
 
 
 @dataclass
@@ -285,16 +285,18 @@ def gaps(
     min_addresses: int = 150,
     max_addresses: int = 1500,
 ) -> GapResult:
-    """Areas with at most ``max_covered_share`` covered, ranked by uncovered addresses, and
-    candidate zones for new networks made of them.
+    """Areas with at most ``max_covered_share`` covered, ranked by uncovered addresses
+    (``areas``), and candidate zones for new networks (``zones``).
 
-    A candidate follows the boundaries of the areas of ``level`` (default: the finest in the
-    scope), never crosses a municipality border and holds at most ``max_addresses`` (an area
-    holding more is cut by straight lines between its addresses); parts below
+    Every uncovered address of the scope lies in one candidate. A candidate is made of the
+    uncovered parts of areas of ``level`` (default: the finest in the scope): their area
+    without the counted networks, so it follows area and network boundaries and overlaps no
+    network. It never crosses a municipality border and holds at most ``max_addresses`` (an
+    area holding more is cut by straight lines between its addresses); parts below
     ``min_addresses`` are merged with a neighbour where they fit (``small`` marks those that
-    could not). Each candidate has a stable ``id`` (for ``validate_gap``), a name (its wijk and
-    main streets by uncovered addresses) and the distance to the nearest counted network;
-    candidates are ranked by uncovered addresses, then farthest from a network first.
+    could not). Each has a stable ``id`` (for ``validate_gap``), a name (its wijk and main
+    streets) and the distance to the nearest counted network; candidates are ranked by
+    uncovered addresses, then farthest from a network first.
     """
     result = coverage(
         engine,
@@ -309,7 +311,6 @@ def gaps(
             f"candidate zones follow {', '.join(v.value for v in GAP_LEVELS)} boundaries, "
             f"not {result.level.value}"
         )
-    eligible = core.uncovered_areas(result.areas, max_covered_share=max_covered_share)
     ranked = core.rank_gaps(result.areas, max_covered_share=max_covered_share)
     ranked = gpd.GeoDataFrame(ranked.reset_index(drop=True), geometry="geometry", crs=SRID)
     if AreaLevel.wijk.value in result.levels:
@@ -320,18 +321,12 @@ def gaps(
         options = (adjacency_m, min_addresses, max_addresses)
         wijken = store.levels.get(AreaLevel.wijk)
         key = (*store._counted_from(result.level), wijken.generation if wijken else None)
+        chosen = positions[result.areas["uncovered"].to_numpy() > 0]
         zones = store._cached(
-            (
-                "candidates",
-                result.scope,
-                result.level,
-                include_inactive,
-                max_covered_share,
-                options,
-            ),
+            ("candidates", result.scope, result.level, include_inactive, options),
             key,
             lambda: _candidate_frame(
-                engine, store, result.level, positions[eligible], include_inactive, *options
+                engine, store, result.level, chosen, include_inactive, *options
             ),
         )
     return GapResult(result.scope, result.level, ranked, zones)
@@ -450,7 +445,7 @@ def network_figures(
 ) -> NetworkFigures:
     """Counts of one network (id or code): the addresses it covers, its members and members per
     1,000 of those addresses, and its addresses per reference area of ``level``. Without
-    ``read_personal`` on the network, a member count below 5 is "< 5" (no per 1,000)."""
+    ``read_personal`` on the network, a member count from 1 to 4 is "< 5" (no per 1,000)."""
     level = AreaLevel(level)
     store = _current_store(engine, level)
     with store.lock:
@@ -482,7 +477,7 @@ def network_figures(
         geometry=chosen.geometry.values,
         crs=SRID,
     )
-    shown = members if exact else core.suppress_count(members)
+    shown = people_count(members, exact=exact)
     figures = {
         "network": network_id,
         "addresses": len(covered),
@@ -836,23 +831,24 @@ def _candidate_frame(
     min_addresses: int,
     max_addresses: int,
 ) -> gpd.GeoDataFrame:
-    """Candidate zones made of the areas of ``level`` at ``chosen`` positions (see ``gaps``)."""
+    """Candidate zones made of the uncovered parts of the areas of ``level`` at ``chosen``
+    positions and their uncovered addresses (see ``gaps``)."""
     model = store.levels[level]
     areas = model.areas
+    networks = store.networks.frame
+    networks = networks[_counted(networks, include_inactive)]
+    reached = store.pair_addresses[np.isin(store.pair_networks, networks["id"].to_numpy())]
     address_ids = np.flatnonzero(np.isin(model.area_of[:-1], chosen))
+    address_ids = address_ids[~np.isin(address_ids, reached)]
     with engine.connect() as connection:
         ids, x, y, streets = coverage_repo.address_facts(connection, address_ids)
     unit_of_area = np.full(len(areas), -1, dtype=np.int64)
     unit_of_area[chosen] = np.arange(len(chosen))
     address_unit = unit_of_area[model.area_of[ids]] if len(ids) else np.empty(0, np.int64)
-    networks = store.networks.frame
-    networks = networks[_counted(networks, include_inactive)]
-    reached = store.pair_addresses[np.isin(store.pair_networks, networks["id"].to_numpy())]
-    covered = np.isin(ids, reached)
     codes = areas["code"].to_numpy()[chosen]
     group_of = areas["nis_code"].fillna(areas["code"]).to_numpy()[chosen]
     found = core.candidate_zones(
-        areas.geometry.values[chosen],
+        _uncovered_parts(areas.geometry.values[chosen], networks.geometry.values),
         group_of,
         address_unit,
         x,
@@ -872,10 +868,9 @@ def _candidate_frame(
     rows = []
     for candidate in found:
         parts = [codes[unit] + (f"/{piece}" if piece else "") for unit, piece in candidate.parts]
-        open_rows = candidate.rows[~covered[candidate.rows]]
         places = Counter(int(w) for w in wijk_of[candidate.rows] if w >= 0).most_common()
         wijk = str(wijk_names[min(places, key=lambda p: (-p[1], p[0]))[0]]) if places else ""
-        counts = Counter(streets[r] for r in open_rows)
+        counts = Counter(streets[r] for r in candidate.rows)
         main = [name for name, _ in sorted(counts.items(), key=lambda c: (-c[1], c[0]))]
         main = main[:MAIN_STREETS]
         distance = None
@@ -892,8 +887,7 @@ def _candidate_frame(
                 "areas": len({unit for unit, _ in candidate.parts}),
                 "codes": ",".join(parts),
                 "addresses": len(candidate.rows),
-                "covered": len(candidate.rows) - len(open_rows),
-                "uncovered": len(open_rows),
+                "uncovered": len(candidate.rows),
                 "distance_m": None if distance is None else round(distance, 1),
                 "area_m2": float(candidate.geometry.area),
                 "small": len(candidate.rows) < min_addresses,
@@ -912,6 +906,18 @@ def _candidate_frame(
     return gpd.GeoDataFrame(
         rows, columns=[*CANDIDATE_COLUMNS, "geometry"], geometry="geometry", crs=SRID
     )
+
+
+def _uncovered_parts(areas: np.ndarray, networks: np.ndarray) -> np.ndarray:
+    """Each area without the networks' areas: what a new network there could cover."""
+    parts = np.array(areas, dtype=object)
+    if not len(networks) or not len(parts):
+        return parts
+    area_at, network_at = shapely.STRtree(networks).query(parts, predicate="intersects")
+    for position in np.unique(area_at):
+        taken = shapely.union_all(networks[network_at[area_at == position]])
+        parts[position] = shapely.difference(shapely.make_valid(parts[position]), taken)
+    return parts
 
 
 def _area_exists(connection: Connection, level: AreaLevel, code: str) -> bool:

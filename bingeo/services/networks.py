@@ -238,26 +238,12 @@ def store_networks(
     members whose address falls outside a changed area flagged (never removed).
     """
     inserted, updated = network_repo.upsert_networks(
-        connection, _with_zones(connection, frame), changed_by=changed_by, reason=reason
+        connection, frame, changed_by=changed_by, reason=reason
     )
     rematch_changed_networks(connection)
     for network_id in match_repo.networks_changed_in_transaction(connection):
         planning_repo.flag_members_outside(connection, network_id)
     return inserted, updated
-
-
-def _with_zones(connection: Connection, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Networks given without a police zone get their municipality's (as ``create_network``
-    does), so that the zone's police reach them."""
-    missing = frame["police_zone_code"].isna() & frame["nis_code"].notna()
-    if not missing.any():
-        return frame
-    zones = planning_repo.zones_of(connection, sorted(set(frame.loc[missing, "nis_code"])))
-    filled = frame.copy()
-    filled.loc[missing, "police_zone_code"] = [
-        (zones.get(nis) or [None])[0] for nis in frame.loc[missing, "nis_code"]
-    ]
-    return filled
 
 
 def _record(row) -> NetworkRecord:
