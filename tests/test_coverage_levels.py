@@ -331,3 +331,54 @@ def test_candidates_never_cross_a_group_and_are_sized() -> None:
         assert np.flatnonzero(inside).tolist() == piece.rows.tolist()
         width = np.ptp(shapely.get_coordinates(piece.geometry)[:, 0])
         assert width < 500  # cut across the long side
+
+
+def test_web_app_offers_levels_and_validates_a_candidate(
+    bierbeek: dict, engine: Engine, settings: Settings
+) -> None:
+    """The planner's coverage view in Chromium: Bierbeek per wijk by default, the other levels
+    to choose from, and one click from a candidate zone to its planning report."""
+    from live_server import live_server
+    from playwright.sync_api import sync_playwright
+
+    add_user(
+        engine, "lvl-web", Role.municipality_planner, nis_code="24011", password="pw-lvl-web-1"
+    )
+    errors: list[str] = []
+    with live_server(settings, BINGEO_TILES="") as base, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--headless", "--no-sandbox", "--disable-gpu"],
+        )
+        page = browser.new_context(locale="nl-BE").new_page()
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{base}/app")
+        page.wait_for_selector("#login-submit")
+        page.fill("#login-name", "lvl-web")
+        page.fill("#login-password", "pw-lvl-web-1")
+        page.click("#login-submit")
+        page.wait_for_selector("button[data-view=coverage]")
+        page.click("button[data-view=coverage]")
+        page.wait_for_selector("#coverage-level", timeout=60_000)
+        options = page.eval_on_selector_all("#coverage-level option", "o => o.map(x => x.value)")
+        chosen = page.eval_on_selector("#coverage-level", "s => s.value")
+        addresses = page.inner_text("#fig-addresses")
+        layers = page.inner_text(".leaflet-control-layers")
+        page.click(".validate-gap")
+        page.wait_for_function("() => window.bingeo.lastReport !== null", timeout=60_000)
+        report = page.evaluate("() => window.bingeo.lastReport")
+        shown = page.inner_text("#gap-report")
+        page.select_option("#coverage-level", "deelgemeente")
+        page.wait_for_function(
+            "() => document.querySelector('#coverage-level')?.value === 'deelgemeente'"
+        )
+        page.wait_for_selector(".leaflet-control-layers")
+        layers_after = page.inner_text(".leaflet-control-layers")
+        browser.close()
+    assert errors == []
+    assert options == ["wijk", "deelgemeente", "municipality", "police_zone"]
+    assert chosen == "wijk" and "Dekking per wijk" in layers
+    assert int(addresses.replace(".", "").replace("\u202f", "")) == _postgis_wijk_addresses(engine)
+    assert report["source"].startswith("candidate zone 24011-wijk-")
+    assert f"{report['addresses_inside']:,}".replace(",", ".") in shown and "adressen" in shown
+    assert "Dekking per deelgemeente" in layers_after
