@@ -282,23 +282,6 @@ def rank_gaps(table: pd.DataFrame, *, max_covered_share: float) -> pd.DataFrame:
     return ranked.assign(rank=np.arange(1, len(ranked) + 1))
 
 
-def adjacent_clusters(geometries: np.ndarray, *, adjacency_m: float) -> np.ndarray:
-    """A cluster label per geometry: those within ``adjacency_m`` of each other, transitively."""
-    geometries = np.asarray(geometries, dtype=object)
-    n = len(geometries)
-    parent = np.arange(n)
-    if n:
-        tree = shapely.STRtree(geometries)
-        left, right = tree.query(geometries, predicate="dwithin", distance=adjacency_m)
-        for a, b in zip(left.tolist(), right.tolist(), strict=True):
-            root_a, root_b = _root(parent, a), _root(parent, b)
-            if root_a != root_b:
-                parent[max(root_a, root_b)] = min(root_a, root_b)
-    roots = np.array([_root(parent, i) for i in range(n)], dtype=np.int64)
-    _, labels = np.unique(roots, return_inverse=True)
-    return labels
-
-
 def suppress_counts(counts: Sequence[int]) -> tuple[list[int | str], int | str]:
     """Member counts as shown to a role without member rights: the cells and their total.
 
@@ -624,10 +607,3 @@ def _network_areas(
         return network_of, area_at
     network_of, area_at = np.divmod(np.unique(network * n_areas + area), n_areas)
     return network_of, area_at
-
-
-def _root(parent: np.ndarray, i: int) -> int:
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]
-        i = int(parent[i])
-    return i

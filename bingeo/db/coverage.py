@@ -110,10 +110,10 @@ def levels_in_scope(
 
 
 def address_facts(
-    connection: Connection, address_ids: Sequence[int]
+    connection: Connection, level: AreaLevel, area_ids: Sequence[int]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """(ids, x, y, street) of the given located addresses, ordered by id."""
-    ids = bindparam("ids", [int(i) for i in address_ids], type_=ARRAY(BigInteger))
+    """(ids, x, y, street) of the addresses stored in the given areas of ``level``, by id."""
+    ids = bindparam("ids", [int(i) for i in area_ids], type_=ARRAY(BigInteger))
     rows = connection.execute(
         select(
             ADDRESSES.c.id,
@@ -121,7 +121,8 @@ def address_facts(
             func.ST_Y(ADDRESSES.c.geom),
             ADDRESSES.c.street,
         )
-        .where(ADDRESSES.c.id == any_(ids), ADDRESSES.c.geom.is_not(None))
+        .join(ADDRESS_AREAS, ADDRESS_AREAS.c.address_id == ADDRESSES.c.id)
+        .where(ADDRESS_AREAS.c.level == level, ADDRESS_AREAS.c.area_id == any_(ids))
         .order_by(ADDRESSES.c.id)
     ).all()
     return (

@@ -176,27 +176,20 @@ def refresh_after_import(connection: Connection, levels: Sequence[AreaLevel] = t
         _refresh_level(connection, level, points)
 
 
-def scope_levels(engine: Engine, scope: Scope) -> tuple[AreaLevel, ...]:
-    """The levels with areas in the scope, finest first."""
+def scope_levels(engine: Engine, scope: Scope) -> tuple[tuple[AreaLevel, ...], AreaLevel]:
+    """The levels with areas in the scope (finest first) and the default one: the finest level
+    whose areas reach every municipality of the scope that has areas of any level below the
+    police zone (Gent: sector; Bierbeek, without sector polygons: wijk)."""
     with engine.connect() as connection:
         found = coverage_repo.levels_in_scope(
             connection, nis_codes=scope.nis_codes, zone_codes=scope.zone_codes
         )
-    return tuple(level for level in AreaLevel if level in found)
-
-
-def default_level(engine: Engine, scope: Scope) -> AreaLevel:
-    """The finest level whose areas reach every municipality of the scope that has areas of
-    any level below the police zone (Gent: sector; Bierbeek, without sectors: wijk)."""
-    with engine.connect() as connection:
-        found = coverage_repo.levels_in_scope(
-            connection, nis_codes=scope.nis_codes, zone_codes=scope.zone_codes
-        )
+    levels = tuple(level for level in AreaLevel if level in found)
     known = set().union(*(codes for level, codes in found.items() if level in GAP_LEVELS))
-    for level in AreaLevel:
-        if level in found and (level == AreaLevel.police_zone or found[level] >= known):
-            return level
-    return AreaLevel.sector
+    for level in levels:
+        if level == AreaLevel.police_zone or found[level] >= known:
+            return levels, level
+    return levels, AreaLevel.sector
 
 
 def coverage(
@@ -210,16 +203,17 @@ def coverage(
 ) -> CoverageResult:
     """Coverage figures per reference area of ``level`` in the scope, and for the scope.
 
-    ``level`` None is ``default_level``. ``members`` counts the members of the counted networks
-    registered at an address in the area (a member of two networks counts twice);
+    ``level`` None is the default of ``scope_levels``. ``members`` counts the members of the
+    counted networks registered at an address in the area (a member of two networks counts twice);
     ``members_per_1000`` is that count per 1,000 located addresses of the area. Without
     ``read_personal`` on the scope, members are suppressed (``bingeo.coverage.suppress_counts``)
     and ``members_per_1000`` is None where members are not exact.
     """
     scope = resolve_scope(engine, zone=zone, municipality=municipality)
     guard(engine, actor, Action.read_aggregates, scope.target, "coverage")
-    level = default_level(engine, scope) if level is None else AreaLevel(level)
-    levels = tuple(found.value for found in scope_levels(engine, scope))
+    found, default = scope_levels(engine, scope)
+    level = default if level is None else AreaLevel(level)
+    levels = tuple(found_level.value for found_level in found)
     suppress = not allowed(actor.principal, Action.read_personal, scope.target)
     store = _current_store(engine, level)
     with store.lock:
@@ -838,10 +832,15 @@ def _candidate_frame(
     networks = store.networks.frame
     networks = networks[_counted(networks, include_inactive)]
     reached = store.pair_addresses[np.isin(store.pair_networks, networks["id"].to_numpy())]
-    address_ids = np.flatnonzero(np.isin(model.area_of[:-1], chosen))
-    address_ids = address_ids[~np.isin(address_ids, reached)]
     with engine.connect() as connection:
-        ids, x, y, streets = coverage_repo.address_facts(connection, address_ids)
+        ids, x, y, streets = coverage_repo.address_facts(
+            connection, level, areas["id"].to_numpy()[chosen]
+        )
+    # The read model's areas decide (the table may have changed since): uncovered ones only.
+    placed = model.area_of[np.minimum(ids, len(model.area_of) - 1)]
+    kept = np.isin(placed, chosen) & ~np.isin(ids, reached)
+    ids, x, y = ids[kept], x[kept], y[kept]
+    streets = [street for street, keep in zip(streets, kept, strict=True) if keep]
     unit_of_area = np.full(len(areas), -1, dtype=np.int64)
     unit_of_area[chosen] = np.arange(len(chosen))
     address_unit = unit_of_area[model.area_of[ids]] if len(ids) else np.empty(0, np.int64)
