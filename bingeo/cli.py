@@ -853,7 +853,7 @@ def coverage_command(
             raise typer.BadParameter("--network needs --out FILE.html")
         service.export_map(
             lambda assets: service.network_map(
-                engine, actor, settings, network, level=level or AreaLevel.sector, assets_url=assets
+                engine, actor, settings, network, level=level, assets_url=assets
             ),
             out,
         )

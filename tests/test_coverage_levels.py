@@ -141,6 +141,24 @@ def test_bierbeek_defaults_to_wijk_for_every_role(bierbeek: dict, engine: Engine
             ), (role, row.code)
 
 
+def test_network_map_defaults_to_wijk_in_bierbeek(bierbeek: dict, engine: Engine) -> None:
+    found = service.network_figures(engine, ADMIN, "BIERBEEK-OPVELP")
+    assert found.level.value == "wijk"
+    query = """
+        SELECT w.code, count(*) FROM address_networks an
+        JOIN networks n ON n.id = an.network_id AND n.code = 'BIERBEEK-OPVELP'
+        JOIN addresses a ON a.id = an.address_id
+        JOIN LATERAL (SELECT code FROM reference_areas r WHERE r.level = 'wijk'
+                      AND ST_Covers(r.geom, a.geom) ORDER BY r.id LIMIT 1) w ON true
+        GROUP BY 1
+    """
+    with engine.connect() as connection:
+        expected = dict(connection.execute(text(query)).all())
+    assert expected and dict(zip(found.areas["code"], found.areas["addresses"], strict=True)) == (
+        expected
+    )
+
+
 def _scope_codes(engine: Engine, level: str, zone: str) -> set[str]:
     query = """
         SELECT code FROM reference_areas WHERE level = :level AND CASE

@@ -209,7 +209,7 @@ def get_network_map(
     actor: ActorDep,
     settings: SettingsDep,
     network_id: int,
-    level: AreaLevel = AreaLevel.sector,
+    level: Level = None,
 ) -> HTMLResponse:
     """The map of one network: its area, its addresses and members counted (no personal data)."""
     fmap = service.network_map(engine, actor, settings, network_id, level=level)

@@ -432,24 +432,26 @@ class NetworkFigures:
     network: gpd.GeoDataFrame
     figures: dict
     areas: gpd.GeoDataFrame
+    level: AreaLevel
 
 
 def network_figures(
-    engine: Engine, actor: Actor, network: int | str, *, level: AreaLevel | str = AreaLevel.sector
+    engine: Engine, actor: Actor, network: int | str, *, level: AreaLevel | str | None = None
 ) -> NetworkFigures:
     """Counts of one network (id or code): the addresses it covers, its members and members per
-    1,000 of those addresses, and its addresses per reference area of ``level``. Without
-    ``read_personal`` on the network, a member count from 1 to 4 is "< 5" (no per 1,000)."""
+    1,000 of those addresses, and its addresses per reference area of ``level`` (default: the
+    finest level of its municipality). Without ``read_personal`` on the network, a member count
+    from 1 to 4 is "< 5" (no per 1,000)."""
+    if level is None:
+        store = _current_store(engine, None)
+        with store.lock:
+            nis_code = _network_row(store.networks.frame, network).iloc[0]["nis_code"]
+        place = (nis_code,) if nis_code else None
+        level = scope_levels(engine, Scope(None, nis_code, place, None, WHOLE))[1]
     level = AreaLevel(level)
     store = _current_store(engine, level)
     with store.lock:
-        frame = store.networks.frame
-        if isinstance(network, str) and not network.isdigit():
-            row = frame[frame["code"] == network]
-        else:
-            row = frame[frame["id"] == int(network)]
-        if not len(row):
-            raise NotFound(f"no network {network}")
+        row = _network_row(store.networks.frame, network)
         record = row.iloc[0]
         network_id = int(record["id"])
         target = network_target(network_id, record["nis_code"], record["police_zone_code"])
@@ -481,7 +483,7 @@ def network_figures(
         ),
         "area_m2": float(record.geometry.area),
     }
-    return NetworkFigures(row.reset_index(drop=True), figures, areas)
+    return NetworkFigures(row.reset_index(drop=True), figures, areas, level)
 
 
 def network_map(
@@ -490,7 +492,7 @@ def network_map(
     settings: Settings,
     network: int | str,
     *,
-    level: AreaLevel | str = AreaLevel.sector,
+    level: AreaLevel | str | None = None,
     assets_url: str | None = None,
 ) -> folium.Map:
     """The map of one network with its addresses and members counted (no personal data)."""
@@ -501,7 +503,7 @@ def network_map(
         found.areas,
         tiles=settings.tiles or None,
         assets_url=settings.assets_url if assets_url is None else assets_url,
-        level=AreaLevel(level).value,
+        level=found.level.value,
     )
 
 
@@ -905,6 +907,17 @@ def _candidate_frame(
     return gpd.GeoDataFrame(
         rows, columns=[*CANDIDATE_COLUMNS, "geometry"], geometry="geometry", crs=SRID
     )
+
+
+def _network_row(frame: gpd.GeoDataFrame, network: int | str) -> gpd.GeoDataFrame:
+    """The row of a network given by id or code (NotFound when there is none)."""
+    if isinstance(network, str) and not network.isdigit():
+        row = frame[frame["code"] == network]
+    else:
+        row = frame[frame["id"] == int(network)]
+    if not len(row):
+        raise NotFound(f"no network {network}")
+    return row
 
 
 def _uncovered_parts(areas: np.ndarray, networks: np.ndarray) -> np.ndarray:
