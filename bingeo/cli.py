@@ -925,7 +925,10 @@ def covering_command(
 
 ZoneOpt = Annotated[str | None, typer.Option("--zone", help="Police zone code.")]
 MunicipalityOpt = Annotated[str | None, typer.Option("--municipality", help="NIS code.")]
-LevelOpt = Annotated[AreaLevel, typer.Option("--level", help="Reference level.")]
+LevelOpt = Annotated[
+    AreaLevel | None,
+    typer.Option("--level", help="Reference level (default: the finest with areas in the scope)."),
+]
 InactiveOpt = Annotated[
     bool, typer.Option("--include-inactive", help="Count networks that are not active too.")
 ]
@@ -946,7 +949,7 @@ def _coverage_actor():
 def coverage_command(
     zone: ZoneOpt = None,
     municipality: MunicipalityOpt = None,
-    level: LevelOpt = AreaLevel.sector,
+    level: LevelOpt = None,
     include_inactive: InactiveOpt = False,
     out: OutOpt = None,
     network: Annotated[
@@ -991,7 +994,7 @@ def coverage_command(
     if out is not None:
         service.export_frame(result.areas, out)
         typer.echo(f"{len(result.areas)} areas written to {out}")
-    _echo_json({"scope": result.scope.describe(), "level": level.value, **result.totals})
+    _echo_json({"scope": result.scope.describe(), "level": result.level.value, **result.totals})
 
 
 @app.command("overlaps")
@@ -1028,11 +1031,14 @@ def overlaps_command(
 def gaps_command(
     zone: ZoneOpt = None,
     municipality: MunicipalityOpt = None,
-    level: LevelOpt = AreaLevel.sector,
+    level: LevelOpt = None,
     include_inactive: InactiveOpt = False,
     out: OutOpt = None,
 ) -> None:
-    """Uncovered areas ranked by uncovered addresses, merged into candidate zones."""
+    """Candidate zones for new networks, made of uncovered areas, ranked by uncovered addresses
+    and distance to the nearest network."""
+    import pandas as pd
+
     from bingeo.services import coverage as service
 
     settings = _settings()
@@ -1043,15 +1049,15 @@ def gaps_command(
         municipality=municipality,
         level=level,
         include_inactive=include_inactive,
-        max_covered_share=settings.gap_max_covered_share,
-        adjacency_m=settings.gap_adjacency_m,
+        **service.gap_options(settings),
     )
     if out is not None:
         service.export_frame(result.zones, out)
     for row in result.zones.itertuples():
+        distance = "-" if pd.isna(row.distance_m) else f"{row.distance_m:.0f} m"
         typer.echo(
-            f"{row.rank}\t{row.uncovered} uncovered of {row.addresses}\t{row.areas} areas\t"
-            f"{row.codes}"
+            f"{row.rank}\t{row.id}\t{row.uncovered} uncovered of {row.addresses}\t"
+            f"nearest network {distance}\t{row.name}"
         )
 
 

@@ -3,10 +3,14 @@
 Pure functions: the service loads the stored facts (the reference area of each address, the
 address-network matches, the network areas) and these turn them into figures. Counting uses
 ``np.bincount`` over address-to-area indices; overlaps an STRtree self-query on the network areas.
+Candidate zones for new networks are made of uncovered areas, split and merged to the size of a
+real network; member counts from 1 to 4 are suppressed for roles without member rights.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +18,7 @@ import pandas as pd
 import shapely
 
 from bingeo.matching import AddressPoints
+from bingeo.privacy import SUPPRESS_BELOW, people_count
 
 KINDS = ("BIN", "BIN-Z")
 COVERAGE_COLUMNS = [
@@ -264,29 +269,289 @@ def border_crossings(
     ]
 
 
+def uncovered_areas(table: pd.DataFrame, *, max_covered_share: float) -> np.ndarray:
+    """Which areas hold addresses and have at most ``max_covered_share`` of them covered."""
+    share = table["share_covered"]
+    return ((table["addresses"] > 0) & (share <= max_covered_share)).to_numpy()
+
+
 def rank_gaps(table: pd.DataFrame, *, max_covered_share: float) -> pd.DataFrame:
     """Areas with addresses and at most ``max_covered_share`` covered, most uncovered first."""
-    share = table["share_covered"]
-    chosen = table[(table["addresses"] > 0) & (share <= max_covered_share)]
+    chosen = table[uncovered_areas(table, max_covered_share=max_covered_share)]
     ranked = chosen.sort_values(["uncovered", "addresses"], ascending=False, kind="stable")
     return ranked.assign(rank=np.arange(1, len(ranked) + 1))
 
 
-def adjacent_clusters(geometries: np.ndarray, *, adjacency_m: float) -> np.ndarray:
-    """A cluster label per geometry: those within ``adjacency_m`` of each other, transitively."""
-    geometries = np.asarray(geometries, dtype=object)
-    n = len(geometries)
-    parent = np.arange(n)
-    if n:
-        tree = shapely.STRtree(geometries)
-        left, right = tree.query(geometries, predicate="dwithin", distance=adjacency_m)
-        for a, b in zip(left.tolist(), right.tolist(), strict=True):
-            root_a, root_b = _root(parent, a), _root(parent, b)
-            if root_a != root_b:
-                parent[max(root_a, root_b)] = min(root_a, root_b)
-    roots = np.array([_root(parent, i) for i in range(n)], dtype=np.int64)
-    _, labels = np.unique(roots, return_inverse=True)
-    return labels
+def suppress_counts(counts: Sequence[int]) -> tuple[list[int | str], int | str]:
+    """Member counts as shown to a role without member rights: the cells and their total.
+
+    A cell from 1 to 4 becomes ``SUPPRESSED`` ("< 5", ``bingeo.privacy.people_count``; 0 names
+    nobody and is shown). The total stays exact unless it would pin the suppressed cells down:
+    when exactly one cell is suppressed (the total minus the others gives it back), or when the
+    suppressed cells are all 1 or all 4. Such a total is given as a lower bound, ``"≥ N"``, N
+    being the exact cells' sum (at least 5); a total from 1 to 4 is ``SUPPRESSED`` itself.
+    """
+    values = np.asarray(counts, dtype=np.int64)
+    cells = [people_count(int(v), exact=False) for v in values]
+    hidden = values[np.array([isinstance(c, str) for c in cells], dtype=bool)]
+    total = int(values.sum())
+    if total < SUPPRESS_BELOW:
+        return cells, people_count(total, exact=False)
+    pinned = len(hidden) == 1 or (
+        len(hidden) > 1 and hidden.sum() in (len(hidden), (SUPPRESS_BELOW - 1) * len(hidden))
+    )
+    if not pinned:
+        return cells, total
+    return cells, f"≥ {max(total - int(hidden.sum()), SUPPRESS_BELOW)}"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A candidate zone for a new network.
+
+    ``parts`` are (unit position, piece) pairs: a piece is "" for a whole unit, else the path
+    of halves ("0", "01", ...) cut out of a unit too large for one network. ``rows`` are the
+    positions of its addresses in the caller's arrays; ``group`` is the group (municipality)
+    of its units.
+    """
+
+    group: str
+    parts: tuple[tuple[int, str], ...]
+    geometry: shapely.Geometry
+    rows: np.ndarray
+
+
+def candidate_zones(
+    units: np.ndarray,
+    groups: Sequence[str],
+    address_unit: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    min_addresses: int,
+    max_addresses: int,
+    adjacency_m: float,
+) -> list[Candidate]:
+    """Candidate zones made of the ``units`` (areas) holding addresses, each of one group.
+
+    ``address_unit`` gives the unit position of each address (-1: none), ``x``/``y`` its
+    position. A unit holding more than ``max_addresses`` is cut in compact pieces by straight
+    lines (recursive bisection of its addresses along their main axis). Units within
+    ``adjacency_m`` of each other and of the same group are joined; a joined group holding
+    more than ``max_addresses`` is split by recursive bisection of its units' centres (weighted
+    by addresses) into parts of at most ``max_addresses``; parts below ``min_addresses`` are
+    merged into the nearest adjacent part they fit with. A part that fits with none stays small.
+    """
+    units = shapely.make_valid(np.asarray(units, dtype=object))
+    address_unit = np.asarray(address_unit, dtype=np.int64)
+    order = np.argsort(address_unit, kind="stable")
+    starts = np.searchsorted(address_unit[order], np.arange(len(units) + 1))
+    nodes: list[tuple[int, str, shapely.Geometry, np.ndarray]] = []
+    for unit in range(len(units)):
+        rows = order[starts[unit] : starts[unit + 1]]
+        if len(rows):
+            nodes.extend(
+                (unit, path, geometry, part)
+                for path, geometry, part in _bisect_unit(units[unit], x, y, rows, max_addresses)
+            )
+    if not nodes:
+        return []
+    geometries = np.array([n[2] for n in nodes], dtype=object)
+    weights = np.array([len(n[3]) for n in nodes], dtype=np.int64)
+    centres = np.array([(x[n[3]].mean(), y[n[3]].mean()) for n in nodes])
+    node_groups = [str(groups[n[0]]) for n in nodes]
+    neighbours: list[set[int]] = [set() for _ in nodes]
+    left, right = shapely.STRtree(geometries).query(
+        geometries, predicate="dwithin", distance=adjacency_m
+    )
+    for a, b in zip(left.tolist(), right.tolist(), strict=True):
+        if a != b and node_groups[a] == node_groups[b]:
+            neighbours[a].add(b)
+    parts: list[list[int]] = []
+    for component in _components(range(len(nodes)), neighbours):
+        parts.extend(_split(component, neighbours, weights, centres, max_addresses))
+    parts = _merge_small(parts, neighbours, weights, centres, min_addresses, max_addresses)
+    candidates = []
+    for part in parts:
+        chosen = sorted(part, key=lambda n: (nodes[n][0], nodes[n][1]))
+        candidates.append(
+            Candidate(
+                group=node_groups[chosen[0]],
+                parts=tuple((nodes[n][0], nodes[n][1]) for n in chosen),
+                geometry=_polygonal(shapely.union_all(geometries[chosen])),
+                rows=np.sort(np.concatenate([nodes[n][3] for n in chosen])),
+            )
+        )
+    return candidates
+
+
+def _bisect_unit(
+    geometry: shapely.Geometry, x: np.ndarray, y: np.ndarray, rows: np.ndarray, limit: int
+) -> Iterator[tuple[str, shapely.Geometry, np.ndarray]]:
+    """(piece path, piece, its rows): the unit cut in halves until each holds ``limit`` rows
+    at most, along the main axis of its addresses, between two addresses."""
+    pending = [("", geometry, rows)]
+    while pending:
+        path, piece, part = pending.pop()
+        cut = _cut(x[part], y[part], limit) if len(part) > limit else None
+        if cut is None:
+            yield path, piece, part
+            continue
+        below, half_plane = cut
+        low = _polygonal(shapely.intersection(piece, half_plane))
+        high = _polygonal(shapely.difference(piece, half_plane))
+        pending.append((path + "1", high, part[~below]))
+        pending.append((path + "0", low, part[below]))
+
+
+def _share(total: float, limit: float) -> float:
+    """Where to cut a set of ``total`` into parts of at most ``limit``: at a whole number of
+    parts, so that both sides split evenly later."""
+    parts = math.ceil(total / limit)
+    return (parts // 2) / parts
+
+
+def _cut(xs: np.ndarray, ys: np.ndarray, limit: int) -> tuple[np.ndarray, shapely.Geometry] | None:
+    """The points below a straight cut across their main axis, and the half plane below it.
+
+    The cut splits the points into a whole number of parts of at most ``limit`` (see
+    ``_share``), through the widest gap between points near that quantile, so that no point
+    lies on it. None when all points share one position.
+    """
+    points = np.column_stack([xs, ys])
+    centre = points.mean(axis=0)
+    spread = np.cov((points - centre).T) if len(points) > 1 else np.eye(2)
+    axis = np.linalg.eigh(spread)[1][:, -1]
+    along = (points - centre) @ axis
+    ordered = np.sort(along)
+    n = len(ordered)
+    parts = math.ceil(n / limit)
+    target = int(round(_share(n, limit) * n))
+    margin = max(1, n // 20)
+    # Below the cut at most (parts // 2) * limit points, above it the rest of the parts' room.
+    low, high = max(1, n - (parts - parts // 2) * limit), min(n - 1, (parts // 2) * limit)
+    windows = ((max(low, target - margin), min(high, target + margin)), (low, high), (1, n - 1))
+    for lo, hi in windows:
+        if lo > hi:
+            continue
+        gaps = ordered[lo : hi + 1] - ordered[lo - 1 : hi]
+        if len(gaps) and gaps.max() > 0:
+            at = lo + int(np.argmax(gaps))
+            level = (ordered[at - 1] + ordered[at]) / 2
+            break
+    else:
+        return None
+    across = np.array([-axis[1], axis[0]])
+    reach = float(np.ptp(points, axis=0).max()) + 1e5
+    base = centre + axis * level
+    far = centre + axis * (level - reach)
+    half_plane = shapely.Polygon(
+        [base + across * reach, base - across * reach, far - across * reach, far + across * reach]
+    )
+    return along < level, half_plane
+
+
+def _components(
+    nodes: Iterator[int] | Sequence[int], neighbours: list[set[int]]
+) -> list[list[int]]:
+    """Connected parts of ``nodes`` through ``neighbours`` (within ``nodes`` only)."""
+    inside = set(nodes)
+    seen: set[int] = set()
+    found = []
+    for start in sorted(inside):
+        if start in seen:
+            continue
+        seen.add(start)
+        stack, component = [start], []
+        while stack:
+            node = stack.pop()
+            component.append(node)
+            for other in neighbours[node]:
+                if other in inside and other not in seen:
+                    seen.add(other)
+                    stack.append(other)
+        found.append(sorted(component))
+    return found
+
+
+def _split(
+    nodes: list[int],
+    neighbours: list[set[int]],
+    weights: np.ndarray,
+    centres: np.ndarray,
+    limit: int,
+) -> list[list[int]]:
+    """Connected parts of at most ``limit`` addresses (where nodes allow): recursive bisection
+    of the nodes' centres along their weighted main axis."""
+    total = int(weights[nodes].sum())
+    if total <= limit or len(nodes) == 1:
+        return [nodes]
+    chosen = np.array(nodes)
+    w = weights[chosen].astype(float)
+    points = centres[chosen]
+    centre = np.average(points, axis=0, weights=w)
+    spread = np.cov((points - centre).T, aweights=w) if len(chosen) > 2 else None
+    if spread is None or not np.isfinite(spread).all():
+        axis = points[-1] - points[0]
+        axis = axis / (np.hypot(*axis) or 1.0)
+    else:
+        axis = np.linalg.eigh(spread)[1][:, -1]
+    order = np.argsort((points - centre) @ axis, kind="stable")
+    cumulative = np.cumsum(w[order])
+    at = int(np.argmin(np.abs(cumulative[:-1] - _share(total, limit) * total))) + 1
+    parts = []
+    for side in (chosen[order[:at]], chosen[order[at:]]):
+        for component in _components(side.tolist(), neighbours):
+            parts.extend(_split(component, neighbours, weights, centres, limit))
+    return parts
+
+
+def _merge_small(
+    parts: list[list[int]],
+    neighbours: list[set[int]],
+    weights: np.ndarray,
+    centres: np.ndarray,
+    low: int,
+    high: int,
+) -> list[list[int]]:
+    """Each part below ``low`` addresses merged into the adjacent part with the nearest centre
+    that it fits with (at most ``high`` together), smallest parts first."""
+    owner = {node: i for i, part in enumerate(parts) for node in part}
+    members = {i: list(part) for i, part in enumerate(parts)}
+    total = {i: int(weights[part].sum()) for i, part in enumerate(parts)}
+
+    def centre(i: int) -> np.ndarray:
+        return np.average(centres[members[i]], axis=0, weights=weights[members[i]])
+
+    stuck: set[int] = set()
+    while True:
+        small = [i for i in members if total[i] < low and i not in stuck]
+        if not small:
+            break
+        part = min(small, key=lambda i: (total[i], min(members[i])))
+        around = {owner[m] for n in members[part] for m in neighbours[n]} - {part}
+        fits = [i for i in around if total[i] + total[part] <= high]
+        if not fits:
+            stuck.add(part)
+            continue
+        here = centre(part)
+        into = min(fits, key=lambda i: (float(np.hypot(*(centre(i) - here))), min(members[i])))
+        for node in members[part]:
+            owner[node] = into
+        members[into] += members.pop(part)
+        total[into] += total.pop(part)
+    return [sorted(part) for part in members.values()]
+
+
+def _polygonal(geometry: shapely.Geometry) -> shapely.MultiPolygon:
+    """The polygons of a geometry (an intersection may add lines or points) as a MultiPolygon."""
+    polygons = [
+        part
+        for part in shapely.get_parts(shapely.make_valid(geometry))
+        if part.geom_type in ("Polygon", "MultiPolygon")
+    ]
+    flat = [p for part in polygons for p in shapely.get_parts(part)]
+    return shapely.MultiPolygon(flat)
 
 
 class _PointGrid:
@@ -342,10 +607,3 @@ def _network_areas(
         return network_of, area_at
     network_of, area_at = np.divmod(np.unique(network * n_areas + area), n_areas)
     return network_of, area_at
-
-
-def _root(parent: np.ndarray, i: int) -> int:
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]
-        i = int(parent[i])
-    return i

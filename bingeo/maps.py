@@ -6,6 +6,8 @@ import html
 
 import folium
 import geopandas as gpd
+import numpy as np
+import pandas as pd
 import shapely
 from pandas.api.types import is_numeric_dtype
 
@@ -198,6 +200,7 @@ GAP_STYLE = {
 COORDINATE_DECIMALS = 6  # about 0.1 m: finer digits only make the file bigger
 LAYER_OVERLAPS = "Overlaps"
 LAYER_GAPS = "Uncovered neighbourhoods"
+SUPPRESSION_NOTE = "Members: fewer than 5 shown as < 5"
 
 
 def use_assets(fmap: folium.Map, assets_url: str | None) -> folium.Map:
@@ -224,8 +227,9 @@ def coverage_map(
     overlaps highlighted, uncovered neighbourhoods (candidate zones) marked, with a legend.
 
     ``areas`` carries the figures of ``bingeo.services.coverage.coverage`` (code, name,
-    addresses, covered, covered_bin, covered_bin_z, share_covered, networks, members_per_1000);
-    ``overlaps`` and ``gaps`` the frames of its overlaps and gaps. Only aggregates are shown.
+    addresses, covered, covered_bin, covered_bin_z, share_covered, networks, members,
+    members_per_1000; members may be the text "< 5"); ``overlaps`` and ``gaps`` the frames of
+    its overlaps and candidate zones. Only aggregates are shown, as the caller may see them.
     """
     level = str(areas["level"].iloc[0]) if len(areas) and "level" in areas else "area"
     fmap = use_assets(folium.Map(tiles=tiles, control_scale=True, prefer_canvas=True), assets_url)
@@ -245,6 +249,7 @@ def coverage_map(
                     "covered_bin",
                     "covered_bin_z",
                     "networks",
+                    "members",
                     "members_per_1000",
                 ],
                 aliases=[
@@ -255,6 +260,7 @@ def coverage_map(
                     "Covered by a BIN",
                     "Covered by a BIN-Z",
                     "Networks",
+                    "Members",
                     "Members per 1,000 addresses",
                 ],
                 localize=True,
@@ -296,9 +302,9 @@ def coverage_map(
             name=LAYER_GAPS,
             style_function=lambda _feature: GAP_STYLE,
             tooltip=folium.GeoJsonTooltip(
-                fields=["rank", "areas", "addresses", "uncovered", "codes"],
-                aliases=["Candidate zone", f"{level.capitalize()}s", "Addresses", "Uncovered"]
-                + ["Codes"],
+                fields=["rank", "name", "addresses", "uncovered", "distance_m", "id"],
+                aliases=["Candidate zone", "Name", "Addresses", "Uncovered"]
+                + ["Nearest network (m)", "Id"],
                 localize=True,
             ),
         ).add_to(fmap)
@@ -306,7 +312,10 @@ def coverage_map(
     if bounds is not None:
         fmap.fit_bounds(bounds)
     folium.LayerControl(collapsed=False).add_to(fmap)
-    legend = _coverage_legend_html(title, shown if shown is not None else _display_none())
+    suppressed = "members" in areas and any(isinstance(v, str) for v in areas["members"])
+    legend = _coverage_legend_html(
+        title, shown if shown is not None else _display_none(), suppressed=suppressed
+    )
     fmap.get_root().html.add_child(folium.Element(legend))
     return fmap
 
@@ -319,6 +328,7 @@ def _display_coverage(areas: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     geometry = shapely.coverage_simplify(shapely.make_valid(metric.geometry.values), SIMPLIFY_M)
     names = metric["name"].fillna("").astype(str)
     share = metric["share_covered"].astype(float)
+    none = pd.Series(None, index=metric.index, dtype=object)  # for optional columns
     frame = gpd.GeoDataFrame(
         {
             "label": [f"{n} ({c})".strip() for n, c in zip(names, metric["code"], strict=True)],
@@ -329,7 +339,10 @@ def _display_coverage(areas: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
             "share": share.round(4).to_numpy(),
             "share_pct": (share * 100).round(1).fillna(-1).to_numpy(),
             "networks": metric["networks"].astype(int).to_numpy(),
-            "members_per_1000": metric["members_per_1000"].astype(float).round(1).fillna(0),
+            "members": [_count_text(v) for v in metric.get("members", none)],
+            "members_per_1000": [
+                "–" if pd.isna(v) else f"{v:,.1f}" for v in metric["members_per_1000"].astype(float)
+            ],
         },
         geometry=geometry,
         crs=STORAGE_EPSG,
@@ -355,18 +368,30 @@ def _display_overlaps(overlaps: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 
 def _display_gaps(gaps: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    none = pd.Series(None, index=gaps.index, dtype=object)  # for optional columns
     frame = gpd.GeoDataFrame(
         {
             "rank": gaps["rank"].astype(int).to_numpy(),
-            "areas": gaps["areas"].astype(int).to_numpy(),
+            "name": gaps.get("name", gaps["codes"]).astype(str).to_numpy(),
             "addresses": gaps["addresses"].astype(int).to_numpy(),
             "uncovered": gaps["uncovered"].astype(int).to_numpy(),
+            "distance_m": [
+                "–" if pd.isna(d) else f"{float(d):,.0f}" for d in gaps.get("distance_m", none)
+            ],
+            "id": gaps.get("id", none).fillna("").astype(str).to_numpy(),
             "codes": gaps["codes"].astype(str).to_numpy(),
         },
         geometry=shapely.simplify(gaps.geometry.values, SIMPLIFY_M, preserve_topology=True),
         crs=gaps.crs,
     )
     return frame.to_crs(GEOJSON_EPSG)
+
+
+def _count_text(value: object) -> str:
+    """A count as text: exact counts with thousands separators, suppressed ones as they are."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    return f"{int(value):,}" if isinstance(value, int | np.integer) else str(value)
 
 
 def _display_none() -> gpd.GeoDataFrame:
@@ -401,7 +426,7 @@ def _share_style(feature: dict) -> dict:
     return {"color": "#666666", "weight": 0.7, "fillColor": colour, "fillOpacity": 0.7}
 
 
-def _coverage_legend_html(title: str, shown: gpd.GeoDataFrame) -> str:
+def _coverage_legend_html(title: str, shown: gpd.GeoDataFrame, *, suppressed: bool) -> str:
     box = (
         '<span style="display:inline-block;width:14px;height:14px;background:{fill};'
         'border:1px solid {line};margin-right:6px;vertical-align:middle"></span>'
@@ -417,6 +442,8 @@ def _coverage_legend_html(title: str, shown: gpd.GeoDataFrame) -> str:
         f"{LAYER_OVERLAPS}</div>"
         f"<div>{box.format(fill='#e8d5ec', line='#111')}{LAYER_GAPS} (candidate zones)</div>"
     )
+    if suppressed:
+        extras += f"<div>{html.escape(SUPPRESSION_NOTE)}</div>"
     networks = _legend_html(title, shown)
     # The network legend's box is reused; the coverage part goes inside it.
     return networks.replace("</div>", "</div>" + "<hr style='margin:4px 0'>" + bins + extras, 1)
@@ -443,8 +470,8 @@ def single_network_map(
     """
     fmap = use_assets(folium.Map(tiles=tiles, control_scale=True, prefer_canvas=True), assets_url)
     shown = _display_networks(network)
-    for name in ("addresses", "members"):
-        shown[name] = int(figures[name])
+    shown["addresses"] = int(figures["addresses"])
+    shown["members"] = figures["members"]
     per_1000 = figures["members_per_1000"]
     shown["members_per_1000"] = None if per_1000 is None else round(float(per_1000), 1)
     if len(areas):
@@ -498,7 +525,7 @@ def _network_legend_html(shown: gpd.GeoDataFrame, figures: dict) -> str:
     rows = (
         ("Area", f"{area:,.1f} ha"),
         ("Addresses", f"{int(figures['addresses']):,}"),
-        ("Members", f"{int(figures['members']):,}"),
+        ("Members", _count_text(figures["members"])),
         ("Members per 1,000 addresses", "–" if per_1000 is None else f"{per_1000:,.1f}"),
     )
     body = "".join(

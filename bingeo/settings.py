@@ -80,7 +80,13 @@ class Settings(BaseSettings):
         default=0.1, description="Areas with at most this share covered count as uncovered."
     )
     gap_adjacency_m: float = Field(
-        default=1.0, description="Uncovered areas this close are merged into one candidate zone."
+        default=1.0, description="Areas this close are neighbours: candidate zones may join them."
+    )
+    gap_min_addresses: int = Field(
+        default=150, ge=1, description="Candidate zones smaller than this are merged if they can."
+    )
+    gap_max_addresses: int = Field(
+        default=1500, ge=2, description="Candidate zones hold at most this many addresses."
     )
     login_max_failures: int = Field(
         default=5, ge=1, description="Failed logins per user name in the window before a 429."

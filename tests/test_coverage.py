@@ -7,12 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import shapely
 from live_server import live_server
 from shapely.geometry import MultiPolygon
 from sqlalchemy import Engine, text
 
+from bingeo import coverage as core
 from bingeo.access import Actor, Principal
 from bingeo.db.models import Base, NetworkKind, NetworkStatus, Role
 from bingeo.errors import Forbidden, NotAuthenticated
@@ -233,29 +235,6 @@ def postgis_overlaps(engine: Engine, inactive: bool = False) -> dict[tuple[str, 
         }
 
 
-def postgis_gap_clusters(engine: Engine) -> dict[frozenset[str], int]:
-    """Clusters of uncovered sectors by ST_ClusterDBSCAN (eps = adjacency, one point each)."""
-    figures = postgis_coverage(engine, "sector")
-    gap_codes = [
-        code
-        for code, f in figures.items()
-        if f["addresses"] > 0 and f["covered"] / f["addresses"] <= GAP_SHARE
-    ]
-    query = """
-        SELECT code, ST_ClusterDBSCAN(geom, eps := :eps, minpoints := 1) OVER () AS cluster
-        FROM reference_areas WHERE level = 'sector' AND code = ANY(:codes)
-    """
-    with engine.connect() as connection:
-        rows = connection.execute(text(query), {"eps": ADJACENCY_M, "codes": gap_codes}).all()
-    clusters: dict[int, set[str]] = {}
-    for code, cluster in rows:
-        clusters.setdefault(cluster, set()).add(code)
-    return {
-        frozenset(codes): sum(figures[c]["addresses"] - figures[c]["covered"] for c in codes)
-        for codes in clusters.values()
-    }
-
-
 # tests ------------------------------------------------------------------------------------------
 
 
@@ -339,10 +318,37 @@ def test_border_crossing(gent: dict[str, int], engine: Engine) -> None:
     assert (result.crossings["outside_municipalities_m2"] > 1000).all()
 
 
-def test_gaps_equal_postgis(gent: dict[str, int], engine: Engine) -> None:
+def postgis_candidate_counts(engine: Engine, wkb: bytes) -> tuple[int, int, set[str]]:
+    """(addresses, uncovered addresses, municipalities holding them) of an area, from PostGIS:
+    uncovered = covered by no active network."""
+    query = """
+        SELECT count(*) AS addresses,
+               count(*) FILTER (WHERE NOT EXISTS (
+                   SELECT 1 FROM networks n WHERE n.status = 'active'
+                   AND ST_Covers(n.geom, a.geom))) AS uncovered,
+               array_remove(array_agg(DISTINCT m.code), NULL) AS municipalities
+        FROM addresses a
+        LEFT JOIN reference_areas m ON m.level = 'municipality' AND ST_Covers(m.geom, a.geom)
+        WHERE ST_Covers(ST_GeomFromWKB(:wkb, 31370), a.geom)
+    """
+    with engine.connect() as connection:
+        row = connection.execute(text(query), {"wkb": wkb}).one()
+    return row.addresses, row.uncovered, set(row.municipalities)
+
+
+def test_gaps_are_candidate_networks(gent: dict[str, int], engine: Engine) -> None:
+    """Candidate zones on Gent: at most 1,500 addresses, one municipality each, disjoint, each
+    holding exactly the addresses it claims (PostGIS), named by wijk and streets, ranked."""
     result = service.gaps(
-        engine, ADMIN, max_covered_share=GAP_SHARE, adjacency_m=ADJACENCY_M, municipality="44021"
+        engine,
+        ADMIN,
+        municipality="44021",
+        max_covered_share=GAP_SHARE,
+        adjacency_m=ADJACENCY_M,
+        min_addresses=150,
+        max_addresses=1500,
     )
+    assert result.level.value == "sector"  # the finest level of Gent
     figures = postgis_coverage(engine, "sector")
     ranked = sorted(
         (
@@ -355,11 +361,51 @@ def test_gaps_equal_postgis(gent: dict[str, int], engine: Engine) -> None:
     assert [(r.uncovered, r.addresses) for r in result.areas.itertuples()] == [
         (u, a) for u, a, _ in ranked
     ]
-    assert set(result.areas["code"]) == {c for _, _, c in ranked}
-    got = {frozenset(r.codes.split(",")): r.uncovered for r in result.zones.itertuples()}
-    assert got == postgis_gap_clusters(engine)
-    assert list(result.zones["uncovered"]) == sorted(result.zones["uncovered"], reverse=True)
-    assert len(result.zones) < len(result.areas)  # adjacent areas were merged
+    zones = result.zones
+    assert len(zones) > 40  # not one zone of the whole city
+    assert zones["addresses"].max() <= 1500
+    assert (zones["municipality"] == "44021").all()
+    # Every uncovered address of Gent is in exactly one candidate, and nothing else is.
+    assert (zones["addresses"] == zones["uncovered"]).all()
+    assert zones["uncovered"].sum() == sum(f["addresses"] - f["covered"] for f in figures.values())
+    for row in zones.itertuples():
+        addresses, uncovered, municipalities = postgis_candidate_counts(
+            engine, shapely.to_wkb(row.geometry)
+        )
+        assert (addresses, uncovered) == (row.addresses, row.uncovered), row.id
+        assert municipalities == {"44021"}, row.id
+    with engine.connect() as connection:
+        shared = connection.execute(
+            text(
+                "SELECT max(ST_Area(ST_Intersection(n.geom, ST_GeomFromWKB(c.wkb, 31370)))) "
+                "FROM networks n, unnest(CAST(:wkbs AS bytea[])) AS c(wkb) "
+                "WHERE n.status = 'active'"
+            ),
+            {"wkbs": [shapely.to_wkb(g) for g in zones.geometry.values]},
+        ).scalar_one()
+    assert shared < 1.0  # candidates leave the active networks out
+    union = shapely.union_all(zones.geometry.values)
+    assert union.area == pytest.approx(zones.geometry.area.sum(), rel=1e-4)  # no overlap
+    assert postgis_candidate_counts(engine, shapely.to_wkb(union))[0] == zones["addresses"].sum()
+    with engine.connect() as connection:
+        wijken = set(
+            connection.execute(
+                text("SELECT name_nl FROM reference_areas WHERE level = 'wijk'")
+            ).scalars()
+        )
+    for row in zones.itertuples():
+        assert row.wijk in wijken and row.name.startswith(f"{row.wijk}: "), row.name
+        assert 1 <= len(row.streets.split(", ")) <= 3
+    # Most candidates are the size of a real network; the rest could not be merged.
+    sized = zones[zones["addresses"] >= 150]
+    assert len(sized) >= 0.6 * len(zones)
+    assert (zones["small"] == (zones["addresses"] < 150)).all()
+    order = list(zip(-zones["uncovered"], -zones["distance_m"].fillna(np.inf), strict=True))
+    assert order == sorted(order)
+    assert list(zones["rank"]) == list(range(1, len(zones) + 1))
+    # Ids are stable: the same data gives the same candidates.
+    again = service.gaps(engine, ADMIN, zone="ipz93", max_covered_share=GAP_SHARE)
+    assert set(again.zones["id"]) == set(zones["id"])
 
 
 def test_access_rules(gent: dict[str, int], engine: Engine) -> None:
@@ -490,7 +536,11 @@ def test_api_coverage_follows_changes(
                 email="late@example.org",
             ),
         )
-        assert coverage()["totals"]["members"] == after["totals"]["members"] + 1
+        # The analyst sees members as suppressed below 5: the answer follows the exact counts.
+        exact = service.coverage(engine, ADMIN, zone="ipz93", level="wijk").areas["members"]
+        assert int(exact.sum()) == 6  # five of A and the late one
+        assert coverage()["totals"]["members"] == core.suppress_counts(exact.to_numpy())[1]
+        assert coverage() != after
     finally:
         if member is not None:
             remove_member(engine, ADMIN, added.id, member)
@@ -575,6 +625,8 @@ def test_notebook_runs_against_the_test_database(
         for output in cell.get("outputs", [])
     )
     assert "candidate zones" in outputs
+    assert 'shown as "< 5": True' in outputs  # the notebook's analyst has no member rights
+    assert "police zone ipz93 per sector" in outputs  # the finest level of Gent by default
     assert (tmp_path / "coverage_ipz93.html").exists()
 
 

@@ -1,6 +1,8 @@
 """Coverage, overlaps and uncovered neighbourhoods as GeoJSON, and the coverage map as HTML.
 
 Aggregates only: police of the zone, planners of the municipality and admins may read them.
+Member counts from 1 to 4 are the text "< 5" for callers without member rights (analysts,
+planners); see ``bingeo.coverage.suppress_counts`` for the totals.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Annotated, Any
 import geopandas as gpd
 import numpy as np
 import shapely
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse, Response
 
 from api.deps import ActorDep, EngineDep, SettingsDep
@@ -29,6 +31,13 @@ GEOJSON_RESPONSE = {200: {"content": {GEOJSON: {}}}}
 Zone = Annotated[str | None, Query(description="Police zone code", max_length=32)]
 Municipality = Annotated[str | None, Query(description="NIS code", max_length=5)]
 Inactive = Annotated[bool, Query(description="Count networks that are not active too")]
+Level = Annotated[
+    AreaLevel | None,
+    Query(description="Reference level; default: the finest with areas in the scope"),
+]
+CandidateId = Annotated[
+    str, Path(description="A candidate zone id from /gaps", max_length=40, pattern=r"^[\w-]+$")
+]
 # The coverage document of each coverage result: the service hands every request of a scope the
 # same result while the data is unchanged, and drops it (and so its document) when it changes.
 _DOCUMENTS: weakref.WeakKeyDictionary[service.CoverageResult, bytes] = weakref.WeakKeyDictionary()
@@ -59,10 +68,12 @@ def get_coverage(
     actor: ActorDep,
     zone: Zone = None,
     municipality: Municipality = None,
-    level: AreaLevel = AreaLevel.sector,
+    level: Level = None,
     include_inactive: Inactive = False,
 ) -> Response:
-    """Coverage figures per reference area of the scope; the scope totals as ``totals``."""
+    """Coverage figures per reference area of the scope; the scope totals as ``totals``, the
+    levels with areas in the scope as ``levels``; ``members_suppressed`` says whether member
+    counts from 1 to 4 are given as "< 5" (then ``members_per_1000`` is null there)."""
     result = service.coverage(
         engine,
         actor,
@@ -79,6 +90,8 @@ def get_coverage(
                 _features(result.areas),
                 scope=result.scope.describe(),
                 level=result.level.value,
+                levels=list(result.levels),
+                members_suppressed=result.suppressed,
                 totals=result.totals,
             )
         ).body
@@ -123,10 +136,12 @@ def get_gaps(
     settings: SettingsDep,
     zone: Zone = None,
     municipality: Municipality = None,
-    level: AreaLevel = AreaLevel.sector,
+    level: Level = None,
     include_inactive: Inactive = False,
 ) -> GeoJSONResponse:
-    """Candidate zones of adjacent uncovered areas; the ranked areas as ``areas``."""
+    """Candidate zones for new networks, ranked (each with ``id``, ``name``, ``addresses``,
+    ``uncovered``, ``distance_m``; validate one with ``POST /gaps/{id}/validate``); the ranked
+    uncovered areas as ``areas``."""
     result = service.gaps(
         engine,
         actor,
@@ -134,8 +149,7 @@ def get_gaps(
         municipality=municipality,
         level=level,
         include_inactive=include_inactive,
-        max_covered_share=settings.gap_max_covered_share,
-        adjacency_m=settings.gap_adjacency_m,
+        **service.gap_options(settings),
     )
     return GeoJSONResponse(
         feature_collection(
@@ -147,6 +161,26 @@ def get_gaps(
     )
 
 
+@router.post("/gaps/{candidate_id}/validate")
+def validate_gap(
+    engine: EngineDep,
+    actor: ActorDep,
+    settings: SettingsDep,
+    candidate_id: CandidateId,
+    include_inactive: Inactive = False,
+) -> dict[str, Any]:
+    """The planning report of a candidate zone, as ``POST /planning/validate`` gives it for
+    the zone's area (writes nothing)."""
+    report = service.validate_gap(
+        engine,
+        actor,
+        candidate_id,
+        include_inactive=include_inactive,
+        **service.gap_options(settings),
+    )
+    return report.as_dict()
+
+
 @router.get("/maps/coverage", response_class=HTMLResponse)
 def get_coverage_map(
     engine: EngineDep,
@@ -154,7 +188,7 @@ def get_coverage_map(
     settings: SettingsDep,
     zone: Zone = None,
     municipality: Municipality = None,
-    level: AreaLevel = AreaLevel.sector,
+    level: Level = None,
     include_inactive: Inactive = False,
 ) -> HTMLResponse:
     """The coverage map of the scope (HTML; scripts and styles served by bingeo itself)."""
@@ -176,7 +210,7 @@ def get_network_map(
     actor: ActorDep,
     settings: SettingsDep,
     network_id: int,
-    level: AreaLevel = AreaLevel.sector,
+    level: Level = None,
 ) -> HTMLResponse:
     """The map of one network: its area, its addresses and members counted (no personal data)."""
     fmap = service.network_map(engine, actor, settings, network_id, level=level)

@@ -9,6 +9,7 @@
     config: null,
     lang: localStorage.getItem("bingeo.lang") || (navigator.language || "nl").slice(0, 2),
     view: null,
+    coverageLevel: null, // chosen in the coverage view; null: the API's default
     map: null,
     cleanup: [],
   };
@@ -442,10 +443,12 @@
     const { panel, map } = layout([h("h2", {}, t("figures")), status]);
     const scope = scopeQuery();
     const params = query({ zone: scope.zone, municipality: scope.municipality });
+    // No level chosen: the API answers at the finest level with areas in the scope.
+    const levelParams = query({ zone: scope.zone, municipality: scope.municipality, level: state.coverageLevel });
     Promise.all([
-      api("GET", "/coverage" + params),
+      api("GET", "/coverage" + levelParams),
       api("GET", "/overlaps" + params),
-      api("GET", "/gaps" + params),
+      api("GET", "/gaps" + levelParams),
       api("GET", `/networks?limit=1000&${scope.networks}`),
     ])
       .then(([coverage, overlaps, gaps, networks]) => {
@@ -480,7 +483,7 @@
         gapLayer.addTo(map);
         L.control
           .layers(null, {
-            [t("layer_coverage")]: coverageLayer,
+            [t("layer_coverage", { level: label("level_", coverage.level) })]: coverageLayer,
             [t("layer_networks")]: networksLayer,
             [t("layer_overlaps")]: overlapLayer,
             [t("layer_gaps")]: gapLayer,
@@ -492,9 +495,37 @@
         for (const f of networks.features) names[f.id ?? f.properties.id] = f.properties.name;
         for (const f of networks.features) names[f.properties.code] = f.properties.name;
 
+        const levelSelect = h(
+          "select",
+          { id: "coverage-level" },
+          (coverage.levels || [coverage.level]).map((level) =>
+            h("option", { value: level, selected: level === coverage.level }, label("level_", level))
+          )
+        );
+        levelSelect.addEventListener("change", () => {
+          state.coverageLevel = levelSelect.value;
+          render();
+        });
+        const gapReport = h("p", { id: "gap-report", class: "muted" });
+        async function validateGap(id) {
+          setChildren(gapReport, t("loading"));
+          try {
+            const r = await api("POST", `/gaps/${encodeURIComponent(id)}/validate`);
+            exposed.lastReport = r;
+            setChildren(gapReport, t("gap_report", {
+              status: r.valid ? t("valid") : t("not_valid"),
+              n: fmt(r.addresses_inside),
+              findings: fmt(r.findings.length),
+            }));
+          } catch (error) {
+            showError(gapReport, error);
+          }
+        }
+
         setChildren(panel,
           h("h2", {}, t("figures")),
           h("p", { class: "muted", id: "coverage-scope" }, `${t("scope")}: ${scopeText(coverage.scope)}`),
+          h("label", {}, t("level"), levelSelect),
           figures([
             ["addresses", fmt(totals.addresses), "fig-addresses"],
             ["covered", fmt(totals.covered), "fig-covered"],
@@ -522,11 +553,16 @@
           h("h3", {}, `${t("gaps")} (${gaps.features.length})`),
           gaps.features.length
             ? table(gaps.features.slice(0, 20), [
-                { label: "gap_zone", value: (f) => short(f.properties.codes, 40) },
+                { label: "gap_zone", value: (f) => h("span", { title: f.properties.codes }, short(f.properties.name, 48)) },
                 { label: "addresses", value: (f) => fmt(f.properties.addresses) },
                 { label: "uncovered", value: (f) => fmt(f.properties.uncovered) },
+                {
+                  label: "validate_gap",
+                  value: (f) => h("button", { type: "button", class: "validate-gap", onclick: () => validateGap(f.properties.id) }, t("validate_gap")),
+                },
               ])
-            : h("p", {}, t("none"))
+            : h("p", {}, t("none")),
+          gapReport
         );
         panel.querySelector("table:last-of-type")?.setAttribute("id", "gaps-table");
       })

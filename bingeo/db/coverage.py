@@ -10,8 +10,19 @@ from collections.abc import Sequence
 
 import numpy as np
 from psycopg import sql
-from sqlalchemy import BigInteger, Column, Connection, MetaData, Table, delete, func, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    MetaData,
+    Table,
+    any_,
+    bindparam,
+    delete,
+    func,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.schema import AddConstraint, CreateIndex, DropConstraint, DropIndex
 
 from bingeo.db.bulk import BINARY_HEADER, BINARY_TRAILER, copy_out_arrays, staging_table
@@ -69,6 +80,57 @@ def scope_areas(
     elif nis_codes is not None:
         query = query.where(AREAS.c.nis_code.in_(list(nis_codes)))
     return connection.execute(query).all()
+
+
+def levels_in_scope(
+    connection: Connection,
+    *,
+    nis_codes: Sequence[str] | None = None,
+    zone_codes: Sequence[str] | None = None,
+) -> dict[AreaLevel, set[str]]:
+    """The levels with areas in the scope (as ``scope_areas`` selects them) and the
+    municipalities (NIS codes) each of them has areas in; police zones map to no municipality."""
+    municipality = func.coalesce(AREAS.c.nis_code, AREAS.c.code)
+    query = select(AREAS.c.level, municipality).distinct()
+    if nis_codes is not None:
+        query = query.where(
+            ((AREAS.c.level == AreaLevel.police_zone) & AREAS.c.code.in_(list(zone_codes or [])))
+            | ((AREAS.c.level == AreaLevel.municipality) & AREAS.c.code.in_(list(nis_codes)))
+            | (
+                AREAS.c.level.not_in([AreaLevel.police_zone, AreaLevel.municipality])
+                & AREAS.c.nis_code.in_(list(nis_codes))
+            )
+        )
+    found: dict[AreaLevel, set[str]] = {}
+    for level, code in connection.execute(query):
+        codes = found.setdefault(AreaLevel(level), set())
+        if level != AreaLevel.police_zone and code is not None:
+            codes.add(code)
+    return found
+
+
+def address_facts(
+    connection: Connection, level: AreaLevel, area_ids: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """(ids, x, y, street) of the addresses stored in the given areas of ``level``, by id."""
+    ids = bindparam("ids", [int(i) for i in area_ids], type_=ARRAY(BigInteger))
+    rows = connection.execute(
+        select(
+            ADDRESSES.c.id,
+            func.ST_X(ADDRESSES.c.geom),
+            func.ST_Y(ADDRESSES.c.geom),
+            ADDRESSES.c.street,
+        )
+        .join(ADDRESS_AREAS, ADDRESS_AREAS.c.address_id == ADDRESSES.c.id)
+        .where(ADDRESS_AREAS.c.level == level, ADDRESS_AREAS.c.area_id == any_(ids))
+        .order_by(ADDRESSES.c.id)
+    ).all()
+    return (
+        np.array([r[0] for r in rows], dtype=np.int64),
+        np.array([r[1] for r in rows], dtype=float),
+        np.array([r[2] for r in rows], dtype=float),
+        [r[3] for r in rows],
+    )
 
 
 def zone_municipalities(connection: Connection, zone: str) -> list[str]:

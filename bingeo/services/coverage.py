@@ -2,15 +2,19 @@
 
 A scope is one police zone, one municipality or the whole country. Figures are aggregates
 (counts, shares, members per 1,000 addresses): reading them needs ``read_aggregates`` on the
-scope, never access to personal data.
+scope, never access to personal data. Callers without ``read_personal`` on the scope (analysts,
+planners) get member counts from 1 to 4 as "< 5" (``bingeo.coverage.suppress_counts``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 import shutil
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import folium
@@ -22,7 +26,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from bingeo import coverage as core
 from bingeo import maps
-from bingeo.access import WHOLE, Action, Actor, Target
+from bingeo.access import WHOLE, Action, Actor, Target, allowed
 from bingeo.db import coverage as coverage_repo
 from bingeo.db import matching as match_repo
 from bingeo.db.models import SRID, AreaLevel, NetworkStatus
@@ -30,12 +34,33 @@ from bingeo.errors import InvalidInput, NotFound
 from bingeo.geometry import GEOJSON_EPSG
 from bingeo.matching import AddressPoints, Pairs
 from bingeo.networks import MIN_SHARED_M2, shares_area
+from bingeo.privacy import people_count
+from bingeo.services import planning as planning_service
 from bingeo.services.audit import guard
 from bingeo.services.networks import network_target
 from bingeo.settings import Settings
 
 VENDOR_DIR = Path(__file__).resolve().parents[1] / "static" / "vendor"
 _REFRESH_LOCK = 0x62696E67  # advisory lock key: one refresh of address_areas at a time
+# Levels whose areas lie within one municipality: candidate zones are made of them.
+GAP_LEVELS = (AreaLevel.sector, AreaLevel.wijk, AreaLevel.deelgemeente, AreaLevel.municipality)
+_CANDIDATE_ID = re.compile(r"^(\d{5})-(sector|wijk|deelgemeente|municipality)-([0-9a-f]{10})$")
+MAIN_STREETS = 3
+CANDIDATE_COLUMNS = [
+    "rank",
+    "id",
+    "name",
+    "wijk",
+    "streets",
+    "municipality",
+    "areas",
+    "codes",
+    "addresses",
+    "uncovered",
+    "distance_m",
+    "area_m2",
+    "small",
+]
 
 
 @dataclass(frozen=True)
@@ -70,6 +95,8 @@ class CoverageResult:
     areas: gpd.GeoDataFrame
     totals: dict
     networks: gpd.GeoDataFrame = field(repr=False)
+    levels: tuple[str, ...] = ()  # the levels with areas in the scope, finest first
+    suppressed: bool = False  # member counts from 1 to 4 shown as "< 5"
 
 
 @dataclass
@@ -84,7 +111,8 @@ class OverlapResult:
 
 @dataclass
 class GapResult:
-    """Uncovered areas, ranked, and candidate zones of adjacent uncovered areas."""
+    """Uncovered areas, ranked, and candidate zones for new networks made of them, ranked
+    (``zones``: columns ``CANDIDATE_COLUMNS``)."""
 
     scope: Scope
     level: AreaLevel
@@ -149,27 +177,48 @@ def refresh_after_import(connection: Connection, levels: Sequence[AreaLevel] = t
         _refresh_level(connection, level, points)
 
 
+def scope_levels(engine: Engine, scope: Scope) -> tuple[tuple[AreaLevel, ...], AreaLevel]:
+    """The levels with areas in the scope (finest first) and the default one: the finest level
+    whose areas reach every municipality of the scope that has areas of any level below the
+    police zone (Gent: sector; Bierbeek, without sector polygons: wijk)."""
+    with engine.connect() as connection:
+        found = coverage_repo.levels_in_scope(
+            connection, nis_codes=scope.nis_codes, zone_codes=scope.zone_codes
+        )
+    levels = tuple(level for level in AreaLevel if level in found)
+    known = set().union(*(codes for level, codes in found.items() if level in GAP_LEVELS))
+    for level in levels:
+        if level == AreaLevel.police_zone or found[level] >= known:
+            return levels, level
+    return levels, AreaLevel.sector
+
+
 def coverage(
     engine: Engine,
     actor: Actor,
     *,
     zone: str | None = None,
     municipality: str | None = None,
-    level: AreaLevel | str = AreaLevel.sector,
+    level: AreaLevel | str | None = None,
     include_inactive: bool = False,
 ) -> CoverageResult:
     """Coverage figures per reference area of ``level`` in the scope, and for the scope.
 
-    ``members`` counts the members of the counted networks registered at an address in the area
-    (a member of two networks counts twice); ``members_per_1000`` is that count per 1,000
-    located addresses of the area.
+    ``level`` None is the default of ``scope_levels``. ``members`` counts the members of the
+    counted networks registered at an address in the area (a member of two networks counts twice);
+    ``members_per_1000`` is that count per 1,000 located addresses of the area. Without
+    ``read_personal`` on the scope, members are suppressed (``bingeo.coverage.suppress_counts``)
+    and ``members_per_1000`` is None where members are not exact.
     """
-    level = AreaLevel(level)
     scope = resolve_scope(engine, zone=zone, municipality=municipality)
     guard(engine, actor, Action.read_aggregates, scope.target, "coverage")
+    found, default = scope_levels(engine, scope)
+    level = default if level is None else AreaLevel(level)
+    levels = tuple(found_level.value for found_level in found)
+    suppress = not allowed(actor.principal, Action.read_personal, scope.target)
     store = _current_store(engine, level)
     with store.lock:
-        return store.coverage(scope, level, include_inactive)
+        return store.coverage(scope, level, include_inactive, suppress, levels)
 
 
 def overlaps(
@@ -220,19 +269,42 @@ def overlaps(
     return OverlapResult(scope, pair_frame, crossings[own[crossings["position"]]], min_overlap_m2)
 
 
+def gap_options(settings: Settings) -> dict[str, float | int]:
+    """The settings that shape uncovered areas and candidate zones, as ``gaps`` arguments."""
+    return {
+        "max_covered_share": settings.gap_max_covered_share,
+        "adjacency_m": settings.gap_adjacency_m,
+        "min_addresses": settings.gap_min_addresses,
+        "max_addresses": settings.gap_max_addresses,
+    }
+
+
 def gaps(
     engine: Engine,
     actor: Actor,
     *,
     zone: str | None = None,
     municipality: str | None = None,
-    level: AreaLevel | str = AreaLevel.sector,
+    level: AreaLevel | str | None = None,
     include_inactive: bool = False,
     max_covered_share: float = 0.1,
     adjacency_m: float = 1.0,
+    min_addresses: int = 150,
+    max_addresses: int = 1500,
 ) -> GapResult:
-    """Areas with at most ``max_covered_share`` covered, ranked by uncovered addresses, and
-    clusters of such areas within ``adjacency_m`` of each other merged into candidate zones."""
+    """Areas with at most ``max_covered_share`` covered, ranked by uncovered addresses
+    (``areas``), and candidate zones for new networks (``zones``).
+
+    Every uncovered address of the scope lies in one candidate. A candidate is made of the
+    uncovered parts of areas of ``level`` (default: the finest in the scope): their area
+    without the counted networks, so it follows area and network boundaries and overlaps no
+    network. It never crosses a municipality border and holds at most ``max_addresses`` (an
+    area holding more is cut by straight lines between its addresses); parts below
+    ``min_addresses`` are merged with a neighbour where they fit (``small`` marks those that
+    could not). Each has a stable ``id`` (for ``validate_gap``), a name (its wijk and main
+    streets) and the distance to the nearest counted network; candidates are ranked by
+    uncovered addresses, then farthest from a network first.
+    """
     result = coverage(
         engine,
         actor,
@@ -241,33 +313,68 @@ def gaps(
         level=level,
         include_inactive=include_inactive,
     )
+    if result.level not in GAP_LEVELS:
+        raise InvalidInput(
+            f"candidate zones follow {', '.join(v.value for v in GAP_LEVELS)} boundaries, "
+            f"not {result.level.value}"
+        )
     ranked = core.rank_gaps(result.areas, max_covered_share=max_covered_share)
     ranked = gpd.GeoDataFrame(ranked.reset_index(drop=True), geometry="geometry", crs=SRID)
-    labels = core.adjacent_clusters(ranked.geometry.values, adjacency_m=adjacency_m)
-    rows = []
-    for label in np.unique(labels):
-        members = ranked[labels == label]
-        rows.append(
-            {
-                "areas": len(members),
-                "codes": ",".join(sorted(members["code"])),
-                "addresses": int(members["addresses"].sum()),
-                "covered": int(members["covered"].sum()),
-                "uncovered": int(members["uncovered"].sum()),
-                "area_m2": float(members.geometry.area.sum()),
-                "geometry": shapely.union_all(members.geometry.values),
-            }
+    if AreaLevel.wijk.value in result.levels:
+        _current_store(engine, AreaLevel.wijk)  # names come from the wijken
+    store = _current_store(engine, result.level)
+    with store.lock:
+        positions = _scope_positions(store.levels[result.level].areas, result.level, result.scope)
+        options = (adjacency_m, min_addresses, max_addresses)
+        wijken = store.levels.get(AreaLevel.wijk)
+        key = (*store._counted_from(result.level), wijken.generation if wijken else None)
+        chosen = positions[result.areas["uncovered"].to_numpy() > 0]
+        zones = store._cached(
+            ("candidates", result.scope, result.level, include_inactive, options),
+            key,
+            lambda: _candidate_frame(
+                engine, store, result.level, chosen, include_inactive, *options
+            ),
         )
-    zones = gpd.GeoDataFrame(
-        rows,
-        columns=["areas", "codes", "addresses", "covered", "uncovered", "area_m2", "geometry"],
-        geometry="geometry",
-        crs=SRID,
-    )
-    zones = zones.sort_values(["uncovered", "codes"], ascending=[False, True], kind="stable")
-    zones = zones.reset_index(drop=True)
-    zones.insert(0, "rank", np.arange(1, len(zones) + 1))
     return GapResult(result.scope, result.level, ranked, zones)
+
+
+def validate_gap(
+    engine: Engine,
+    actor: Actor,
+    candidate_id: str,
+    *,
+    include_inactive: bool = False,
+    max_covered_share: float = 0.1,
+    adjacency_m: float = 1.0,
+    min_addresses: int = 150,
+    max_addresses: int = 1500,
+) -> planning_service.ValidationReport:
+    """The planning report of a candidate zone (by its ``id`` from ``gaps``), as if a planner
+    proposed its area: the same report as ``bingeo.services.planning.validate``."""
+    match = _CANDIDATE_ID.match(candidate_id or "")
+    if match is None:
+        raise InvalidInput(
+            f"{candidate_id[:80]!r} is not a candidate zone id (e.g. 44021-sector-0123456789)"
+        )
+    found = gaps(
+        engine,
+        actor,
+        municipality=match.group(1),
+        level=match.group(2),
+        include_inactive=include_inactive,
+        max_covered_share=max_covered_share,
+        adjacency_m=adjacency_m,
+        min_addresses=min_addresses,
+        max_addresses=max_addresses,
+    )
+    chosen = found.zones[found.zones["id"] == candidate_id]
+    if not len(chosen):
+        raise NotFound(f"no candidate zone {candidate_id} (the data changed: list the gaps again)")
+    proposal = planning_service.Proposal(
+        geometry=chosen.geometry.iloc[0], source=f"candidate zone {candidate_id}"
+    )
+    return planning_service.validate(engine, actor, proposal)
 
 
 def coverage_map(
@@ -277,11 +384,13 @@ def coverage_map(
     *,
     zone: str | None = None,
     municipality: str | None = None,
-    level: AreaLevel | str = AreaLevel.sector,
+    level: AreaLevel | str | None = None,
     include_inactive: bool = False,
     assets_url: str | None = None,
 ) -> folium.Map:
-    """The coverage map of a scope: networks, overlaps, coverage per area, uncovered zones."""
+    """The coverage map of a scope: networks, overlaps, coverage per area of ``level`` (default:
+    the finest in the scope), candidate zones (of ``level``, or the default where ``level``
+    has none: police zones)."""
     result = coverage(
         engine,
         actor,
@@ -290,6 +399,7 @@ def coverage_map(
         level=level,
         include_inactive=True,
     )
+    level = result.level
     counted = result.networks
     if not include_inactive:
         counted = counted[counted["status"] == "active"]
@@ -306,10 +416,9 @@ def coverage_map(
         actor,
         zone=zone,
         municipality=municipality,
-        level=level,
+        level=level if level in GAP_LEVELS else None,
         include_inactive=include_inactive,
-        max_covered_share=settings.gap_max_covered_share,
-        adjacency_m=settings.gap_adjacency_m,
+        **gap_options(settings),
     )
     if not include_inactive:
         # The map shows every network (by status); the figures count only the active ones.
@@ -336,27 +445,31 @@ class NetworkFigures:
     network: gpd.GeoDataFrame
     figures: dict
     areas: gpd.GeoDataFrame
+    level: AreaLevel
 
 
 def network_figures(
-    engine: Engine, actor: Actor, network: int | str, *, level: AreaLevel | str = AreaLevel.sector
+    engine: Engine, actor: Actor, network: int | str, *, level: AreaLevel | str | None = None
 ) -> NetworkFigures:
     """Counts of one network (id or code): the addresses it covers, its members and members per
-    1,000 of those addresses, and its addresses per reference area of ``level``."""
+    1,000 of those addresses, and its addresses per reference area of ``level`` (default: the
+    finest level of its municipality). Without ``read_personal`` on the network, a member count
+    from 1 to 4 is "< 5" (no per 1,000)."""
+    if level is None:
+        store = _current_store(engine, None)
+        with store.lock:
+            nis_code = _network_row(store.networks.frame, network).iloc[0]["nis_code"]
+        place = (nis_code,) if nis_code else None
+        level = scope_levels(engine, Scope(None, nis_code, place, None, WHOLE))[1]
     level = AreaLevel(level)
     store = _current_store(engine, level)
     with store.lock:
-        frame = store.networks.frame
-        if isinstance(network, str) and not network.isdigit():
-            row = frame[frame["code"] == network]
-        else:
-            row = frame[frame["id"] == int(network)]
-        if not len(row):
-            raise NotFound(f"no network {network}")
+        row = _network_row(store.networks.frame, network)
         record = row.iloc[0]
         network_id = int(record["id"])
         target = network_target(network_id, record["nis_codes"], record["police_zone_codes"])
         guard(engine, actor, Action.read_aggregates, target, "network map", network_id)
+        exact = allowed(actor.principal, Action.read_personal, target)
         model = store.levels[level]
         covered = store.pair_addresses[store.pair_networks == network_id]
         members = int((store.member_networks == network_id).sum())
@@ -373,14 +486,17 @@ def network_figures(
         geometry=chosen.geometry.values,
         crs=SRID,
     )
+    shown = people_count(members, exact=exact)
     figures = {
         "network": network_id,
         "addresses": len(covered),
-        "members": members,
-        "members_per_1000": 1000 * members / len(covered) if len(covered) else None,
+        "members": shown,
+        "members_per_1000": (
+            1000 * members / len(covered) if len(covered) and isinstance(shown, int) else None
+        ),
         "area_m2": float(record.geometry.area),
     }
-    return NetworkFigures(row.reset_index(drop=True), figures, areas)
+    return NetworkFigures(row.reset_index(drop=True), figures, areas, level)
 
 
 def network_map(
@@ -389,7 +505,7 @@ def network_map(
     settings: Settings,
     network: int | str,
     *,
-    level: AreaLevel | str = AreaLevel.sector,
+    level: AreaLevel | str | None = None,
     assets_url: str | None = None,
 ) -> folium.Map:
     """The map of one network with its addresses and members counted (no personal data)."""
@@ -400,7 +516,7 @@ def network_map(
         found.areas,
         tiles=settings.tiles or None,
         assets_url=settings.assets_url if assets_url is None else assets_url,
-        level=AreaLevel(level).value,
+        level=found.level.value,
     )
 
 
@@ -511,16 +627,32 @@ class _Store:
         model.area_of, model.state = area_of, state
         model.generation += 1
 
-    def coverage(self, scope: Scope, level: AreaLevel, include_inactive: bool) -> CoverageResult:
+    def coverage(
+        self,
+        scope: Scope,
+        level: AreaLevel,
+        include_inactive: bool,
+        suppress: bool = False,
+        levels: tuple[str, ...] = (),
+    ) -> CoverageResult:
         """The coverage of ``scope``, computed once per change of what it counts: while nothing
-        changes every request of the scope gets the same result (which nobody may modify)."""
+        changes every request of the scope gets the same result (which nobody may modify);
+        ``suppress`` gives the member counts as shown to roles without member rights."""
+        if suppress:
+            return self._cached(
+                ("coverage", scope, level, include_inactive, True, levels),
+                self._counted_from(level),
+                lambda: _suppressed(self.coverage(scope, level, include_inactive, False, levels)),
+            )
         return self._cached(
-            ("coverage", scope, level, include_inactive),
+            ("coverage", scope, level, include_inactive, False, levels),
             self._counted_from(level),
-            lambda: self._coverage(scope, level, include_inactive),
+            lambda: self._coverage(scope, level, include_inactive, levels),
         )
 
-    def _coverage(self, scope: Scope, level: AreaLevel, include_inactive: bool) -> CoverageResult:
+    def _coverage(
+        self, scope: Scope, level: AreaLevel, include_inactive: bool, levels: tuple[str, ...]
+    ) -> CoverageResult:
         areas = self.levels[level].areas
         positions = _scope_positions(areas, level, scope)
         figures = self.figures(level, include_inactive)
@@ -549,7 +681,7 @@ class _Store:
         if scope.nis_codes is not None:
             networks = networks[_meets_box(networks, chosen.geometry.values)]
         networks = networks.reset_index(drop=True)
-        return CoverageResult(scope, level, include_inactive, frame, totals, networks)
+        return CoverageResult(scope, level, include_inactive, frame, totals, networks, levels)
 
     def figures(self, level: AreaLevel, include_inactive: bool) -> core.AreaFigures:
         """Figures of every area of ``level``, computed once per change of what they count."""
@@ -688,6 +820,134 @@ def _refresh_level(connection: Connection, level: AreaLevel, points: AddressPoin
 def _lies_in(codes: pd.Series, scope: Sequence[str]) -> np.ndarray:
     wanted = set(scope)
     return np.array([bool(wanted.intersection(c)) for c in codes], dtype=bool)
+
+
+def _suppressed(result: CoverageResult) -> CoverageResult:
+    """The result as shown to a role without member rights (the exact one is left as it is)."""
+    cells, total = core.suppress_counts(result.areas["members"].to_numpy())
+    exact = np.array([isinstance(cell, int) for cell in cells], dtype=bool)
+    areas = result.areas.copy()
+    areas["members"] = pd.Series(cells, index=areas.index, dtype=object)
+    areas["members_per_1000"] = areas["members_per_1000"].where(exact)
+    totals = dict(result.totals, members=total)
+    if not isinstance(total, int):
+        totals["members_per_1000"] = None
+    return replace(result, areas=areas, totals=totals, suppressed=True)
+
+
+def _candidate_frame(
+    engine: Engine,
+    store: _Store,
+    level: AreaLevel,
+    chosen: np.ndarray,
+    include_inactive: bool,
+    adjacency_m: float,
+    min_addresses: int,
+    max_addresses: int,
+) -> gpd.GeoDataFrame:
+    """Candidate zones made of the uncovered parts of the areas of ``level`` at ``chosen``
+    positions and their uncovered addresses (see ``gaps``)."""
+    model = store.levels[level]
+    areas = model.areas
+    networks = store.networks.frame
+    networks = networks[_counted(networks, include_inactive)]
+    reached = store.pair_addresses[np.isin(store.pair_networks, networks["id"].to_numpy())]
+    with engine.connect() as connection:
+        ids, x, y, streets = coverage_repo.address_facts(
+            connection, level, areas["id"].to_numpy()[chosen]
+        )
+    # The read model's areas decide (the table may have changed since): uncovered ones only.
+    placed = model.area_of[np.minimum(ids, len(model.area_of) - 1)]
+    kept = np.isin(placed, chosen) & ~np.isin(ids, reached)
+    ids, x, y = ids[kept], x[kept], y[kept]
+    streets = [street for street, keep in zip(streets, kept, strict=True) if keep]
+    unit_of_area = np.full(len(areas), -1, dtype=np.int64)
+    unit_of_area[chosen] = np.arange(len(chosen))
+    address_unit = unit_of_area[model.area_of[ids]] if len(ids) else np.empty(0, np.int64)
+    codes = areas["code"].to_numpy()[chosen]
+    group_of = areas["nis_code"].fillna(areas["code"]).to_numpy()[chosen]
+    found = core.candidate_zones(
+        _uncovered_parts(areas.geometry.values[chosen], networks.geometry.values),
+        group_of,
+        address_unit,
+        x,
+        y,
+        min_addresses=min_addresses,
+        max_addresses=max_addresses,
+        adjacency_m=adjacency_m,
+    )
+    wijken = store.levels.get(AreaLevel.wijk)
+    if wijken is not None and wijken.areas is not None and len(wijken.areas):
+        wijk_of = wijken.area_of[np.minimum(ids, len(wijken.area_of) - 1)]
+        wijk_names = wijken.areas["name_nl"].fillna(wijken.areas["code"]).to_numpy()
+    else:  # no wijken: the name of the area itself
+        wijk_of = unit_of_area[model.area_of[ids]] if len(ids) else np.empty(0, np.int64)
+        wijk_names = areas["name_nl"].fillna(areas["code"]).to_numpy()[chosen]
+    tree = shapely.STRtree(networks.geometry.values) if len(networks) else None
+    rows = []
+    for candidate in found:
+        parts = [codes[unit] + (f"/{piece}" if piece else "") for unit, piece in candidate.parts]
+        places = Counter(int(w) for w in wijk_of[candidate.rows] if w >= 0).most_common()
+        wijk = str(wijk_names[min(places, key=lambda p: (-p[1], p[0]))[0]]) if places else ""
+        counts = Counter(streets[r] for r in candidate.rows)
+        main = [name for name, _ in sorted(counts.items(), key=lambda c: (-c[1], c[0]))]
+        main = main[:MAIN_STREETS]
+        distance = None
+        if tree is not None:
+            distance = float(tree.query_nearest(candidate.geometry, return_distance=True)[1].min())
+        digest = hashlib.sha1(f"{level.value}|{';'.join(parts)}".encode()).hexdigest()[:10]
+        rows.append(
+            {
+                "id": f"{candidate.group}-{level.value}-{digest}",
+                "name": f"{wijk}: {', '.join(main)}" if wijk else ", ".join(main),
+                "wijk": wijk,
+                "streets": ", ".join(main),
+                "municipality": candidate.group,
+                "areas": len({unit for unit, _ in candidate.parts}),
+                "codes": ",".join(parts),
+                "addresses": len(candidate.rows),
+                "uncovered": len(candidate.rows),
+                "distance_m": None if distance is None else round(distance, 1),
+                "area_m2": float(candidate.geometry.area),
+                "small": len(candidate.rows) < min_addresses,
+                "geometry": candidate.geometry,
+            }
+        )
+    rows.sort(
+        key=lambda r: (
+            -r["uncovered"],
+            -(np.inf if r["distance_m"] is None else r["distance_m"]),
+            r["id"],
+        )
+    )
+    for rank, row in enumerate(rows, start=1):
+        row["rank"] = rank
+    return gpd.GeoDataFrame(
+        rows, columns=[*CANDIDATE_COLUMNS, "geometry"], geometry="geometry", crs=SRID
+    )
+
+
+def _network_row(frame: gpd.GeoDataFrame, network: int | str) -> gpd.GeoDataFrame:
+    """The row of a network given by id or code (NotFound when there is none)."""
+    if isinstance(network, str) and not network.isdigit():
+        row = frame[frame["code"] == network]
+    else:
+        row = frame[frame["id"] == int(network)]
+    if not len(row):
+        raise NotFound(f"no network {network}")
+    return row
+
+
+def _uncovered_parts(areas: np.ndarray, networks: np.ndarray) -> np.ndarray:
+    """Each area without the networks' areas: what a new network there could cover."""
+    parts = np.array(areas, dtype=object)
+    if not len(networks) or not len(parts):
+        return parts
+    area_at, network_at = shapely.STRtree(networks).query(parts, predicate="intersects")
+    for position in np.unique(area_at):
+        taken = shapely.union_all(networks[network_at[area_at == position]])
+        parts[position] = shapely.difference(shapely.make_valid(parts[position]), taken)
+    return parts
 
 
 def _area_exists(connection: Connection, level: AreaLevel, code: str) -> bool:
@@ -833,6 +1093,21 @@ def export_frame(frame: gpd.GeoDataFrame, path: Path) -> None:
     if suffix == ".csv":
         frame.drop(columns=frame.geometry.name).to_csv(path, index=False)
     elif suffix == ".gpkg":
+        # A GeoPackage column has one type: counts suppressed as "< 5" make the column text.
+        mixed = [
+            name
+            for name in frame.columns
+            if name != frame.geometry.name
+            and frame[name].dtype == object
+            and frame[name].map(type).nunique() > 1
+        ]
+        if mixed:
+            frame = frame.assign(
+                **{
+                    name: frame[name].map(lambda v: None if pd.isna(v) else str(v))
+                    for name in mixed
+                }
+            )
         frame.to_file(path, driver="GPKG", layer=path.stem)
     elif suffix in (".geojson", ".json"):
         path.write_text(frame.to_crs(GEOJSON_EPSG).to_json(drop_id=True, na="null"))
