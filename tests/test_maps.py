@@ -224,9 +224,10 @@ def test_map_of_one_network_counts_without_personal_data(
         env={"BINGEO_DATABASE_NAME": settings.database_name},
     )
     assert result.exit_code == 0, result.output
-    # The analyst has no member rights: two members read "< 5" (folium writes "<" as \u003c);
-    # the local operator of the CLI sees the exact count.
-    assert "Members: <b>&lt; 5</b>" in answer.text and '"members": "\\u003c 5"' in answer.text
+    # The analyst has no member rights: two members read "< 5" (the layer data is HTML-escaped
+    # and folium writes "&" as \u0026); the local operator of the CLI sees the exact count.
+    assert "Members: <b>&lt; 5</b>" in answer.text
+    assert '"members": "\\u0026lt; 5"' in answer.text
     assert f"Members: <b>{len(people)}</b>" not in answer.text
     assert f"Members: <b>{len(people)}</b>" in out.read_text()
     assert f'"members": {len(people)}' in out.read_text()
