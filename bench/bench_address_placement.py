@@ -20,7 +20,13 @@ import numpy as np
 import pyarrow as pa
 
 from bingeo.addresses import read_addresses
-from bingeo.placement import METHODS, house_number_values, place, street_keys
+from bingeo.placement import (
+    METHODS,
+    house_number_values,
+    place,
+    place_addresses,
+    street_keys,
+)
 from bingeo.settings import Settings
 
 
@@ -37,9 +43,7 @@ def main() -> int:
     print(f"{path.name}: {len(rows):,} records, {int(unlocated.sum()):,} without a position")
 
     started = time.perf_counter()
-    keys = street_keys(rows["street"], rows["postcode"], rows["nis_code"].fillna(rows["municipality"]))
-    numbers, parity = house_number_values(rows["house_number"])
-    placed = place(keys, numbers, parity, x, y)
+    placed = place_addresses(rows)
     seconds = time.perf_counter() - started
     counts = placed.counts()
     print(f"placed {sum(counts.values()):,} of {int(unlocated.sum()):,} in {seconds:.2f} s:")
@@ -50,7 +54,7 @@ def main() -> int:
     hidden = rng.choice(np.flatnonzero(~unlocated), size=args.sample, replace=False)
     hx, hy = x.copy(), y.copy()
     hx[hidden], hy[hidden] = np.nan, np.nan
-    guess = place(keys, numbers, parity, hx, hy)
+    guess = place_addresses(rows.assign(x=hx, y=hy))
     error = np.hypot(guess.x[hidden] - x[hidden], guess.y[hidden] - y[hidden])
     method = guess.method[hidden]
     print(f"hidden sample: {args.sample:,} located records (seed {args.seed}), error in metres:")
@@ -64,6 +68,8 @@ def main() -> int:
 
     if args.scale:
         copies = args.scale
+        keys = street_keys(rows["street"], rows["postcode"], rows["nis_code"], rows["municipality"])
+        numbers, parity = house_number_values(rows["house_number"])
         codes = np.unique(keys, return_inverse=True)[1]
         big_keys = (codes[None, :] + np.arange(copies)[:, None] * (codes.max() + 1)).ravel()
         big = [np.tile(a, copies) for a in (numbers, parity, x, y)]

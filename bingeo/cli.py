@@ -539,10 +539,15 @@ def address_command(
     limit: Annotated[int, typer.Option(min=1, max=20, help="Answers at most.")] = 5,
     as_json: JsonOpt = False,
 ) -> None:
-    """Look up a free-text address: the best match with its confidence, or the nearest ones."""
-    from bingeo.services.lookup import lookup_address
+    """Look up a free-text address: the best match (id, position, whether it is approximate,
+    covering networks) with its confidence, or the nearest ones."""
+    from bingeo.access import Actor, Principal
+    from bingeo.db.models import Role
+    from bingeo.services.lookup import search_addresses
 
-    result = lookup_address(_engine(_settings()), text, limit=limit)
+    # The local operator has the database anyway: the staff view of the networks.
+    actor = Actor(principal=Principal(name="cli", role=Role.admin))
+    result = search_addresses(_engine(_settings()), actor, text, limit=limit)
     if as_json:
         _echo_json(result.as_dict())
         return
@@ -551,7 +556,14 @@ def address_command(
         box = f" bus {match.box}" if match.box else ""
         where = f"{match.postcode or ''} {match.municipality or ''}".strip()
         position = f"  ({match.lat:.6f}, {match.lon:.6f})" if match.lat is not None else ""
-        return f"{match.street} {match.house_number or ''}{box}, {where}{position}"
+        if match.approximate:
+            position += f" approximate: {match.position_method}"
+        networks = ", ".join(n.code or n.name for n in match.networks or [])
+        covered = f"  networks: {networks}" if networks else ""
+        return (
+            f"#{match.id} {match.street} {match.house_number or ''}{box}, {where}{position}"
+            f"{covered}"
+        )
 
     if result.found and result.best is not None:
         typer.echo(f"{line(result.best)}  confidence {result.confidence:.2f}")

@@ -65,10 +65,24 @@ class Placement:
         return {m.value: int(n) for m, n in zip(METHODS, found, strict=True)}
 
 
-def street_keys(street: object, postcode: object, municipality: object) -> np.ndarray:
+def place_addresses(records: pd.DataFrame) -> Placement:
+    """:func:`place` for address records with the columns street, postcode, nis_code,
+    municipality, house_number, x and y (NaN where unlocated), as an import stores them."""
+    keys = street_keys(
+        records["street"], records["postcode"], records["nis_code"], records["municipality"]
+    )
+    numbers, parity = house_number_values(records["house_number"])
+    x, y = records["x"].to_numpy(dtype=float), records["y"].to_numpy(dtype=float)
+    return place(keys, numbers, parity, x, y)
+
+
+def street_keys(
+    street: object, postcode: object, nis_code: object, municipality: object
+) -> np.ndarray:
     """One key per record naming its street: the name within its postcode and municipality
     (NIS code, else name); missing parts count as empty."""
-    parts = [pd.Series(p, dtype=object).fillna("").astype(str) for p in (postcode, municipality)]
+    place = pd.Series(nis_code, dtype=object).fillna(pd.Series(municipality, dtype=object))
+    parts = [pd.Series(p, dtype=object).fillna("").astype(str) for p in (postcode, place)]
     name = pd.Series(street, dtype=object).fillna("").astype(str)
     return name.str.cat(parts, sep=_SEPARATOR).to_numpy(dtype=object)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from sqlalchemy import (
@@ -13,8 +14,8 @@ from sqlalchemy import (
     Connection,
     Float,
     MetaData,
-    Table,
     String,
+    Table,
     Text,
     and_,
     case,
@@ -33,6 +34,7 @@ from sqlalchemy.sql import Executable
 
 from bingeo.db.bulk import (
     copy_binary,
+    copy_out_arrays,
     copy_out_table,
     ewkb_points,
     staging_table,
@@ -145,6 +147,14 @@ def count_addresses(connection: Connection) -> dict[str, int]:
     return {"located": int(row[0]), "approximate": int(row[1]), "unlocated": int(row[2])}
 
 
+def approximate_ids(connection: Connection) -> np.ndarray:
+    """Ids (increasing) of the addresses with an approximate position."""
+    (ids,) = copy_out_arrays(
+        connection, [ADDRESSES.c.id], ADDRESSES.c.id.op(">>")(16), [">i8"], [APPROXIMATE]
+    )
+    return np.sort(ids)
+
+
 def street_records(connection: Connection, streets: pd.DataFrame) -> pa.Table:
     """Every address of the (nis_code, name) ``streets`` ("" for no NIS code): id, street,
     postcode, nis_code, municipality, house_number, and x, y of the register's own position
@@ -194,8 +204,9 @@ def store_placements(connection: Connection, placements: pa.Table) -> int:
         .where(
             table.c.id == staging.c.id,
             or_(table.c.geom.is_(None), APPROXIMATE),
-            tuple_(table.c.position_method, func.ST_X(table.c.geom), func.ST_Y(table.c.geom))
-            .is_distinct_from(tuple_(staging.c.position_method, staging.c.x, staging.c.y)),
+            tuple_(
+                table.c.position_method, func.ST_X(table.c.geom), func.ST_Y(table.c.geom)
+            ).is_distinct_from(tuple_(staging.c.position_method, staging.c.x, staging.c.y)),
         )
         .values(geom=_point(staging), position_method=staging.c.position_method)
     )
@@ -224,7 +235,11 @@ def _merge_changes(
     staged = staged.subquery("staged")
     fields = [*TEXT_FIELDS, "x", "y"]
     # Against the register's own position: an approximate one is no change of the record.
-    stored = [*(table.c[n] for n in TEXT_FIELDS), func.ST_X(SURVEYED_GEOM), func.ST_Y(SURVEYED_GEOM)]
+    stored = [
+        *(table.c[n] for n in TEXT_FIELDS),
+        func.ST_X(SURVEYED_GEOM),
+        func.ST_Y(SURVEYED_GEOM),
+    ]
     differ = or_(
         table.c.id.is_(None),
         tuple_(*stored).is_distinct_from(tuple_(*(staged.c[n] for n in fields))),

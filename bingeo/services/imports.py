@@ -33,7 +33,7 @@ from bingeo.db.models import AreaLevel, NetworkStatus
 from bingeo.errors import InvalidInput
 from bingeo.lookup import normalise_street
 from bingeo.networks import read_networks
-from bingeo.placement import house_number_values, place, street_keys
+from bingeo.placement import place_addresses
 from bingeo.services.coverage import refresh_after_import
 from bingeo.services.lookup import refresh_lookup_tables
 from bingeo.services.matching import rematch
@@ -239,12 +239,8 @@ def place_unlocated(connection: Connection, streets: pd.DataFrame) -> tuple[dict
     if streets.empty:
         return {}, 0
     records = address_repo.street_records(connection, streets).to_pandas()
-    place_of = records["nis_code"].fillna(records["municipality"])
-    keys = street_keys(records["street"], records["postcode"], place_of)
-    numbers, parity = house_number_values(records["house_number"])
-    x, y = records["x"].to_numpy(dtype=float), records["y"].to_numpy(dtype=float)
-    found = place(keys, numbers, parity, x, y)
-    unlocated = ~np.isfinite(x)
+    found = place_addresses(records)
+    unlocated = ~np.isfinite(records["x"].to_numpy(dtype=float))
     placements = pa.table(
         {
             "id": pa.array(records["id"].to_numpy()[unlocated]),
