@@ -40,7 +40,6 @@ METHODS = tuple(PositionMethod)
 NO_METHOD = -1  # in ``Placement.method``: not placed (located already, or nothing to go by)
 # A letter after the number (12A, 12B) places the address this far past the number per letter.
 SUFFIX_STEP = 1 / 32
-_SEPARATOR = "\x1f"  # between the parts of a street key (ASCII unit separator)
 _LETTER_RANKS = {"": 0, **{chr(ord("A") + i): i + 1 for i in range(26)}}
 
 
@@ -79,12 +78,17 @@ def place_addresses(records: pd.DataFrame) -> Placement:
 def street_keys(
     street: object, postcode: object, nis_code: object, municipality: object
 ) -> np.ndarray:
-    """One key per record naming its street: the name within its postcode and municipality
-    (NIS code, else name); missing parts count as empty."""
+    """One key (an integer) per record naming its street: the name within its postcode and
+    municipality (NIS code, else name); missing parts count as empty."""
     place = pd.Series(nis_code, dtype=object).fillna(pd.Series(municipality, dtype=object))
-    parts = [pd.Series(p, dtype=object).fillna("").astype(str) for p in (postcode, place)]
-    name = pd.Series(street, dtype=object).fillna("").astype(str)
-    return name.str.cat(parts, sep=_SEPARATOR).to_numpy(dtype=object)
+    parts = {
+        "street": pd.Series(street, dtype=object),
+        "postcode": pd.Series(postcode, dtype=object),
+        "place": place,
+    }
+    frame = pd.DataFrame({name: values.fillna("") for name, values in parts.items()})
+    # Grouping hashes each column once: no string is built per record.
+    return frame.groupby(list(parts), sort=False).ngroup().to_numpy(dtype=np.int64)
 
 
 def house_number_values(numbers: object) -> tuple[np.ndarray, np.ndarray]:
@@ -93,13 +97,15 @@ def house_number_values(numbers: object) -> tuple[np.ndarray, np.ndarray]:
     The value is NaN (and the parity -1) where the text does not start with digits ("A7",
     empty, None): such a number cannot be placed between others.
     """
-    text = pd.Series(numbers, dtype=object).astype("string")
+    # A register repeats a few thousand numbers: each distinct one is read once.
+    codes, distinct = pd.factorize(pd.Series(numbers, dtype=object), use_na_sentinel=True)
+    text = pd.Series(distinct, dtype=object).astype("string")
     parts = text.str.extract(r"^\s*0*(\d{1,9})\s*([A-Za-z]?)", expand=True)
     digits = pd.to_numeric(parts[0], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     rank = parts[1].fillna("").str.upper().map(_LETTER_RANKS).to_numpy(dtype=float)
-    value = digits + rank * SUFFIX_STEP
-    parity = np.where(np.isfinite(digits), np.nan_to_num(digits) % 2, -1).astype(np.int64)
-    return value, parity
+    value = np.append(digits + rank * SUFFIX_STEP, np.nan)[codes]  # code -1 (missing): NaN
+    parity = np.where(np.isfinite(value), np.nan_to_num(np.floor(value)) % 2, -1)
+    return value, parity.astype(np.int64)
 
 
 def place(
