@@ -157,6 +157,9 @@ def _report(summary, as_json: bool) -> None:
         f"unlocated {data['unlocated']}, duplicates {data['duplicates']}, "
         f"rejected {data['rejected']}"
     )
+    if data.get("approximate"):
+        placed = ", ".join(f"{method} {n}" for method, n in data["approximate"].items())
+        typer.echo(f"  approximate positions in the file's streets: {placed}")
     for line in data["repairs"]:
         typer.echo(f"  repaired: {line}")
     for line in data["rejections"]:
@@ -285,7 +288,10 @@ def status_command(as_json: JsonOpt = False) -> None:
     for level in AreaLevel:
         typer.echo(f"  {level.value:<14} {data['reference_areas'].get(level.value, 0):>10,}")
     addresses = data["addresses"]
-    typer.echo(f"addresses: {addresses['located']:,} located, {addresses['unlocated']:,} unlocated")
+    typer.echo(
+        f"addresses: {addresses['located']:,} located, {addresses['approximate']:,} approximate, "
+        f"{addresses['unlocated']:,} unlocated"
+    )
     typer.echo("networks:")
     if not data["networks"]:
         typer.echo("  none")

@@ -320,6 +320,10 @@ def test_api_search_answers_id_position_approximate_and_networks(
         ).json()["best"]
         assert [(n["id"], n["code"]) for n in four["networks"]] == [(network.id, network.code)]
 
+        covering = client.get(f"/addresses/{ids['t4']}/networks").json()
+        assert covering["located"] is True and covering["approximate"] is True
+        assert [n["name"] for n in covering["networks"]] == ["BIN Teststraat"]
+
         nowhere = client.get("/addresses/search", params={"q": "Leegstraat 1, 3360 Bierbeek"})
         best = nowhere.json()["best"]
         assert best["position"] is None and best["approximate"] is False

@@ -55,6 +55,7 @@ class ImportSummary:
     unchanged: int = 0
     repaired: list[str] = field(default_factory=list)
     unlocated: int = 0
+    # Addresses of the file's streets without a position of the register, placed, per method.
     approximate: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
     rejected: list[str] = field(default_factory=list)

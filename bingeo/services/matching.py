@@ -93,7 +93,7 @@ class Covering:
     y: float | None
     address_id: int | None = None
     located: bool = True
-    approximate: bool = False  # the address's position is an approximate one
+    approximate: bool | None = None  # for an address: whether its position is approximate
     networks: list[CoveringNetwork] = field(default_factory=list)
 
 
