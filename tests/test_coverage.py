@@ -613,7 +613,8 @@ def _stored_areas(engine: Engine, level: str) -> dict[int, int]:
 
 def _postgis_areas(engine: Engine, level: str) -> dict[int, int]:
     with engine.connect() as connection:
-        return dict(connection.execute(text(AREA_OF_ADDRESS), {"level": level}).all())
+        rows = connection.execute(text(AREA_OF_ADDRESS), {"level": level}).all()
+        return {address_id: area_id for address_id, area_id, _ in rows}
 
 
 def test_address_areas_follow_every_import(db: Engine, real_data: Path, tmp_path: Path) -> None:
