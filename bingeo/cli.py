@@ -665,7 +665,8 @@ def alerts_preview(
         )
     addresses = result["addresses"]
     typer.echo(
-        f"addresses inside: {addresses['inside_area']}, of which in a network: "
+        f"addresses inside: {addresses['inside_area']} "
+        f"({addresses['inside_area_approximate']} approximate), of which in a network: "
         f"{addresses['inside_area_and_network']}; within {result['edge']['distance_m']:g} m "
         f"of the edge: {result['edge']['total']}"
     )

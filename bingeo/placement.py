@@ -80,11 +80,11 @@ def street_keys(
 ) -> np.ndarray:
     """One key (an integer) per record naming its street: the name within its postcode and
     municipality (NIS code, else name); missing parts count as empty."""
-    place = pd.Series(nis_code, dtype=object).fillna(pd.Series(municipality, dtype=object))
+    town = pd.Series(nis_code, dtype=object).fillna(pd.Series(municipality, dtype=object))
     parts = {
         "street": pd.Series(street, dtype=object),
         "postcode": pd.Series(postcode, dtype=object),
-        "place": place,
+        "town": town,
     }
     frame = pd.DataFrame({name: values.fillna("") for name, values in parts.items()})
     # Grouping hashes each column once: no string is built per record.
@@ -118,8 +118,8 @@ def place(
     """Approximate positions of the records with NaN ``x``/``y`` from the located records of
     their street (see the module's docstring for the rules).
 
-    ``streets`` identifies each record's street (any hashable values, e.g. name, postcode and
-    municipality joined), ``numbers`` and ``parity`` come from :func:`house_number_values`.
+    ``streets`` identifies each record's street (any values, e.g. from :func:`street_keys`),
+    ``numbers`` and ``parity`` come from :func:`house_number_values`.
     Inputs are not changed; the located records get NaN and ``NO_METHOD``.
     """
     street = pd.factorize(np.asarray(streets), use_na_sentinel=False)[0]

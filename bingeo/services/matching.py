@@ -234,7 +234,7 @@ def networks_covering(
             for r in match_repo.networks_near(connection, x, y)
             if covers_xy(shapely.from_wkb(bytes(r.wkb)), x, y)
         ]
-        covering.networks = _covering_networks(connection, rows, staff, language)
+        covering.networks = list(_covering_networks(connection, rows, staff, language).values())
     return covering
 
 
@@ -246,29 +246,22 @@ def networks_of_addresses(
     pairs = match_repo.network_ids_of_addresses(connection, address_ids)
     ids = sorted({network_id for _, network_id in pairs})
     rows = match_repo.network_facts(connection, ids) if ids else []
-    networks = dict(
-        zip(
-            (r.id for r in rows),
-            _covering_networks(connection, rows, staff, language, keep_closed=True),
-            strict=True,
-        )
-    )
+    shown = _covering_networks(connection, rows, staff, language)
     found: dict[int, list[CoveringNetwork]] = {int(a): [] for a in address_ids}
-    closed = {r.id for r in rows if r.status in CLOSED}
     for address_id, network_id in pairs:
-        if staff or network_id not in closed:
-            found[address_id].append(networks[network_id])
+        if network_id in shown:
+            found[address_id].append(shown[network_id])
     return found
 
 
 def _covering_networks(
-    connection: Connection, rows: Sequence, staff: bool, language: str, *, keep_closed: bool = False
-) -> list[CoveringNetwork]:
-    """The networks of ``rows`` as a caller sees them (closed ones left out for residents,
-    unless ``keep_closed``: the caller then leaves them out)."""
-    rows = [r for r in rows if staff or keep_closed or r.status not in CLOSED]
+    connection: Connection, rows: Sequence, staff: bool, language: str
+) -> dict[int, CoveringNetwork]:
+    """The networks of ``rows`` by id (in the order of ``rows``) as the caller may see them:
+    closed ones left out for residents."""
+    rows = [r for r in rows if staff or r.status not in CLOSED]
     places = _place_names(connection, rows, language)
-    return [_covering_network(r, staff, places, language) for r in rows]
+    return {r.id: _covering_network(r, staff, places, language) for r in rows}
 
 
 def _place_names(
