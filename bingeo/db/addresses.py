@@ -156,29 +156,28 @@ def approximate_ids(connection: Connection) -> np.ndarray:
 
 
 def street_records(connection: Connection, streets: pd.DataFrame) -> pa.Table:
-    """Every address of the (nis_code, name) ``streets`` ("" for no NIS code): id, street,
-    postcode, nis_code, municipality, house_number, and x, y of the register's own position
-    (null where it gives none), by one ``COPY``."""
+    """Every address of those (nis_code, name) ``streets`` ("" for no NIS code) that hold an
+    address without a position of the register: id, street, postcode, nis_code, municipality,
+    house_number, and x, y of the register's own position (null where it gives none), by one
+    ``COPY``. Streets whose addresses all have the register's position are not read."""
     pairs = staging_table(
         "staging_placement_streets", [Column("nis_code", Text), Column("name", Text)]
     )
     pairs.create(connection)
     copy_binary(connection, pairs, [pa.Table.from_pandas(streets, preserve_index=False)])
     table = ADDRESSES
+    same_street = and_(
+        table.c.street == pairs.c.name, func.coalesce(table.c.nis_code, "") == pairs.c.nis_code
+    )
+    unplaced = select(table.c.id).where(same_street, or_(table.c.geom.is_(None), APPROXIMATE))
+    connection.execute(delete(pairs).where(~unplaced.exists()))
     text_fields = ("street", "postcode", "nis_code", "municipality", "house_number")
     query = select(
         table.c.id,
         *(table.c[name] for name in text_fields),
         func.ST_X(SURVEYED_GEOM).label("x"),
         func.ST_Y(SURVEYED_GEOM).label("y"),
-    ).join_from(
-        table,
-        pairs,
-        and_(
-            table.c.street == pairs.c.name,
-            func.coalesce(table.c.nis_code, "") == pairs.c.nis_code,
-        ),
-    )
+    ).join_from(table, pairs, same_street)
     types = {"id": pa.int64(), **dict.fromkeys(text_fields, pa.string())}
     return copy_out_table(connection, query, {**types, "x": pa.float64(), "y": pa.float64()})
 

@@ -198,7 +198,7 @@ def import_addresses(
             # Before matching: an approximate position is matched like any other.
             _say(progress, "placing addresses without a position")
             placing = time.perf_counter()
-            summary.approximate, _ = place_unlocated(connection, touched)
+            summary.approximate, _ = place_unlocated(connection, touched, timings=store_timings)
             store_timings["approximate positions"] = time.perf_counter() - placing
             # New or moved addresses: a rematch writes only the pairs that change.
             rematch(connection, progress=progress)
@@ -229,18 +229,24 @@ def import_addresses(
     return summary
 
 
-def place_unlocated(connection: Connection, streets: pd.DataFrame) -> tuple[dict[str, int], int]:
+def place_unlocated(
+    connection: Connection, streets: pd.DataFrame, *, timings: dict[str, float] | None = None
+) -> tuple[dict[str, int], int]:
     """Give the addresses of ``streets`` ((nis_code, name) pairs) that the register does not
     place an approximate position from their street (``bingeo.placement``), in the caller's
     transaction: (how many each method places, how many stored positions changed).
 
     Every unlocated address of those streets is placed again, so a located record that came in
     improves its neighbours' positions; only the positions that change are written.
+    ``timings``, when given, receives the seconds of each step.
     """
     if streets.empty:
         return {}, 0
+    started = time.perf_counter()
     records = address_repo.street_records(connection, streets).to_pandas()
+    read = time.perf_counter()
     found = place_addresses(records)
+    computed = time.perf_counter()
     unlocated = ~np.isfinite(records["x"].to_numpy(dtype=float))
     placements = pa.table(
         {
@@ -251,7 +257,12 @@ def place_unlocated(connection: Connection, streets: pd.DataFrame) -> tuple[dict
             "position_method": pa.array(found.methods()[unlocated], type=pa.string()),
         }
     )
-    return found.counts(), address_repo.store_placements(connection, placements)
+    written = address_repo.store_placements(connection, placements)
+    if timings is not None:
+        timings["approximate positions: read the streets"] = read - started
+        timings["approximate positions: place"] = computed - read
+        timings["approximate positions: write"] = time.perf_counter() - computed
+    return found.counts(), written
 
 
 def _prefetched(items: Iterator[pa.Table], depth: int = 2) -> Iterator[pa.Table]:
