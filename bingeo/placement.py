@@ -80,15 +80,14 @@ def street_keys(
 ) -> np.ndarray:
     """One key (an integer) per record naming its street: the name within its postcode and
     municipality (NIS code, else name); missing parts count as empty."""
-    town = pd.Series(nis_code, dtype=object).fillna(pd.Series(municipality, dtype=object))
-    parts = {
-        "street": pd.Series(street, dtype=object),
-        "postcode": pd.Series(postcode, dtype=object),
-        "town": town,
-    }
-    frame = pd.DataFrame({name: values.fillna("") for name, values in parts.items()})
-    # Grouping hashes each column once: no string is built per record.
-    return frame.groupby(list(parts), sort=False).ngroup().to_numpy(dtype=np.int64)
+    town = _series(nis_code).fillna(_series(municipality))
+    key = np.zeros(len(town), dtype=np.int64)
+    # Each part hashed once and the codes combined: no string is built per record. The
+    # product of the numbers of distinct values stays far below 2**63 for any register.
+    for values in (_series(street), _series(postcode), town):
+        codes, distinct = pd.factorize(values.fillna(""))
+        key = key * len(distinct) + codes
+    return key
 
 
 def house_number_values(numbers: object) -> tuple[np.ndarray, np.ndarray]:
@@ -98,7 +97,7 @@ def house_number_values(numbers: object) -> tuple[np.ndarray, np.ndarray]:
     empty, None): such a number cannot be placed between others.
     """
     # A register repeats a few thousand numbers: each distinct one is read once.
-    codes, distinct = pd.factorize(pd.Series(numbers, dtype=object), use_na_sentinel=True)
+    codes, distinct = pd.factorize(_series(numbers), use_na_sentinel=True)
     text = pd.Series(distinct, dtype=object).astype("string")
     parts = text.str.extract(r"^\s*0*(\d{1,9})\s*([A-Za-z]?)", expand=True)
     digits = pd.to_numeric(parts[0], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
@@ -147,11 +146,19 @@ def place(
 
     rest = ~located & (method == NO_METHOD)
     if rest.any() and located.any():
-        cx, cy = _street_points(street, x, y, located)
+        wanted_street = np.zeros(int(street.max()) + 1, dtype=bool)
+        wanted_street[street[rest]] = True
+        cx, cy = _street_points(street, x, y, located & wanted_street[street])
         out_x[rest], out_y[rest] = cx[street[rest]], cy[street[rest]]
         placed = rest & np.isfinite(out_x)
         method[placed] = METHODS.index(PositionMethod.street_centroid)
     return Placement(out_x, out_y, method)
+
+
+def _series(values: object) -> pd.Series:
+    """``values`` as a series; a series as it is (converting Arrow-backed text costs more than
+    hashing it)."""
+    return values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
 
 
 def _along(
@@ -167,9 +174,13 @@ def _along(
     n = len(group)
     px, py = np.full(n, np.nan), np.full(n, np.nan)
     how = np.full(n, NO_METHOD, dtype=np.int64)
-    chosen = np.flatnonzero(known | todo)
     if not todo.any() or not known.any():
         return px, py, how
+    # Only the groups with something to place are sorted.
+    wanted_group = np.zeros(int(group.max()) + 1, dtype=bool)
+    wanted_group[group[todo]] = True
+    known = known & wanted_group[group]
+    chosen = np.flatnonzero(known | todo)
     # Known records before unknown ones of equal number: the known one is then the lower
     # neighbour, at distance 0.
     order = chosen[np.lexsort((~known[chosen], numbers[chosen], group[chosen]))]
@@ -210,7 +221,10 @@ def _street_points(
     """Per street code, the located address nearest the mean of the street's located
     addresses (NaN for a street with none)."""
     size = int(street.max(initial=-1)) + 1
+    cx, cy = np.full(size, np.nan), np.full(size, np.nan)
     s, lx, ly = street[located], x[located], y[located]
+    if not len(s):
+        return cx, cy
     count = np.bincount(s, minlength=size)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_x = np.bincount(s, weights=lx, minlength=size) / count
@@ -218,6 +232,5 @@ def _street_points(
     distance = np.hypot(lx - mean_x[s], ly - mean_y[s])
     order = np.lexsort((distance, s))
     first = order[np.r_[True, s[order][1:] != s[order][:-1]]]
-    cx, cy = np.full(size, np.nan), np.full(size, np.nan)
     cx[s[first]], cy[s[first]] = lx[first], ly[first]
     return cx, cy
