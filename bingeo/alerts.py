@@ -141,6 +141,9 @@ class PointGrid:
         # Stable: within a cell the points keep the order of ``points`` (x order).
         order = np.argsort(key, kind="stable")
         self.ids, self.x, self.y = points.ids[order], x[order], y[order]
+        self.approximate = points.approximate[order]
+        # Approximate positions before each position: a run of cells is counted in two reads.
+        self._approximate_before = np.concatenate(([0], np.cumsum(self.approximate)))
         counts = np.bincount(key, minlength=self.ncols * self.nrows)
         self.starts = np.concatenate(([0], np.cumsum(counts)))
         by_id = np.argsort(self.ids, kind="stable")
@@ -169,6 +172,11 @@ class PointGrid:
     def count(self, cells: np.ndarray) -> int:
         """How many points the cells hold."""
         return int(np.sum(self.starts[cells + 1] - self.starts[cells]))
+
+    def count_approximate(self, cells: np.ndarray) -> int:
+        """How many points of the cells have an approximate position."""
+        before = self._approximate_before
+        return int(np.sum(before[self.starts[cells + 1]] - before[self.starts[cells]]))
 
     def boxes(self, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(minx, miny, maxx, maxy) of the cells, each widened by ``_SLACK_M``."""
@@ -584,6 +592,7 @@ class Reach:
     points: PointGrid
     inside_count: int  # located addresses inside the area
     in_network_count: int  # of those, inside a reached network
+    inside_approximate: int  # of the addresses inside, those with an approximate position
     edge_ids: np.ndarray  # within EDGE_M of the edge
     edge_inside: np.ndarray  # for each edge id, whether it lies inside
     added: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
@@ -677,6 +686,10 @@ def reach(
         points=grid,
         inside_count=grid.count(whole) + len(tested) + len(added) - len(removed),
         in_network_count=in_network,
+        inside_approximate=grid.count_approximate(whole)
+        + int(np.count_nonzero(grid.approximate[tested]))
+        + int(np.count_nonzero(grid.approximate[added]))
+        - int(np.count_nonzero(grid.approximate[removed])),
         edge_ids=grid.ids[edge_positions][order],
         edge_inside=edge_inside[order],
         added=added,

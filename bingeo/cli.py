@@ -157,6 +157,9 @@ def _report(summary, as_json: bool) -> None:
         f"unlocated {data['unlocated']}, duplicates {data['duplicates']}, "
         f"rejected {data['rejected']}"
     )
+    if data.get("approximate"):
+        placed = ", ".join(f"{method} {n}" for method, n in data["approximate"].items())
+        typer.echo(f"  approximate positions in the file's streets: {placed}")
     for line in data["repairs"]:
         typer.echo(f"  repaired: {line}")
     for line in data["rejections"]:
@@ -285,7 +288,10 @@ def status_command(as_json: JsonOpt = False) -> None:
     for level in AreaLevel:
         typer.echo(f"  {level.value:<14} {data['reference_areas'].get(level.value, 0):>10,}")
     addresses = data["addresses"]
-    typer.echo(f"addresses: {addresses['located']:,} located, {addresses['unlocated']:,} unlocated")
+    typer.echo(
+        f"addresses: {addresses['located']:,} located, {addresses['approximate']:,} approximate, "
+        f"{addresses['unlocated']:,} unlocated"
+    )
     typer.echo("networks:")
     if not data["networks"]:
         typer.echo("  none")
@@ -652,10 +658,15 @@ def address_command(
     limit: Annotated[int, typer.Option(min=1, max=20, help="Answers at most.")] = 5,
     as_json: JsonOpt = False,
 ) -> None:
-    """Look up a free-text address: the best match with its confidence, or the nearest ones."""
-    from bingeo.services.lookup import lookup_address
+    """Look up a free-text address: the best match (id, position, whether it is approximate,
+    covering networks) with its confidence, or the nearest ones."""
+    from bingeo.access import Actor, Principal
+    from bingeo.db.models import Role
+    from bingeo.services.lookup import search_addresses
 
-    result = lookup_address(_engine(_settings()), text, limit=limit)
+    # The local operator has the database anyway: the staff view of the networks.
+    actor = Actor(principal=Principal(name="cli", role=Role.admin))
+    result = search_addresses(_engine(_settings()), actor, text, limit=limit)
     if as_json:
         _echo_json(result.as_dict())
         return
@@ -664,7 +675,14 @@ def address_command(
         box = f" bus {match.box}" if match.box else ""
         where = f"{match.postcode or ''} {match.municipality or ''}".strip()
         position = f"  ({match.lat:.6f}, {match.lon:.6f})" if match.lat is not None else ""
-        return f"{match.street} {match.house_number or ''}{box}, {where}{position}"
+        if match.approximate:
+            position += f" approximate: {match.position_method}"
+        networks = ", ".join(n.code or n.name for n in match.networks or [])
+        covered = f"  networks: {networks}" if networks else ""
+        return (
+            f"#{match.id} {match.street} {match.house_number or ''}{box}, {where}{position}"
+            f"{covered}"
+        )
 
     if result.found and result.best is not None:
         typer.echo(f"{line(result.best)}  confidence {result.confidence:.2f}")
@@ -760,7 +778,8 @@ def alerts_preview(
         )
     addresses = result["addresses"]
     typer.echo(
-        f"addresses inside: {addresses['inside_area']}, of which in a network: "
+        f"addresses inside: {addresses['inside_area']} "
+        f"({addresses['inside_area_approximate']} approximate), of which in a network: "
         f"{addresses['inside_area_and_network']}; within {result['edge']['distance_m']:g} m "
         f"of the edge: {result['edge']['total']}"
     )

@@ -31,6 +31,8 @@ COVERAGE_COLUMNS = [
     "networks",
     "members",
     "members_per_1000",
+    "addresses_approximate",
+    "covered_approximate",
 ]
 _MAX_MARKS = 64_000_000  # bytes of the (network, area) mark matrix before sorting instead
 OVERLAP_COLUMNS = [
@@ -109,6 +111,8 @@ class AreaFigures:
             "networks": len(networks),
             "members": members,
             "members_per_1000": 1000 * members / addresses if addresses else None,
+            "addresses_approximate": int(table["addresses_approximate"].sum()),
+            "covered_approximate": int(table["covered_approximate"].sum()),
         }
         return table, totals
 
@@ -119,8 +123,13 @@ def coverage_table(
     matches: Matches,
     network_kinds: np.ndarray,
     member_areas: np.ndarray,
+    approximate: np.ndarray | None = None,
 ) -> AreaFigures:
     """Figures per area (one row per area position) from the area of each address.
+
+    ``approximate`` (aligned with ``area_of``; None: no address is) flags the addresses with
+    an approximate position: they count in every figure, and apart in ``addresses_approximate``
+    and ``covered_approximate``.
 
     ``area_of`` gives each address's area position (-1: in no area), ``matches`` which address
     each counted network covers, ``network_kinds`` the kind of each network and
@@ -142,6 +151,11 @@ def coverage_table(
         any_flag |= flag
         covered_by[kind] = np.bincount(area_of[inside & flag], minlength=n_areas)
     covered = np.bincount(area_of[inside & any_flag], minlength=n_areas)
+    approximate = (
+        np.zeros(n_addresses, dtype=bool) if approximate is None else np.asarray(approximate, bool)
+    )
+    addresses_approximate = np.bincount(area_of[inside & approximate], minlength=n_areas)
+    covered_approximate = np.bincount(area_of[inside & approximate & any_flag], minlength=n_areas)
     network_of, area_at = _network_areas(area_of, n_areas, matches, len(network_kinds))
     networks = np.bincount(area_at, minlength=n_areas)
     member_areas = np.asarray(member_areas, dtype=np.int64)
@@ -161,6 +175,8 @@ def coverage_table(
             "networks": networks,
             "members": members,
             "members_per_1000": per_1000,
+            "addresses_approximate": addresses_approximate,
+            "covered_approximate": covered_approximate,
         },
         columns=COVERAGE_COLUMNS,
     )

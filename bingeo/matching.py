@@ -11,7 +11,7 @@ point-in-polygon test against the prepared polygon.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
@@ -30,22 +30,36 @@ CHANGE_MARGIN_M = 1.0
 
 @dataclass(frozen=True)
 class AddressPoints:
-    """Located addresses as arrays sorted by x: ``ids`` (int64), ``x``, ``y`` (float64, metres)."""
+    """Located addresses as arrays sorted by x: ``ids`` (int64), ``x``, ``y`` (float64, metres)
+    and ``approximate`` (bool: the position is an approximate one, ``bingeo.placement``)."""
 
     ids: np.ndarray
     x: np.ndarray
     y: np.ndarray
+    approximate: np.ndarray = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.approximate is None:
+            object.__setattr__(self, "approximate", np.zeros(len(self.ids), dtype=bool))
 
     @classmethod
-    def from_arrays(cls, ids: np.ndarray, x: np.ndarray, y: np.ndarray) -> AddressPoints:
-        """The read model of the given coordinates (inputs are not changed)."""
+    def from_arrays(
+        cls,
+        ids: np.ndarray,
+        x: np.ndarray,
+        y: np.ndarray,
+        approximate: np.ndarray | None = None,
+    ) -> AddressPoints:
+        """The read model of the given coordinates (inputs are not changed); no
+        ``approximate`` means none is."""
         ids = np.asarray(ids, dtype=np.int64)
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
-        if not (len(ids) == len(x) == len(y)):
-            raise ValueError("ids, x and y must have the same length")
+        flags = np.zeros(len(ids), bool) if approximate is None else np.asarray(approximate, bool)
+        if not (len(ids) == len(x) == len(y) == len(flags)):
+            raise ValueError("ids, x, y and approximate must have the same length")
         order = np.argsort(x, kind="stable")
-        return cls(ids=ids[order], x=x[order], y=y[order])
+        return cls(ids=ids[order], x=x[order], y=y[order], approximate=flags[order])
 
     def __len__(self) -> int:
         return len(self.ids)

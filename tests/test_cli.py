@@ -50,7 +50,7 @@ def test_status_json_gives_the_counts(db: Engine, settings: Settings, real_data:
     assert result.returncode == 0, result.stderr
     status = json.loads(result.stdout)
     assert status["reference_areas"] == {"wijk": 25}
-    assert status["addresses"] == {"located": 0, "unlocated": 0}
+    assert status["addresses"] == {"located": 0, "approximate": 0, "unlocated": 0}
     assert status["networks"] == {}
     assert settings.database_name in status["database"]
     assert status == json.loads(json.dumps(database_status(db), default=str))
@@ -87,12 +87,12 @@ def test_rejected_rows_are_listed_in_the_error(
     assert result.returncode == 1
     assert f"error [invalid_input]: {path}: 1 of 2 records rejected" in result.stderr
     assert f"{path}: row 3: coordinates are not numbers" in result.stderr
-    assert database_status(db)["addresses"] == {"located": 0, "unlocated": 0}
+    assert database_status(db)["addresses"] == {"located": 0, "approximate": 0, "unlocated": 0}
 
     skipped = run(settings, "import", "addresses", str(path), "--skip-invalid", "--json")
     assert skipped.returncode == 0, skipped.stderr
     assert json.loads(skipped.stdout)["rejected"] == 1
-    assert database_status(db)["addresses"] == {"located": 1, "unlocated": 0}
+    assert database_status(db)["addresses"] == {"located": 1, "approximate": 0, "unlocated": 0}
 
 
 def test_unknown_crs_has_its_own_code(db: Engine, settings: Settings, tmp_path: Path) -> None:

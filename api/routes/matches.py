@@ -47,6 +47,7 @@ class CoveringPublic(BaseModel):
 
     address_id: int | None = None
     located: bool
+    approximate: bool | None = None  # for an address: whether its position is approximate
     networks: list[CoveringNetworkPublic]
 
 
@@ -91,5 +92,8 @@ def _public(covering: service.Covering) -> CoveringPublic:
         for n in covering.networks
     ]
     return CoveringPublic(
-        address_id=covering.address_id, located=covering.located, networks=networks
+        address_id=covering.address_id,
+        located=covering.located,
+        approximate=covering.approximate,
+        networks=networks,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from sqlalchemy import (
@@ -13,9 +14,11 @@ from sqlalchemy import (
     Connection,
     Float,
     MetaData,
+    String,
     Table,
     Text,
     and_,
+    case,
     delete,
     exists,
     func,
@@ -29,7 +32,14 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.schema import AddConstraint, DropConstraint, UniqueConstraint
 from sqlalchemy.sql import Executable
 
-from bingeo.db.bulk import copy_binary, ewkb_points, staging_table, upsert_counts
+from bingeo.db.bulk import (
+    copy_binary,
+    copy_out_arrays,
+    copy_out_table,
+    ewkb_points,
+    staging_table,
+    upsert_counts,
+)
 from bingeo.db.models import SRID, Address, Street
 
 TEXT_FIELDS = ("street", "house_number", "box", "postcode", "municipality", "nis_code")
@@ -37,6 +47,12 @@ TEXT_FIELDS = ("street", "house_number", "box", "postcode", "municipality", "nis
 WORK_MEM = "256MB"
 MAINTENANCE_WORK_MEM = "1GB"
 BULK_STREETS = 5_000  # from this many new street names on, their indexes are rebuilt
+ADDRESSES = Address.__table__
+# The one definition of an approximate position (``geom`` is every located address's position,
+# the register's own or an approximate one): every reader that counts them apart uses it.
+APPROXIMATE = ADDRESSES.c.position_method.is_not(None)
+# The register's own position (NULL for an approximate one), which an import compares and writes.
+SURVEYED_GEOM = case((ADDRESSES.c.position_method.is_(None), ADDRESSES.c.geom))
 
 
 def store_addresses(
@@ -119,15 +135,81 @@ def store_streets(
 
 
 def count_addresses(connection: Connection) -> dict[str, int]:
-    """Located and unlocated addresses stored."""
+    """Addresses stored with the register's position, with an approximate one, and with none."""
     table = Address.__table__
     row = connection.execute(
         select(
-            func.count().filter(table.c.geom.is_not(None)),
+            func.count().filter(table.c.geom.is_not(None), ~APPROXIMATE),
+            func.count().filter(APPROXIMATE),
             func.count().filter(table.c.geom.is_(None)),
         )
     ).one()
-    return {"located": int(row[0]), "unlocated": int(row[1])}
+    return {"located": int(row[0]), "approximate": int(row[1]), "unlocated": int(row[2])}
+
+
+def approximate_ids(connection: Connection) -> np.ndarray:
+    """Ids (increasing) of the addresses with an approximate position."""
+    (ids,) = copy_out_arrays(
+        connection, [ADDRESSES.c.id], ADDRESSES.c.id.op(">>")(16), [">i8"], [APPROXIMATE]
+    )
+    return np.sort(ids)
+
+
+def street_records(connection: Connection, streets: pd.DataFrame) -> pa.Table:
+    """Every address of those (nis_code, name) ``streets`` ("" for no NIS code) that hold an
+    address without a position of the register: id, street, postcode, nis_code, municipality,
+    house_number, and x, y of the register's own position (null where it gives none), by one
+    ``COPY``. Streets whose addresses all have the register's position are not read."""
+    pairs = staging_table(
+        "staging_placement_streets", [Column("nis_code", Text), Column("name", Text)]
+    )
+    pairs.create(connection)
+    copy_binary(connection, pairs, [pa.Table.from_pandas(streets, preserve_index=False)])
+    table = ADDRESSES
+    same_street = and_(
+        table.c.street == pairs.c.name, func.coalesce(table.c.nis_code, "") == pairs.c.nis_code
+    )
+    unplaced = select(table.c.id).where(same_street, or_(table.c.geom.is_(None), APPROXIMATE))
+    connection.execute(delete(pairs).where(~unplaced.exists()))
+    text_fields = ("street", "postcode", "nis_code", "municipality", "house_number")
+    query = select(
+        table.c.id,
+        *(table.c[name] for name in text_fields),
+        func.ST_X(SURVEYED_GEOM).label("x"),
+        func.ST_Y(SURVEYED_GEOM).label("y"),
+    ).join_from(table, pairs, same_street)
+    types = {"id": pa.int64(), **dict.fromkeys(text_fields, pa.string())}
+    return copy_out_table(connection, query, {**types, "x": pa.float64(), "y": pa.float64()})
+
+
+def store_placements(connection: Connection, placements: pa.Table) -> int:
+    """Write the approximate positions of addresses without a position of the register
+    (columns id, x, y, position_method; x, y and method null: no position); returns how many
+    changed. Addresses that have the register's position are left alone."""
+    staging = staging_table(
+        "staging_placements",
+        [
+            Column("id", BigInteger),
+            Column("x", Float),
+            Column("y", Float),
+            Column("position_method", String(16)),
+        ],
+    )
+    staging.create(connection)
+    copy_binary(connection, staging, [placements])
+    table = ADDRESSES
+    statement = (
+        update(table)
+        .where(
+            table.c.id == staging.c.id,
+            or_(table.c.geom.is_(None), APPROXIMATE),
+            tuple_(
+                table.c.position_method, func.ST_X(table.c.geom), func.ST_Y(table.c.geom)
+            ).is_distinct_from(tuple_(staging.c.position_method, staging.c.x, staging.c.y)),
+        )
+        .values(geom=_point(staging), position_method=staging.c.position_method)
+    )
+    return _rowcount(connection, statement)
 
 
 def _merge_changes(
@@ -151,7 +233,12 @@ def _merge_changes(
     staged = select(*(staging.c[n] for n in ("source_key", *TEXT_FIELDS, "x", "y")))
     staged = staged.subquery("staged")
     fields = [*TEXT_FIELDS, "x", "y"]
-    stored = [*(table.c[n] for n in TEXT_FIELDS), func.ST_X(table.c.geom), func.ST_Y(table.c.geom)]
+    # Against the register's own position: an approximate one is no change of the record.
+    stored = [
+        *(table.c[n] for n in TEXT_FIELDS),
+        func.ST_X(SURVEYED_GEOM),
+        func.ST_Y(SURVEYED_GEOM),
+    ]
     differ = or_(
         table.c.id.is_(None),
         tuple_(*stored).is_distinct_from(tuple_(*(staged.c[n] for n in fields))),
@@ -167,7 +254,13 @@ def _merge_changes(
         connection,
         update(table)
         .where(table.c.id == changes.c.id)
-        .values({**{n: changes.c[n] for n in TEXT_FIELDS}, "geom": _point(changes)}),
+        .values(
+            {
+                **{n: changes.c[n] for n in TEXT_FIELDS},
+                "geom": _point(changes),
+                "position_method": None,
+            }
+        ),
     )
     clock.tick("merge: update changed")
     new_rows = select(changes.c.source_key, *(changes.c[n] for n in TEXT_FIELDS), _point(changes))
@@ -182,7 +275,10 @@ def _merge_changes(
         statement = insert(table).from_select(columns, new_rows)
         statement = statement.on_conflict_do_update(
             index_elements=["source_key"],
-            set_={name: statement.excluded[name] for name in [*TEXT_FIELDS, "geom"]},
+            set_={
+                **{name: statement.excluded[name] for name in [*TEXT_FIELDS, "geom"]},
+                "position_method": None,
+            },
         )
         inserted, late_updates = upsert_counts(connection, statement)
         updated += late_updates

@@ -45,7 +45,8 @@ class StreetCandidate:
 
 @dataclass(frozen=True)
 class AddressRow:
-    """An address with its position in EPSG:4326 (None when unlocated)."""
+    """An address with its position in EPSG:4326 (None when unlocated) and, for an approximate
+    position, how it was found."""
 
     id: int
     street: str
@@ -56,6 +57,7 @@ class AddressRow:
     nis_code: str | None
     lon: float | None
     lat: float | None
+    position_method: str | None  # None: the register's own position (or none)
 
 
 def normalise_new_streets(connection: Connection, normalise: Callable[[str], str]) -> int:
@@ -258,6 +260,7 @@ def _address_select():
         table.c.nis_code,
         func.ST_X(position).cast(Float),
         func.ST_Y(position).cast(Float),
+        table.c.position_method,
     )
 
 

@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import AddConstraint, CreateIndex, DropConstraint, DropIndex
 
+from bingeo.db.addresses import APPROXIMATE
 from bingeo.db.bulk import BINARY_HEADER, BINARY_TRAILER, copy_out_arrays, staging_table
 from bingeo.db.models import SRID, Address, AddressNetwork, AreaLevel, Network, ReferenceArea
 from bingeo.matching import AddressPoints, Pairs
@@ -60,7 +61,8 @@ BULK_REWRITE_MIN = 100_000
 def load_points(
     connection: Connection, *, boxes: Sequence[tuple[float, float, float, float]] | None = None
 ) -> AddressPoints:
-    """Located addresses (all, or those in any of ``boxes``, EPSG:31370) as the read model."""
+    """Located addresses (all, or those in any of ``boxes``, EPSG:31370) as the read model,
+    approximate positions included and flagged."""
     where = [ADDRESSES.c.geom.is_not(None)]
     source = ADDRESSES
     if boxes is not None:
@@ -79,11 +81,11 @@ def load_points(
     # The planner guesses hundreds of rows per box, and past a cost threshold it compiles the
     # query (JIT): 40 ms for a join that reads a few hundred rows. Off for this query only.
     jit = _set_local(connection, "jit", "off") if boxes is not None else None
-    ids, x, y = copy_out_arrays(
+    ids, x, y, approximate = copy_out_arrays(
         connection,
-        [ADDRESSES.c.id, func.ST_X(geom), func.ST_Y(geom)],
+        [ADDRESSES.c.id, func.ST_X(geom), func.ST_Y(geom), APPROXIMATE],
         ADDRESSES.c.id.op(">>")(16),
-        [">i8", ">f8", ">f8"],
+        [">i8", ">f8", ">f8", "?"],
         where,
         source=source,
     )
@@ -92,8 +94,8 @@ def load_points(
     if boxes is not None and len(boxes) > 1:
         # A point in the overlap of two boxes came once per box.
         ids, first = np.unique(ids, return_index=True)
-        x, y = x[first], y[first]
-    return AddressPoints.from_arrays(ids, x, y)
+        x, y, approximate = x[first], y[first], approximate[first]
+    return AddressPoints.from_arrays(ids, x, y, approximate)
 
 
 def load_polygons(
@@ -239,21 +241,27 @@ def place_names(
 
 
 def address_position(connection: Connection, address_id: int):
-    """(id, x, y) of an address (x, y None when it has no position), or None if unknown."""
-    query = select(ADDRESSES.c.id, func.ST_X(ADDRESSES.c.geom), func.ST_Y(ADDRESSES.c.geom)).where(
-        ADDRESSES.c.id == address_id
-    )
+    """(id, x, y, position_method) of an address (x, y None when it has no position;
+    position_method None unless it is approximate), or None if unknown."""
+    query = select(
+        ADDRESSES.c.id,
+        func.ST_X(ADDRESSES.c.geom),
+        func.ST_Y(ADDRESSES.c.geom),
+        ADDRESSES.c.position_method,
+    ).where(ADDRESSES.c.id == address_id)
     return connection.execute(query).first()
 
 
-def network_ids_of_address(connection: Connection, address_id: int) -> list[int]:
-    """The stored networks covering an address."""
+def network_ids_of_addresses(
+    connection: Connection, address_ids: Sequence[int]
+) -> list[tuple[int, int]]:
+    """The stored (address id, network id) pairs of the addresses, by address then network."""
     rows = connection.execute(
-        select(PAIRS.c.network_id)
-        .where(PAIRS.c.address_id == address_id)
-        .order_by(PAIRS.c.network_id)
+        select(PAIRS.c.address_id, PAIRS.c.network_id)
+        .where(PAIRS.c.address_id.in_([int(i) for i in address_ids]))
+        .order_by(PAIRS.c.address_id, PAIRS.c.network_id)
     )
-    return [int(r[0]) for r in rows]
+    return [(int(r[0]), int(r[1])) for r in rows]
 
 
 def count_pairs(connection: Connection) -> int:

@@ -10,6 +10,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     Date,
     DateTime,
     Enum,
@@ -26,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from bingeo.placement import METHODS as POSITION_METHODS
 from bingeo.vocabulary import (
     AlertChannel,
     AlertMode,
@@ -83,10 +85,20 @@ class PoliceZoneMunicipality(Base):
 
 
 class Address(Base):
-    """An address of a register; ``geom`` is NULL when the source gives no position."""
+    """An address of a register and its position: the register's own (``position_method``
+    NULL), an approximate one found from its street (``position_method`` says how,
+    ``bingeo.placement``), or none (``geom`` NULL)."""
 
     __tablename__ = "addresses"
-    __table_args__ = (Index("ix_addresses_nis_code_street", "nis_code", "street"),)
+    __table_args__ = (
+        Index("ix_addresses_nis_code_street", "nis_code", "street"),
+        CheckConstraint(
+            "position_method IS NULL OR (geom IS NOT NULL AND position_method IN ({}))".format(
+                ", ".join(f"'{m.value}'" for m in POSITION_METHODS)
+            ),
+            name="ck_addresses_position_method",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     # Byte-wise collation: they are matched for equality (an order by them is only cosmetic),
@@ -99,6 +111,7 @@ class Address(Base):
     municipality: Mapped[str | None] = mapped_column(Text)
     nis_code: Mapped[str | None] = mapped_column(String(5))
     geom = mapped_column(Geometry("POINT", srid=SRID, spatial_index=True), nullable=True)
+    position_method: Mapped[str | None] = mapped_column(String(16))
 
 
 class Street(Base):

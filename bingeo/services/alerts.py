@@ -594,6 +594,7 @@ def _summary(
         "addresses": {
             "inside_area": reached.inside_count,
             "inside_area_and_network": reached.in_network_count,
+            "inside_area_approximate": reached.inside_approximate,
         },
         "members": {
             "total": len(members_in),

@@ -27,6 +27,7 @@ from sqlalchemy import Connection, Engine, func, select
 from bingeo import coverage as core
 from bingeo import maps
 from bingeo.access import WHOLE, Action, Actor, Target, allowed
+from bingeo.db import addresses as address_repo
 from bingeo.db import coverage as coverage_repo
 from bingeo.db import matching as match_repo
 from bingeo.db.models import SRID, AreaLevel, NetworkStatus
@@ -558,6 +559,7 @@ class _Store:
     addresses_marker: str | None = None
     pair_networks: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     pair_addresses: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    approximate_ids: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     pairs_generation: int = 0
     members_fingerprint: str | None = None
     member_networks: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
@@ -576,6 +578,7 @@ class _Store:
                 pairs = match_repo.stored_pairs(connection)
                 self.pair_networks = pairs.network_ids.astype(np.int64)
                 self.pair_addresses = pairs.address_ids
+                self.approximate_ids = address_repo.approximate_ids(connection)
                 self.addresses_marker = marker
                 self.pairs_generation += 1
             elif changed:
@@ -722,7 +725,11 @@ class _Store:
         counted_members = lookup[self.member_networks] >= 0
         member_areas = model.area_of[np.minimum(self.member_addresses[counted_members], outside)]
         kinds = networks["kind"].to_numpy()[counted]
-        return core.coverage_table(model.area_of, len(model.areas), matches, kinds, member_areas)
+        approximate = np.zeros(len(model.area_of), dtype=bool)
+        approximate[self.approximate_ids[self.approximate_ids < outside]] = True
+        return core.coverage_table(
+            model.area_of, len(model.areas), matches, kinds, member_areas, approximate
+        )
 
     def overlaps(self) -> pd.DataFrame:
         """Every pair of networks (any status) whose areas overlap by more than 0 m²."""

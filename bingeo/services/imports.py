@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty, Full, Queue
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from bingeo.addresses import (
     AddressColumns,
@@ -32,6 +34,7 @@ from bingeo.db.models import AreaLevel, NetworkStatus
 from bingeo.errors import InvalidInput
 from bingeo.lookup import normalise_street
 from bingeo.networks import PLACE_LEVELS, read_networks
+from bingeo.placement import place_addresses
 from bingeo.services.coverage import refresh_after_import
 from bingeo.services.lookup import refresh_lookup_tables
 from bingeo.services.matching import rematch
@@ -53,6 +56,8 @@ class ImportSummary:
     unchanged: int = 0
     repaired: list[str] = field(default_factory=list)
     unlocated: int = 0
+    # Addresses of the file's streets without a position of the register, placed, per method.
+    approximate: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
     rejected: list[str] = field(default_factory=list)
 
@@ -68,6 +73,7 @@ class ImportSummary:
             "repaired": len(self.repaired),
             "repairs": self.repaired,
             "unlocated": self.unlocated,
+            "approximate": self.approximate,
             "duplicates": self.duplicates,
             "rejected": len(self.rejected),
             "rejections": self.rejected,
@@ -184,13 +190,19 @@ def import_addresses(
         )
         loaded = time.perf_counter()
         _say(progress, "storing street names")
-        address_repo.store_streets(connection, distinct_streets(streets), normalise_street)
+        touched = distinct_streets(streets)
+        address_repo.store_streets(connection, touched, normalise_street)
         store_timings["street names"] = time.perf_counter() - loaded
         refreshing = time.perf_counter()
         # New street names and postcodes become searchable at once.
         refresh_lookup_tables(connection, distinct_places(places))
         store_timings["refresh lookup tables"] = time.perf_counter() - refreshing
         if counts["stored"] or counts["updated"]:
+            # Before matching: an approximate position is matched like any other.
+            _say(progress, "placing addresses without a position")
+            placing = time.perf_counter()
+            summary.approximate, _ = place_unlocated(connection, touched, timings=store_timings)
+            store_timings["approximate positions"] = time.perf_counter() - placing
             # New or moved addresses: a rematch writes only the pairs that change.
             rematch(connection, progress=progress)
             placing = time.perf_counter()
@@ -204,6 +216,7 @@ def import_addresses(
             committing
             - refreshing
             - store_timings["refresh lookup tables"]
+            - store_timings.get("approximate positions", 0.0)
             - store_timings.get("address areas", 0.0)
         )
         timings["commit"] = time.perf_counter() - committing
@@ -217,6 +230,42 @@ def import_addresses(
         summary.read - len(summary.rejected) - summary.duplicates - summary.stored - summary.updated
     )
     return summary
+
+
+def place_unlocated(
+    connection: Connection, streets: pd.DataFrame, *, timings: dict[str, float] | None = None
+) -> tuple[dict[str, int], int]:
+    """Give the addresses of ``streets`` ((nis_code, name) pairs) that the register does not
+    place an approximate position from their street (``bingeo.placement``), in the caller's
+    transaction: (how many each method places, how many stored positions changed).
+
+    Every unlocated address of those streets is placed again, so a located record that came in
+    improves its neighbours' positions; only the positions that change are written.
+    ``timings``, when given, receives the seconds of each step.
+    """
+    if streets.empty:
+        return {}, 0
+    started = time.perf_counter()
+    records = address_repo.street_records(connection, streets).to_pandas()
+    read = time.perf_counter()
+    found = place_addresses(records)
+    computed = time.perf_counter()
+    unlocated = ~np.isfinite(records["x"].to_numpy(dtype=float))
+    placements = pa.table(
+        {
+            "id": pa.array(records["id"].to_numpy()[unlocated]),
+            # Millimetres, as imported positions: a repeated placement is then the same.
+            "x": pa.array(np.round(found.x[unlocated], 3), from_pandas=True),
+            "y": pa.array(np.round(found.y[unlocated], 3), from_pandas=True),
+            "position_method": pa.array(found.methods()[unlocated], type=pa.string()),
+        }
+    )
+    written = address_repo.store_placements(connection, placements)
+    if timings is not None:
+        timings["approximate positions: read the streets"] = read - started
+        timings["approximate positions: place"] = computed - read
+        timings["approximate positions: write"] = time.perf_counter() - computed
+    return found.counts(), written
 
 
 def _prefetched(items: Iterator[pa.Table], depth: int = 2) -> Iterator[pa.Table]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pyarrow as pa
 from sqlalchemy import Connection, Engine
 
+from bingeo.access import Actor
 from bingeo.db import lookup as repo
 from bingeo.errors import InvalidInput
 from bingeo.lookup import (
@@ -22,6 +23,7 @@ from bingeo.lookup import (
     score_address,
     street_similarity,
 )
+from bingeo.services.matching import CoveringNetwork, networks_of_addresses
 
 MAX_QUERY_CHARS = 300
 STREETS_RANKED = 12  # candidates taken from PostgreSQL before rescoring in Python
@@ -52,6 +54,13 @@ class AddressMatch:
     lat: float | None
     confidence: float
     reason: str  # "match", "same_street_other_number", "similar_street"
+    position_method: str | None = None  # how an approximate position was found
+    networks: list[CoveringNetwork] | None = None  # covering networks, when asked for
+
+    @property
+    def approximate(self) -> bool:
+        """Whether the position is an approximate one (``bingeo.placement``)."""
+        return self.position_method is not None
 
     def as_dict(self) -> dict[str, Any]:
         """Public address facts; the position as a GeoJSON Point in EPSG:4326."""
@@ -60,7 +69,8 @@ class AddressMatch:
             if self.lon is not None and self.lat is not None
             else None
         )
-        return {
+        answer: dict[str, Any] = {
+            "id": self.id,
             "street": self.street,
             "house_number": self.house_number,
             "box": self.box,
@@ -68,9 +78,14 @@ class AddressMatch:
             "municipality": self.municipality,
             "nis_code": self.nis_code,
             "position": position,
+            "approximate": self.approximate,
+            "position_method": self.position_method,
             "confidence": self.confidence,
             "reason": self.reason,
         }
+        if self.networks is not None:
+            answer["networks"] = [n.as_dict() for n in self.networks]
+        return answer
 
 
 @dataclass(frozen=True)
@@ -129,6 +144,31 @@ def lookup_address(engine: Engine, text: str, *, limit: int = 5) -> LookupResult
             if again.found or again.confidence > result.confidence:
                 result = again
     return result
+
+
+def search_addresses(
+    engine: Engine, actor: Actor, text: str, *, limit: int = 5, language: str = "nl"
+) -> LookupResult:
+    """:func:`lookup_address` with the networks covering each answer, as
+    ``bingeo.services.matching.networks_covering`` shows them to ``actor``."""
+    result = lookup_address(engine, text, limit=limit)
+    answers = [m for m in (result.best, *result.alternatives) if m is not None]
+    if not answers:
+        return result
+    staff = actor.principal.role is not None
+    with engine.connect() as connection:
+        networks = networks_of_addresses(
+            connection, [m.id for m in answers], staff=staff, language=language
+        )
+
+    def covered(match: AddressMatch) -> AddressMatch:
+        return replace(match, networks=networks[match.id])
+
+    return replace(
+        result,
+        best=covered(result.best) if result.best is not None else None,
+        alternatives=[covered(m) for m in result.alternatives],
+    )
 
 
 def refresh_lookup(engine: Engine) -> dict[str, int]:
@@ -357,6 +397,7 @@ def _match(row: repo.AddressRow, score: Score, reason: str) -> AddressMatch:
         lat=row.lat,
         confidence=score.confidence,
         reason=reason,
+        position_method=row.position_method,
     )
 
 

@@ -70,6 +70,20 @@ class CoveringNetwork:
     nis_code: str | None = None
     police_zone_code: str | None = None
 
+    def as_dict(self) -> dict[str, object]:
+        """The facts as plain data; those not given to the caller left out."""
+        facts = {
+            "id": self.id,
+            "code": self.code,
+            "name": self.name,
+            "kind": self.kind.value if isinstance(self.kind, NetworkKind) else self.kind,
+            "status": self.status.value if isinstance(self.status, NetworkStatus) else self.status,
+            "how_to_join": self.how_to_join,
+            "nis_code": self.nis_code,
+            "police_zone_code": self.police_zone_code,
+        }
+        return {k: v for k, v in facts.items() if v is not None}
+
 
 @dataclass
 class Covering:
@@ -79,6 +93,7 @@ class Covering:
     y: float | None
     address_id: int | None = None
     located: bool = True
+    approximate: bool | None = None  # for an address: whether its position is approximate
     networks: list[CoveringNetwork] = field(default_factory=list)
 
 
@@ -203,22 +218,50 @@ def networks_covering(
             if row is None:
                 raise NotFound(f"no address {address_id}")
             covering = Covering(
-                x=row[1], y=row[2], address_id=address_id, located=row[1] is not None
+                x=row[1],
+                y=row[2],
+                address_id=address_id,
+                located=row[1] is not None,
+                approximate=row[3] is not None,
             )
-            ids = set(match_repo.network_ids_of_address(connection, address_id))
-            rows = match_repo.network_facts(connection, sorted(ids)) if ids else []
-        else:
-            x, y = lonlat_to_storage(*point)
-            covering = Covering(x=x, y=y)
-            rows = [
-                r
-                for r in match_repo.networks_near(connection, x, y)
-                if covers_xy(shapely.from_wkb(bytes(r.wkb)), x, y)
-            ]
-        rows = [r for r in rows if staff or r.status not in CLOSED]
-        places = _place_names(connection, rows, language)
-    covering.networks = [_covering_network(r, staff, places, language) for r in rows]
+            found = networks_of_addresses(connection, [address_id], staff=staff, language=language)
+            covering.networks = found[address_id]
+            return covering
+        x, y = lonlat_to_storage(*point)
+        covering = Covering(x=x, y=y)
+        rows = [
+            r
+            for r in match_repo.networks_near(connection, x, y)
+            if covers_xy(shapely.from_wkb(bytes(r.wkb)), x, y)
+        ]
+        covering.networks = list(_covering_networks(connection, rows, staff, language).values())
     return covering
+
+
+def networks_of_addresses(
+    connection: Connection, address_ids: Sequence[int], *, staff: bool, language: str = "nl"
+) -> dict[int, list[CoveringNetwork]]:
+    """The stored networks covering each of ``address_ids`` (every id a key), as
+    :func:`networks_covering` gives them: residents see no ids, codes or closed networks."""
+    pairs = match_repo.network_ids_of_addresses(connection, address_ids)
+    ids = sorted({network_id for _, network_id in pairs})
+    rows = match_repo.network_facts(connection, ids) if ids else []
+    shown = _covering_networks(connection, rows, staff, language)
+    found: dict[int, list[CoveringNetwork]] = {int(a): [] for a in address_ids}
+    for address_id, network_id in pairs:
+        if network_id in shown:
+            found[address_id].append(shown[network_id])
+    return found
+
+
+def _covering_networks(
+    connection: Connection, rows: Sequence, staff: bool, language: str
+) -> dict[int, CoveringNetwork]:
+    """The networks of ``rows`` by id (in the order of ``rows``) as the caller may see them:
+    closed ones left out for residents."""
+    rows = [r for r in rows if staff or r.status not in CLOSED]
+    places = _place_names(connection, rows, language)
+    return {r.id: _covering_network(r, staff, places, language) for r in rows}
 
 
 def _place_names(

@@ -29,7 +29,7 @@ def register_member(
             raise NotFound(f"no address {address_id}")
         if not located:
             raise InvalidInput(f"address {address_id} has no position; it cannot be verified")
-        covering = match_repo.network_ids_of_address(connection, address_id)
+        covering = [n for _, n in match_repo.network_ids_of_addresses(connection, [address_id])]
         if network_id not in covering:
             names = [f"{r.name} ({r.id})" for r in match_repo.network_facts(connection, covering)]
             others = ", ".join(names) if names else "no network"
