@@ -61,10 +61,12 @@ def _settings() -> Settings:
     return Settings()
 
 
-def _engine(settings: Settings):
+def _engine(settings: Settings, *, owner: bool = True):
+    """The engine of a command: as the schema's owner (an operator's command: migrations,
+    imports, users), or as the application's role for the long-running server and worker."""
     from bingeo.db.engine import make_engine
 
-    return make_engine(settings)
+    return make_engine(settings, owner=owner)
 
 
 def _progress(message: str) -> None:
@@ -327,7 +329,7 @@ def serve_command(
     if settings.dispatch_in_serve if dispatch is None else dispatch:
         from bingeo.services.dispatch import start_in_thread
 
-        start_in_thread(_engine(settings), settings)
+        start_in_thread(_engine(settings, owner=False), settings)
     # uvicorn's own access log prints query strings, which may hold addresses: ours does not.
     # Several workers are started by uvicorn from an import string; one runs in this process.
     app = "api.app:app_from_environment" if workers > 1 else create_app(settings)
@@ -748,7 +750,11 @@ def worker_command(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         stats = run_worker(
-            _engine(settings), settings, stop=stop, until_idle=until_idle, progress=_progress
+            _engine(settings, owner=False),
+            settings,
+            stop=stop,
+            until_idle=until_idle,
+            progress=_progress,
         )
     except KeyboardInterrupt:
         return

@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="A PostGIS server to use instead of the embedded cluster."
     )
+    database_owner_url: str | None = Field(
+        default=None,
+        description="Role owning the schema (migrations, imports); BINGEO_DATABASE_URL if unset.",
+    )
     data_dir: Path = Field(default_factory=_default_data_dir)
     database_name: str = "bingeo"
     pg_bindir: Path | None = Field(

@@ -22,10 +22,11 @@ import pytest
 import shapely
 from aiosmtpd.controller import Controller
 from api_helpers import CENTRE_X, assert_error, square
+from db_helpers import empty_tables
 from geoalchemy2.shape import from_shape
 from live_server import free_port, wait_until
 from shapely.geometry import MultiPolygon
-from sqlalchemy import Engine, func, insert, literal, select, text
+from sqlalchemy import Engine, func, insert, literal, select
 
 from bingeo.access import Actor, Principal
 from bingeo.alerts import (
@@ -215,9 +216,7 @@ def test_cap_export_is_valid_cap_1_2() -> None:
 def gent(engine: Engine, real_data: Path) -> dict:
     """Gent's sectors and CRAB addresses, test networks (one dissolved, one BIN-Z, one beside a
     drawn square) and members."""
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-    with engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    empty_tables(engine)
     folder = real_data / "gent"
     import_areas(engine, folder / "gent_statistical_sectors.geojson", AreaLevel.sector)
     import_addresses(engine, folder / "gent_addresses_crab2014.csv")

@@ -10,12 +10,12 @@ from pathlib import Path
 import geopandas as gpd
 import pytest
 import shapely
+from db_helpers import empty_tables
 from fastapi.testclient import TestClient
 from live_server import live_server
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from api.app import create_app
-from bingeo.db.models import Base
 from bingeo.geometry import bbox_to_storage
 from bingeo.services.imports import import_areas, import_networks
 from bingeo.settings import Settings
@@ -55,9 +55,7 @@ NETWORKS = {
 @pytest.fixture(scope="module")
 def gent(engine: Engine, real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The test database with the Gent sectors and two networks; the sectors file."""
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-    with engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    empty_tables(engine)
     sectors = real_data / "gent" / "gent_statistical_sectors.geojson"
     assert import_areas(engine, sectors, "sector").stored == GENT_SECTORS
     networks = tmp_path_factory.mktemp("networks") / "networks.geojson"
