@@ -78,7 +78,11 @@ def create_app(settings: Settings) -> FastAPI:
     static = Path(bingeo.__file__).parent / "static"
     # check_dir=False: the vendored assets come with `make setup`, the API runs without them.
     app.mount("/static", StaticFiles(directory=static, check_dir=False), name="static")
-    app.add_middleware(RequestContext, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContext,
+        max_bytes=settings.max_body_bytes,
+        trusted_proxies=settings.trusted_proxies,
+    )
     return app
 
 

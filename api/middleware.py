@@ -1,8 +1,10 @@
-"""ASGI middleware: request ids, an access log without query strings, and the body size limit."""
+"""ASGI middleware: request ids, the client's address, an access log without query strings,
+and the body size limit."""
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import itertools
 import json
 import logging
@@ -21,13 +23,19 @@ class RequestContext:
     """Gives every request an id and a ``Server-Timing`` header, refuses bodies over ``max_bytes``
     and logs one line per request.
 
+    The client's address (``scope["client"]``, used by the audit and the login back-off) is the
+    peer's, or, when the peer is one of ``trusted_proxies``, the rightmost address of
+    ``X-Forwarded-For`` that is not a trusted proxy: entries left of it are whatever the client
+    chose to send.
+
     The access log has method, path, status and duration only: query strings and bodies may hold
     addresses or other personal data and are never logged.
     """
 
-    def __init__(self, app, *, max_bytes: int) -> None:
+    def __init__(self, app, *, max_bytes: int, trusted_proxies: tuple[str, ...] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.trusted = tuple(ipaddress.ip_network(net) for net in trusted_proxies)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -35,6 +43,9 @@ class RequestContext:
             return
         request_id = f"{_PREFIX}{next(_NUMBERS):08x}"
         scope.setdefault("state", {})["request_id"] = request_id
+        if self.trusted and scope.get("client"):
+            client = forwarded_client(scope["client"][0], _forwarded_for(scope), self.trusted)
+            scope["client"] = (client, scope["client"][1])
         started = time.perf_counter()
         status_holder = {"status": 500}
 
@@ -89,6 +100,34 @@ class RequestContext:
             (time.perf_counter() - started) * 1000,
             request_id,
         )
+
+
+def forwarded_client(
+    peer: str,
+    forwarded: list[str],
+    trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...],
+) -> str:
+    """The client's address: ``peer`` unless it is a trusted proxy, then the rightmost hop of
+    ``forwarded`` (X-Forwarded-For, left to right) that is not one; a hop that is no address
+    ends the walk at the proxy that passed it on."""
+    client = peer
+    for hop in [peer, *reversed(forwarded)]:
+        try:
+            address = ipaddress.ip_address(hop.strip())
+        except ValueError:
+            return client
+        client = str(address)
+        if not any(address in network for network in trusted):
+            return client
+    return client
+
+
+def _forwarded_for(scope) -> list[str]:
+    hops: list[str] = []
+    for name, value in scope.get("headers", []):
+        if name == b"x-forwarded-for":
+            hops.extend(value.decode("latin-1").split(","))
+    return hops
 
 
 class _BodyTooLarge(Exception):

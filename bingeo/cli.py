@@ -340,6 +340,9 @@ def serve_command(
         port=port,
         workers=workers,
         access_log=False,
+        # uvicorn believes X-Forwarded-For from loopback by default: the app decides instead,
+        # from BINGEO_TRUSTED_PROXIES.
+        proxy_headers=False,
         log_level="info",
     )
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
+from typing import Annotated
 
 import platformdirs
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def _default_data_dir() -> Path:
@@ -85,14 +87,35 @@ class Settings(BaseSettings):
         default=1.0, description="Uncovered areas this close are merged into one candidate zone."
     )
     login_max_failures: int = Field(
-        default=5, ge=1, description="Failed logins per user name in the window before a 429."
+        default=5, ge=1, description="Failed logins for a name from a client before its back-off."
     )
     login_max_failures_per_client: int = Field(
-        default=20, ge=1, description="Failed logins per client address in the window before a 429."
+        default=20, ge=1, description="Failed logins from a client (any name) before its back-off."
+    )
+    login_backoff_s: float = Field(
+        default=1.0, gt=0, description="First wait of a failing client, doubled per failure."
+    )
+    login_backoff_max_s: float = Field(
+        default=300.0, gt=0, description="Longest wait of a failing client (seconds)."
+    )
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For is believed.",
     )
     login_window_s: float = Field(
-        default=900.0, gt=0, description="Window of the login rate limit (seconds)."
+        default=900.0, gt=0, description="Failed logins older than this are forgotten (s)."
     )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_networks(cls, value: object) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else value
+        networks = []
+        for item in items or ():  # type: ignore[union-attr]
+            if str(item).strip():
+                # Checked here, so that a typo stops the server instead of trusting nobody.
+                networks.append(str(ipaddress.ip_network(str(item).strip(), strict=False)))
+        return tuple(networks)
 
     @property
     def embedded(self) -> bool:
