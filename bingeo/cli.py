@@ -423,13 +423,15 @@ def users_list(as_json: JsonOpt = False) -> None:
 def tokens_create(
     user: Annotated[str, typer.Argument(help="Login name of the user.")],
     label: Annotated[str | None, typer.Option(help="What the token is for.")] = None,
-    expires_in_days: Annotated[float | None, typer.Option(help="Lifetime in days.")] = None,
+    expires_in_days: Annotated[
+        float, typer.Option(min=0, help="Lifetime in days; 0 for a token that never expires.")
+    ] = 90,
 ) -> None:
     """Create a bearer token; it is printed once and stored only as a hash."""
     from bingeo.services.users import create_token
 
     token_id, token = create_token(
-        _engine(_settings()), user, label=label, expires_in_days=expires_in_days
+        _engine(_settings()), user, label=label, expires_in_days=expires_in_days or None
     )
     typer.echo(f"token {token_id} for {user} (shown once, keep it safe):", err=True)
     typer.echo(token)
