@@ -25,6 +25,12 @@ class InvalidGeometry(InvalidInput):
     code = "invalid_geometry"
 
 
+class ContactDetailsInPublicText(InvalidInput):
+    """A public text (a network's "how to join") holding an e-mail address or phone number."""
+
+    code = "contact_details_in_public_text"
+
+
 class UnknownCRS(InvalidInput):
     """A coordinate reference system bingeo does not accept, or none where one is needed."""
 
