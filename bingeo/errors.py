@@ -31,6 +31,12 @@ class ContactDetailsInPublicText(InvalidInput):
     code = "contact_details_in_public_text"
 
 
+class MessageTooLong(InvalidInput):
+    """An alert's message or headline longer than its channel carries."""
+
+    code = "message_too_long"
+
+
 class UnknownCRS(InvalidInput):
     """A coordinate reference system bingeo does not accept, or none where one is needed."""
 
