@@ -317,6 +317,7 @@ def serve_command(
 ) -> None:
     """Serve the HTTP API (and web pages) with uvicorn; migrations are applied first."""
     import logging
+    import os
 
     import uvicorn
 
@@ -324,6 +325,12 @@ def serve_command(
     from bingeo.db import migrate
 
     settings = _settings()
+    if "public_base_url" not in settings.model_fields_set:
+        # Links in answers name the address served (workers read it from the environment).
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        shown = f"[{shown}]" if ":" in shown else shown
+        os.environ["BINGEO_PUBLIC_BASE_URL"] = f"http://{shown}:{port}"
+        settings = _settings()
     migrate.upgrade(_engine(settings))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if settings.dispatch_in_serve if dispatch is None else dispatch:

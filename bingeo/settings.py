@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     )
     real_data_dir: Path = Path("../shared/data/real")
     out_dir: Path = Path("out")
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Scheme, host and port (and path) clients reach the API at: links in answers.",
+    )
     page_limit_default: int = 100
     page_limit_max: int = 1000
     max_body_bytes: int = Field(default=5 * 1024 * 1024, description="Largest request body.")

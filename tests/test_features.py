@@ -194,6 +194,30 @@ def test_limit_is_capped(engine: Engine, gent: Path, settings: Settings) -> None
         assert "limit=20" in next_link and "offset=20" in next_link
 
 
+def test_links_name_the_configured_base_url_not_the_host_header(
+    engine: Engine, gent: Path, settings: Settings
+) -> None:
+    public = settings.model_copy(
+        update={"public_base_url": "https://bin.example.be/api/", "page_limit_default": 5}
+    )
+    forged = {"Host": "evil.example.com", "X-Forwarded-Host": "evil.example.com"}
+    with TestClient(create_app(public)) as client:
+        answers = [
+            client.get(path, headers=forged).json()
+            for path in ("/", "/collections", "/collections/sectors/items?f=json")
+        ]
+        answers.append(client.get("/networks", params={"limit": 1}, headers=forged).json())
+    hrefs = [
+        link["href"]
+        for answer in answers
+        for link in answer["links"] + [x for c in answer.get("collections", []) for x in c["links"]]
+    ]
+    assert len(hrefs) > 8 and not any("evil" in href for href in hrefs)
+    assert all(href.startswith("https://bin.example.be/api/") for href in hrefs), hrefs
+    assert "https://bin.example.be/api/collections/sectors/items?f=json" in hrefs
+    assert "https://bin.example.be/api/collections/sectors/items?offset=5&limit=5" in hrefs
+
+
 def test_one_feature_by_code(client: TestClient) -> None:
     response = client.get("/collections/sectors/items/44021A02-")
     assert response.status_code == 200
