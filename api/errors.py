@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
+import sys
+import tempfile
 import traceback
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -47,6 +51,18 @@ HTTP_CODES = {
 }
 
 
+def without_server_paths(detail: str, folders: list[str]) -> str:
+    """``detail`` with every path under one of the server's ``folders`` cut to its last part:
+    a user may read the name of a file, not where the server keeps it."""
+    for folder in sorted({f.rstrip("/") for f in folders if len(f) > 1}, key=len, reverse=True):
+        detail = re.sub(
+            r"(?<![\w.-])" + re.escape(folder) + r"(?:/[^\s'\"(),;]*)?(?![\w.-])",
+            lambda match: Path(match.group(0)).name or "…",
+            detail,
+        )
+    return detail
+
+
 def status_of(error: errors.BinGeoError) -> int:
     """The HTTP status of a domain error."""
     for cls in type(error).__mro__:
@@ -64,6 +80,14 @@ def error_response(
 
 def install(app: FastAPI) -> None:
     """Register the exception handlers on ``app``."""
+    # Where the server keeps files: temporary files, its data, its code and environment.
+    folders = [
+        tempfile.gettempdir(),
+        str(Path(app.state.settings.data_dir).absolute()),
+        str(Path(errors.__file__).resolve().parents[1]),
+        sys.prefix,
+        str(Path.home()),
+    ]
 
     @app.exception_handler(errors.BinGeoError)
     async def domain_error(request: Request, exc: errors.BinGeoError) -> JSONResponse:
@@ -73,7 +97,7 @@ def install(app: FastAPI) -> None:
             headers = {"Retry-After": str(exc.retry_after_s)}
         if status >= 500:
             log.error("%s %s -> %s %s", request.method, request.url.path, status, exc.code)
-        return error_response(status, exc.detail, exc.code, headers)
+        return error_response(status, without_server_paths(exc.detail, folders), exc.code, headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import tempfile
 
 import pytest
 from api_helpers import (
@@ -27,6 +28,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from api.app import create_app
+from api.errors import without_server_paths
 from bingeo.db.models import ApiToken, AuditEntry, User
 from bingeo.services.users import revoke_token
 from bingeo.settings import Settings
@@ -365,3 +367,38 @@ def test_personal_data_never_logged(client: TestClient, world: World, caplog) ->
         for secret in (phone, email, "475123456", "jan.peeters"):
             assert secret not in message, (record.name, message)
             assert secret not in repr(record.args)
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("area.geojson", b'{"type": "FeatureCollection", "features": [{"type": '),
+        ("area.zip", b"PK\x03\x04 not really a zip"),
+        ("area.gpkg", b"SQLite format 3\x00" + b"\x00" * 200),
+        ("streets.csv", b"\xff\xfe\x00bad"),
+    ],
+)
+def test_upload_errors_name_the_file_not_where_the_server_keeps_it(
+    client: TestClient, world: World, name: str, data: bytes
+) -> None:
+    answer = client.post(
+        "/planning/validate",
+        files={"file": (name, data, "application/octet-stream")},
+        headers=world.auth("planner_x"),
+    )
+    detail = assert_error(answer, 422)["detail"]
+    assert name in detail
+    for server_path in (tempfile.gettempdir(), "bingeo-upload-", "upload."):
+        assert server_path not in detail, detail
+
+
+def test_error_details_lose_server_folders() -> None:
+    folders = ["/tmp", "/srv/bingeo/data", "/opt/venv"]
+    detail = (
+        "/tmp/bingeo-upload-x1/upload.gpkg: not readable ('/opt/venv/lib/gdal/x.so' missing); "
+        "zip:///srv/bingeo/data/in.zip, see https://example.org/tmp/doc and /networks/3"
+    )
+    assert without_server_paths(detail, folders) == (
+        "upload.gpkg: not readable ('x.so' missing); "
+        "zip://in.zip, see https://example.org/tmp/doc and /networks/3"
+    )
