@@ -82,6 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
         RequestContext,
         max_bytes=settings.max_body_bytes,
         trusted_proxies=settings.trusted_proxies,
+        body_timeout_s=settings.body_timeout_s,
     )
     return app
 
@@ -89,4 +90,8 @@ def create_app(settings: Settings) -> FastAPI:
 def app_from_environment() -> FastAPI:
     """The app for the settings of the environment: what each process of
     ``bingeo serve --workers N`` builds (uvicorn starts workers from an import string)."""
-    return create_app(Settings())
+    from api.server import HeaderTimeoutProtocol
+
+    settings = Settings()
+    HeaderTimeoutProtocol.configured(settings)  # this worker's connections
+    return create_app(settings)

@@ -3,6 +3,7 @@ and the body size limit."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import itertools
@@ -21,6 +22,7 @@ _NUMBERS = itertools.count(1)
 
 class RequestContext:
     """Gives every request an id and a ``Server-Timing`` header, refuses bodies over ``max_bytes``
+    or not received within ``body_timeout_s`` of the request's start (408, connection closed),
     and logs one line per request.
 
     The client's address (``scope["client"]``, used by the audit and the login back-off) is the
@@ -32,9 +34,17 @@ class RequestContext:
     addresses or other personal data and are never logged.
     """
 
-    def __init__(self, app, *, max_bytes: int, trusted_proxies: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        app,
+        *,
+        max_bytes: int,
+        trusted_proxies: tuple[str, ...] = (),
+        body_timeout_s: float = 60.0,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.body_timeout_s = body_timeout_s
         self.trusted = tuple(ipaddress.ip_network(net) for net in trusted_proxies)
 
     async def __call__(self, scope, receive, send) -> None:
@@ -66,32 +76,50 @@ class RequestContext:
             await _too_large(send_with_id, self.max_bytes)
         else:
             received = 0
-            exceeded = False
+            exceeded: _Refusal | None = None
             responded = False
+            body_done = False
+            deadline = time.monotonic() + self.body_timeout_s
 
             async def limited_receive():
-                nonlocal received, exceeded
-                message = await receive()
+                nonlocal received, exceeded, body_done
+                if body_done:  # waiting for a disconnect: no deadline
+                    return await receive()
+                try:
+                    message = await asyncio.wait_for(receive(), deadline - time.monotonic())
+                except TimeoutError:
+                    exceeded = _BodyTooSlow()
+                    raise exceeded from None
                 if message["type"] == "http.request":
+                    body_done = not message.get("more_body", False)
                     received += len(message.get("body", b""))
                     if received > self.max_bytes:
-                        exceeded = True
-                        raise _BodyTooLarge
+                        exceeded = _BodyTooLarge()
+                        raise exceeded
                 return message
 
             async def send_unless_exceeded(message) -> None:
                 # The app may catch the error of an oversized streamed body and answer with its
                 # own error; the 413 replaces that answer.
                 nonlocal responded
-                if exceeded and not responded:
+                if exceeded is not None and not responded:
                     return
                 responded = True
                 await send_with_id(message)
 
-            with contextlib.suppress(_BodyTooLarge):
+            with contextlib.suppress(_Refusal):
                 await self.app(scope, limited_receive, send_unless_exceeded)
-            if exceeded and not responded:
+            if isinstance(exceeded, _BodyTooLarge) and not responded:
                 await _too_large(send_with_id, self.max_bytes)
+            elif isinstance(exceeded, _BodyTooSlow) and not responded:
+                await _answer(
+                    send_with_id,
+                    408,
+                    f"request body not received within {self.body_timeout_s:g} s",
+                    "request_timeout",
+                    # The rest of the body is not read: the connection cannot serve another.
+                    close=True,
+                )
         log.info(
             "%s %s %s %.1fms id=%s",
             scope["method"],
@@ -130,7 +158,15 @@ def _forwarded_for(scope) -> list[str]:
     return hops
 
 
-class _BodyTooLarge(Exception):
+class _Refusal(Exception):
+    pass
+
+
+class _BodyTooLarge(_Refusal):
+    pass
+
+
+class _BodyTooSlow(_Refusal):
     pass
 
 
@@ -145,17 +181,13 @@ def _content_length(scope) -> int | None:
 
 
 async def _too_large(send, limit: int) -> None:
-    body = json.dumps(
-        {"detail": f"request body larger than {limit} bytes", "code": "payload_too_large"}
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
+    await _answer(send, 413, f"request body larger than {limit} bytes", "payload_too_large")
+
+
+async def _answer(send, status: int, detail: str, code: str, *, close: bool = False) -> None:
+    body = json.dumps({"detail": detail, "code": code}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -322,6 +322,7 @@ def serve_command(
     import uvicorn
 
     from api.app import create_app
+    from api.server import HeaderTimeoutProtocol
     from bingeo.db import migrate
 
     settings = _settings()
@@ -347,6 +348,7 @@ def serve_command(
         port=port,
         workers=workers,
         access_log=False,
+        http=HeaderTimeoutProtocol.configured(settings),
         # uvicorn believes X-Forwarded-For from loopback by default: the app decides instead,
         # from BINGEO_TRUSTED_PROXIES.
         proxy_headers=False,

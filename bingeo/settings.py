@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     page_limit_default: int = 100
     page_limit_max: int = 1000
     max_body_bytes: int = Field(default=5 * 1024 * 1024, description="Largest request body.")
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="A request's headers must arrive within this (408)."
+    )
+    body_timeout_s: float = Field(
+        default=60.0, gt=0, description="A request's body must arrive within this (408)."
+    )
     max_vertices: int = Field(default=20_000, description="Most vertices of a geometry given.")
     max_area_m2: float = Field(default=500e6, description="Largest area of a geometry given.")
     dormant_months: int = Field(

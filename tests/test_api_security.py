@@ -5,8 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import selectors
+import socket
 import tempfile
 
+import httpx
 import pytest
 from api_helpers import (
     CENTRE_X,
@@ -24,6 +27,7 @@ from api_helpers import (
     square,
 )
 from fastapi.testclient import TestClient
+from live_server import live_server
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError
 
@@ -402,3 +406,35 @@ def test_error_details_lose_server_folders() -> None:
         "upload.gpkg: not readable ('x.so' missing); "
         "zip://in.zip, see https://example.org/tmp/doc and /networks/3"
     )
+
+
+def test_slow_clients_are_cut_off(db, settings: Settings) -> None:
+    """The real server: headers or a body trickling in are answered 408 and the connection is
+    closed, while other clients are served."""
+    limits = {"BINGEO_HEADER_TIMEOUT_S": "1", "BINGEO_BODY_TIMEOUT_S": "1"}
+    with live_server(settings, serve=[], **limits) as base:
+        address = ("127.0.0.1", int(base.rsplit(":", 1)[1]))
+        starts = {
+            "headers": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+            "body": b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n{",
+            "nothing": b"",
+        }
+        for what, start in starts.items():
+            with socket.create_connection(address, timeout=10) as slow:
+                slow.sendall(start)
+                answer = b""
+                # A byte every 0.2 s: never idle, never done. The server must end it (a client
+                # that is never cut off makes this loop end by the socket's own timeout).
+                waiting = selectors.DefaultSelector()
+                waiting.register(slow, selectors.EVENT_READ)
+                for _ in range(50):
+                    if waiting.select(timeout=0.2):
+                        break
+                    if start:  # a connection that sends nothing stays silent
+                        slow.sendall(b"a")
+                while chunk := slow.recv(1000):  # to the end: the server closes it
+                    answer += chunk
+                assert answer.startswith(b"HTTP/1.1 408"), (what, answer)
+                assert b'"request_timeout"' in answer
+        assert httpx.get(f"{base}/healthz").status_code == 200
