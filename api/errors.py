@@ -13,9 +13,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bingeo import errors
+from bingeo.access import Actor
+from bingeo.services.audit import refused_anonymously
 
 log = logging.getLogger("bingeo.api")
 
@@ -63,6 +66,25 @@ def without_server_paths(detail: str, folders: list[str]) -> str:
     return detail
 
 
+async def _audit_refusal(request: Request, code: str) -> None:
+    """Audit a 401 (no token, or a bad one) the bounded way: counted per client, kind (the
+    route, never its values) and minute, one audit entry per minute."""
+    route = getattr(request.scope.get("route"), "path", "?")
+    actor = Actor(
+        request_id=getattr(request.state, "request_id", None),
+        client=request.client.host if request.client else None,
+    )
+    try:
+        await run_in_threadpool(
+            refused_anonymously,
+            request.app.state.engine,
+            actor,
+            f"401 {code} {request.method} {route}",
+        )
+    except Exception as exc:  # the answer stays the 401, whatever happens to its audit entry
+        log.warning("refusal not audited: %s", type(exc).__name__)
+
+
 def status_of(error: errors.BinGeoError) -> int:
     """The HTTP status of a domain error."""
     for cls in type(error).__mro__:
@@ -97,6 +119,8 @@ def install(app: FastAPI) -> None:
             headers = {"Retry-After": str(exc.retry_after_s)}
         if status >= 500:
             log.error("%s %s -> %s %s", request.method, request.url.path, status, exc.code)
+        if isinstance(exc, errors.NotAuthenticated) and not exc.audited:
+            await _audit_refusal(request, exc.code)
         return error_response(status, without_server_paths(exc.detail, folders), exc.code, headers)
 
     @app.exception_handler(RequestValidationError)

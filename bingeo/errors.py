@@ -68,9 +68,13 @@ class PreconditionRequired(BinGeoError):
 
 
 class NotAuthenticated(BinGeoError):
-    """No valid credentials."""
+    """No valid credentials; ``audited`` when the refusal is in the audit trail already."""
 
     code = "not_authenticated"
+
+    def __init__(self, detail: str, *, audited: bool = False) -> None:
+        super().__init__(detail)
+        self.audited = audited
 
 
 class Forbidden(BinGeoError):

@@ -8,6 +8,7 @@ import re
 import selectors
 import socket
 import tempfile
+from collections import Counter
 
 import httpx
 import pytest
@@ -28,12 +29,12 @@ from api_helpers import (
 )
 from fastapi.testclient import TestClient
 from live_server import live_server
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from api.app import create_app
 from api.errors import without_server_paths
-from bingeo.db.models import ApiToken, AuditEntry, User
+from bingeo.db.models import ApiToken, AuditEntry, LoginAttempt, RefusalCount, User
 from bingeo.services.users import revoke_token
 from bingeo.settings import Settings
 
@@ -270,8 +271,10 @@ def test_admin_reads_audit_and_nobody_changes_it(client: TestClient, db, world: 
     trail = client.get("/audit", headers=world.auth("admin"))
     assert trail.status_code == 200
     entries = trail.json()["entries"]
-    assert trail.json()["total"] == len(entries) == 2  # the two networks of the world
-    assert {e["action"] for e in entries} == {"create"}
+    # The two networks of the world, and the anonymous read refused just before.
+    assert trail.json()["total"] == len(entries) == 3
+    assert [e["action"] for e in entries] == ["refused_request", "create", "create"]
+    assert entries[0]["client"] == "testclient" and entries[0]["user_id"] is None
     for method in ("PUT", "PATCH", "DELETE", "POST"):
         for path in ("/audit", f"/audit/{entries[0]['id']}"):
             response = client.request(method, path, headers=world.auth("admin"))
@@ -438,3 +441,54 @@ def test_slow_clients_are_cut_off(db, settings: Settings) -> None:
                 assert answer.startswith(b"HTTP/1.1 408"), (what, answer)
                 assert b'"request_timeout"' in answer
         assert httpx.get(f"{base}/healthz").status_code == 200
+
+
+def test_a_flood_of_anonymous_refusals_is_audited_once_a_minute_counted(
+    client: TestClient, db, world: World
+) -> None:
+    members = "401 not_authenticated GET /networks/{network_id}/members"
+    no_token = "401 not_authenticated GET /audit"
+    bad = bearer("bgo_" + "x" * 43)
+    for _ in range(40):
+        assert_error(client.get(f"/networks/{world.net_x}/members", headers=bad), 401)
+    for _ in range(10):
+        assert_error(client.get("/audit"), 401)  # no token at all
+    for _ in range(30):  # past the failures allowed, this client is held back
+        client.post("/auth/login", json={"name": "nobody", "password": "wrong wrong wrong"})
+    with db.connect() as connection:
+        per_kind = connection.execute(
+            select(RefusalCount.kind, func.count(), func.sum(RefusalCount.count)).group_by(
+                RefusalCount.kind
+            )
+        ).all()
+        failed = connection.execute(select(func.count()).select_from(LoginAttempt)).scalar_one()
+    assert {kind: total for kind, _, total in per_kind} == {
+        members: 40,
+        no_token: 10,
+        "login held back": 30 - failed,
+    }
+    assert failed < 10
+    # One audit entry per client, kind and minute (the run may straddle a minute).
+    rows = audit_rows(db, outcome="refused", client="testclient")
+    audited = Counter(r["details"]["kind"] for r in rows if r["details"] and "kind" in r["details"])
+    assert audited == {kind: minutes for kind, minutes, _ in per_kind}
+    assert sum(audited.values()) <= 6
+    held_back = [r for r in rows if r["details"] and r["details"].get("reason") == "rate_limited"]
+    assert len(held_back) == audited["login held back"]
+    assert all(r["action"] == "login" and r["user_name"] == "nobody" for r in held_back)
+    # A minute later the first refusal is audited again, with the count of the minute before.
+    with db.connect() as connection:
+        last = connection.execute(
+            select(RefusalCount.count)
+            .where(RefusalCount.kind == no_token)
+            .order_by(RefusalCount.minute.desc())
+            .limit(1)
+        ).scalar_one()
+    with db.begin() as connection:
+        connection.execute(
+            update(RefusalCount).values(minute=RefusalCount.minute - dt.timedelta(minutes=2))
+        )
+    assert_error(client.get("/audit"), 401)
+    again = audit_rows(db, action="refused_request")[-1]
+    assert again["details"]["kind"] == no_token
+    assert again["details"]["previous_count"] == last

@@ -135,14 +135,14 @@ def test_failures_slow_the_failing_client_alike_for_unknown_names_not_the_user(
         limited = entries[1]
         assert limited["details"]["reason"] == "rate_limited"
         assert 590 <= limited["details"]["retry_after_s"] <= 600
-    # Refused attempts past the limit do not lengthen the wait: only real failures count.
+    # Attempts held back do not lengthen the wait, and are not kept: only real failures count.
     with db.connect() as connection:
         outcomes = connection.execute(
             select(ATTEMPTS.c.outcome, func.count())
             .where(ATTEMPTS.c.user_name == "ann")
             .group_by(ATTEMPTS.c.outcome)
         ).all()
-    assert dict(outcomes) == {"failed": 3, "limited": 1, "succeeded": 1}
+    assert dict(outcomes) == {"failed": 3, "succeeded": 1}
 
 
 def test_the_limit_is_shared_by_server_processes_and_ends_with_the_window(

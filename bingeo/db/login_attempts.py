@@ -55,6 +55,11 @@ def counted_failures(
     return pairs, clients, now
 
 
+def forget(connection: Connection, attempt_id: int) -> None:
+    """Delete an attempt that was held back before its password was looked at."""
+    connection.execute(delete(ATTEMPTS).where(ATTEMPTS.c.id == attempt_id))
+
+
 def finish(connection: Connection, attempt_id: int, outcome: str) -> None:
-    """Record the outcome of an attempt: failed, succeeded or limited."""
+    """Record the outcome of an attempt: failed or succeeded."""
     connection.execute(update(ATTEMPTS).where(ATTEMPTS.c.id == attempt_id).values(outcome=outcome))

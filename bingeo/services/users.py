@@ -18,7 +18,7 @@ from bingeo.db import users as user_repo
 from bingeo.db.engine import lone_reads
 from bingeo.db.models import Role
 from bingeo.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, TooManyAttempts
-from bingeo.services.audit import record
+from bingeo.services.audit import record, record_refusal
 from bingeo.services.principal_cache import PrincipalCache, forget_principals
 from bingeo.settings import Settings
 
@@ -287,14 +287,25 @@ def login(
         client=client,
     )
     if retry_after_s:
-        _finish_login(engine, attempt_id, actor, "rate_limited", retry_after_s=retry_after_s)
+        with engine.begin() as connection:
+            # A held-back attempt counts for nothing, and a flood of them is audited once a
+            # minute per client, counted.
+            attempt_repo.forget(connection, attempt_id)
+            record_refusal(
+                connection,
+                actor,
+                "login held back",
+                action="login",
+                object_type="user",
+                details={"reason": "rate_limited", "retry_after_s": retry_after_s},
+            )
         raise TooManyAttempts(
             f"too many failed logins; try again in {retry_after_s} s", retry_after_s
         )
     reason = _refusal(user, password)
     if reason:
         _finish_login(engine, attempt_id, actor, reason)
-        raise NotAuthenticated("unknown name or wrong password")
+        raise NotAuthenticated("unknown name or wrong password", audited=True)
     with engine.begin() as connection:
         _, token, expires_at = _new_token(connection, user.id, LOGIN_LABEL, hours / 24)
         principal = principal_of(user)
@@ -335,7 +346,7 @@ def _audit_login(
     connection: Connection, attempt_id: int, actor: Actor, reason: str | None, **details: object
 ) -> None:
     """The attempt's outcome for the rate limit and its audit entry, in one transaction."""
-    outcome = "succeeded" if reason is None else "limited" if reason == "rate_limited" else "failed"
+    outcome = "succeeded" if reason is None else "failed"
     attempt_repo.finish(connection, attempt_id, outcome)
     record(
         connection,

@@ -1,4 +1,5 @@
-"""the application's role without superuser rights; the audit trail refuses TRUNCATE
+"""the application's role without superuser rights; the audit trail refuses TRUNCATE;
+refusals of anonymous callers counted per client, kind and minute
 
 Revision ID: 0015
 Revises: 0014
@@ -6,6 +7,7 @@ Revises: 0014
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
@@ -20,6 +22,15 @@ APP_ROLE = "bingeo_app"
 
 
 def upgrade() -> None:
+    op.create_table(
+        "refusal_counts",
+        sa.Column("client", sa.String(length=128), nullable=False),
+        sa.Column("kind", sa.String(length=128), nullable=False),
+        sa.Column("minute", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("client", "kind", "minute"),
+    )
+    op.create_index(op.f("ix_refusal_counts_minute"), "refusal_counts", ["minute"], unique=False)
     # A statement-level trigger: the row trigger of 0002 does not see TRUNCATE.
     op.execute(
         "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log "
@@ -73,3 +84,5 @@ def downgrade() -> None:
         """
     )
     op.execute("DROP TRIGGER IF EXISTS audit_log_no_truncate ON audit_log")
+    op.drop_index(op.f("ix_refusal_counts_minute"), table_name="refusal_counts")
+    op.drop_table("refusal_counts")
