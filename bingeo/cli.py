@@ -341,6 +341,7 @@ def serve_command(
     # uvicorn's own access log prints query strings, which may hold addresses: ours does not.
     # Several workers are started by uvicorn from an import string; one runs in this process.
     app = "api.app:app_from_environment" if workers > 1 else create_app(settings)
+    HeaderTimeoutProtocol.configured(settings)
     uvicorn.run(
         app,
         factory=workers > 1,
@@ -348,7 +349,8 @@ def serve_command(
         port=port,
         workers=workers,
         access_log=False,
-        http=HeaderTimeoutProtocol.configured(settings),
+        # Named, not given: a worker imports it once it answers uvicorn's health checks.
+        http="api.server:HeaderTimeoutProtocol",
         # uvicorn believes X-Forwarded-For from loopback by default: the app decides instead,
         # from BINGEO_TRUSTED_PROXIES.
         proxy_headers=False,
