@@ -78,11 +78,20 @@ def create_app(settings: Settings) -> FastAPI:
     static = Path(bingeo.__file__).parent / "static"
     # check_dir=False: the vendored assets come with `make setup`, the API runs without them.
     app.mount("/static", StaticFiles(directory=static, check_dir=False), name="static")
-    app.add_middleware(RequestContext, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContext,
+        max_bytes=settings.max_body_bytes,
+        trusted_proxies=settings.trusted_proxies,
+        body_timeout_s=settings.body_timeout_s,
+    )
     return app
 
 
 def app_from_environment() -> FastAPI:
     """The app for the settings of the environment: what each process of
     ``bingeo serve --workers N`` builds (uvicorn starts workers from an import string)."""
-    return create_app(Settings())
+    from api.server import HeaderTimeoutProtocol
+
+    settings = Settings()
+    HeaderTimeoutProtocol.configured(settings)  # this worker's connections
+    return create_app(settings)

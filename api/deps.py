@@ -28,6 +28,13 @@ async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def public_url(request: Request, path: str, query: str = "") -> str:
+    """An absolute link in an answer: the configured public base URL and ``path`` (and
+    ``query``), never the request's Host header, which the client chooses."""
+    base = request.app.state.settings.public_base_url.rstrip("/")
+    return f"{base}{path}" + (f"?{query}" if query else "")
+
+
 EngineDep = Annotated[Engine, Depends(get_engine)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import logging
+import re
+import sys
+import tempfile
 import traceback
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bingeo import errors
+from bingeo.access import Actor
+from bingeo.services.audit import refused_anonymously
 
 log = logging.getLogger("bingeo.api")
 
@@ -47,6 +54,37 @@ HTTP_CODES = {
 }
 
 
+def without_server_paths(detail: str, folders: list[str]) -> str:
+    """``detail`` with every path under one of the server's ``folders`` cut to its last part:
+    a user may read the name of a file, not where the server keeps it."""
+    for folder in sorted({f.rstrip("/") for f in folders if len(f) > 1}, key=len, reverse=True):
+        detail = re.sub(
+            r"(?<![\w.-])" + re.escape(folder) + r"(?:/[^\s'\"(),;]*)?(?![\w.-])",
+            lambda match: Path(match.group(0)).name or "…",
+            detail,
+        )
+    return detail
+
+
+async def _audit_refusal(request: Request, code: str) -> None:
+    """Audit a 401 (no token, or a bad one) the bounded way: counted per client, kind (the
+    route, never its values) and minute, one audit entry per minute."""
+    route = getattr(request.scope.get("route"), "path", "?")
+    actor = Actor(
+        request_id=getattr(request.state, "request_id", None),
+        client=request.client.host if request.client else None,
+    )
+    try:
+        await run_in_threadpool(
+            refused_anonymously,
+            request.app.state.engine,
+            actor,
+            f"401 {code} {request.method} {route}",
+        )
+    except Exception as exc:  # the answer stays the 401, whatever happens to its audit entry
+        log.warning("refusal not audited: %s", type(exc).__name__)
+
+
 def status_of(error: errors.BinGeoError) -> int:
     """The HTTP status of a domain error."""
     for cls in type(error).__mro__:
@@ -64,6 +102,14 @@ def error_response(
 
 def install(app: FastAPI) -> None:
     """Register the exception handlers on ``app``."""
+    # Where the server keeps files: temporary files, its data, its code and environment.
+    folders = [
+        tempfile.gettempdir(),
+        str(Path(app.state.settings.data_dir).absolute()),
+        str(Path(errors.__file__).resolve().parents[1]),
+        sys.prefix,
+        str(Path.home()),
+    ]
 
     @app.exception_handler(errors.BinGeoError)
     async def domain_error(request: Request, exc: errors.BinGeoError) -> JSONResponse:
@@ -73,7 +119,9 @@ def install(app: FastAPI) -> None:
             headers = {"Retry-After": str(exc.retry_after_s)}
         if status >= 500:
             log.error("%s %s -> %s %s", request.method, request.url.path, status, exc.code)
-        return error_response(status, exc.detail, exc.code, headers)
+        if isinstance(exc, errors.NotAuthenticated) and not exc.audited:
+            await _audit_refusal(request, exc.code)
+        return error_response(status, without_server_paths(exc.detail, folders), exc.code, headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -83,7 +83,7 @@ def main() -> None:
         sys.exit("this benchmark creates its own database in the embedded cluster")
     cluster = Cluster(settings)
     cluster.ensure_database(database)
-    engine = make_engine(settings)
+    engine = make_engine(settings, owner=True)
     server = None
     try:
         migrate.upgrade(engine)

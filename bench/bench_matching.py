@@ -90,7 +90,7 @@ def main() -> None:
         sys.exit("this benchmark creates its own database in the embedded cluster")
     cluster = Cluster(settings)
     cluster.ensure_database(database)
-    engine = make_engine(settings)
+    engine = make_engine(settings, owner=True)
     try:
         migrate.upgrade(engine)
         _run(engine, database, args)
@@ -291,7 +291,7 @@ def _in_child(method: str, database: str) -> dict:
 
 
 def _child(method: str, database: str) -> dict:
-    engine = make_engine(Settings(database_name=database))
+    engine = make_engine(Settings(database_name=database), owner=True)
     started = time.perf_counter()
     methods = {
         "bingeo": _bingeo,

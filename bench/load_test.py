@@ -127,7 +127,7 @@ def main() -> None:
         sys.exit("this load test creates its own database in the embedded cluster")
     cluster = Cluster(settings)
     cluster.ensure_database(database)
-    engine = make_engine(settings)
+    engine = make_engine(settings, owner=True)
     server = None
     log = Path(tempfile.mkstemp(prefix="bingeo-load-", suffix=".log")[1])
     try:

@@ -29,7 +29,7 @@ import shapely
 from shapely.geometry import MultiPolygon, Point
 from shapely.geometry.base import BaseGeometry
 
-from bingeo.errors import InvalidGeometry, InvalidInput
+from bingeo.errors import InvalidGeometry, InvalidInput, MessageTooLong
 from bingeo.geometry import (
     GeometryLimits,
     geojson_to_storage,
@@ -49,6 +49,9 @@ MIN_RADIUS_M = 10.0
 MAX_RADIUS_M = 20_000.0
 EDGE_M = 25.0
 SMS_MAX_SEGMENTS = 4
+# Longest message text per language (an e-mail body) and headline (an e-mail subject).
+MESSAGE_MAX_CHARS = 5000
+HEADLINE_MAX_CHARS = 200
 
 OFFICIAL_NAMES = {
     "nl": "buurtinformatienetwerk (BIN)",
@@ -896,6 +899,32 @@ def check_messages(messages: dict[str, str], headline: dict[str, str] | None = N
                 "shorten the message"
             )
     return report
+
+
+def check_lengths(
+    messages: dict[str, str], headline: dict[str, str] | None = None, *, sms: bool
+) -> None:
+    """Refuse texts longer than their channel carries, naming each field: e-mail text and
+    subject always, and with ``sms`` (direct alerts: members may get an SMS or a call) the SMS
+    of each language, prefix included, within ``SMS_MAX_SEGMENTS``."""
+    problems = []
+    for lang, text in messages.items():
+        if len(text) > MESSAGE_MAX_CHARS:
+            problems.append(f"messages.{lang}: {len(text)} characters, at most {MESSAGE_MAX_CHARS}")
+        elif sms:
+            segments = sms_info(render_sms(messages, lang)).segments
+            if segments > SMS_MAX_SEGMENTS:
+                problems.append(
+                    f"messages.{lang}: the SMS needs {segments} segments, at most "
+                    f"{SMS_MAX_SEGMENTS} for a direct alert"
+                )
+    for lang, text in (headline or {}).items():
+        if len(text) > HEADLINE_MAX_CHARS:
+            problems.append(
+                f"headline.{lang}: {len(text)} characters, at most {HEADLINE_MAX_CHARS}"
+            )
+    if problems:
+        raise MessageTooLong("message too long: " + "; ".join(problems))
 
 
 def render_sms(messages: dict[str, str], language: str) -> str:

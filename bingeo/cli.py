@@ -61,10 +61,12 @@ def _settings() -> Settings:
     return Settings()
 
 
-def _engine(settings: Settings):
+def _engine(settings: Settings, *, owner: bool = True):
+    """The engine of a command: as the schema's owner (an operator's command: migrations,
+    imports, users), or as the application's role for the long-running server and worker."""
     from bingeo.db.engine import make_engine
 
-    return make_engine(settings)
+    return make_engine(settings, owner=owner)
 
 
 def _progress(message: str) -> None:
@@ -321,21 +323,28 @@ def serve_command(
 ) -> None:
     """Serve the HTTP API (and web pages) with uvicorn; migrations are applied first."""
     import logging
+    import os
 
     import uvicorn
 
     from bingeo.db import migrate
 
     settings = _settings()
+    if "public_base_url" not in settings.model_fields_set:
+        # Links in answers name the address served (workers read it from the environment).
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        shown = f"[{shown}]" if ":" in shown else shown
+        os.environ["BINGEO_PUBLIC_BASE_URL"] = f"http://{shown}:{port}"
+        settings = _settings()
     migrate.upgrade(_engine(settings))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if settings.dispatch_in_serve if dispatch is None else dispatch:
         from bingeo.services.dispatch import start_in_thread
 
-        start_in_thread(_engine(settings), settings)
+        start_in_thread(_engine(settings, owner=False), settings)
     # uvicorn's own access log prints query strings, which may hold addresses: ours does not.
-    # The app is named by an import string (bingeo never imports the API): each worker process
-    # builds it from the same environment as this one.
+    # The app and the protocol are named by import strings (bingeo never imports the API):
+    # each worker process builds them from the same environment as this one.
     uvicorn.run(
         "api.app:app_from_environment",
         factory=True,
@@ -343,6 +352,11 @@ def serve_command(
         port=port,
         workers=workers,
         access_log=False,
+        # Named, not given: a worker imports it once it answers uvicorn's health checks.
+        http="api.server:HeaderTimeoutProtocol",
+        # uvicorn believes X-Forwarded-For from loopback by default: the app decides instead,
+        # from BINGEO_TRUSTED_PROXIES.
+        proxy_headers=False,
         log_level="info",
     )
 
@@ -423,13 +437,15 @@ def users_list(as_json: JsonOpt = False) -> None:
 def tokens_create(
     user: Annotated[str, typer.Argument(help="Login name of the user.")],
     label: Annotated[str | None, typer.Option(help="What the token is for.")] = None,
-    expires_in_days: Annotated[float | None, typer.Option(help="Lifetime in days.")] = None,
+    expires_in_days: Annotated[
+        float, typer.Option(min=0, help="Lifetime in days; 0 for a token that never expires.")
+    ] = 90,
 ) -> None:
     """Create a bearer token; it is printed once and stored only as a hash."""
     from bingeo.services.users import create_token
 
     token_id, token = create_token(
-        _engine(_settings()), user, label=label, expires_in_days=expires_in_days
+        _engine(_settings()), user, label=label, expires_in_days=expires_in_days or None
     )
     typer.echo(f"token {token_id} for {user} (shown once, keep it safe):", err=True)
     typer.echo(token)
@@ -880,7 +896,11 @@ def worker_command(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         stats = run_worker(
-            _engine(settings), settings, stop=stop, until_idle=until_idle, progress=_progress
+            _engine(settings, owner=False),
+            settings,
+            stop=stop,
+            until_idle=until_idle,
+            progress=_progress,
         )
     except KeyboardInterrupt:
         return

@@ -25,6 +25,18 @@ class InvalidGeometry(InvalidInput):
     code = "invalid_geometry"
 
 
+class ContactDetailsInPublicText(InvalidInput):
+    """A public text (a network's "how to join") holding an e-mail address or phone number."""
+
+    code = "contact_details_in_public_text"
+
+
+class MessageTooLong(InvalidInput):
+    """An alert's message or headline longer than its channel carries."""
+
+    code = "message_too_long"
+
+
 class UnknownCRS(InvalidInput):
     """A coordinate reference system bingeo does not accept, or none where one is needed."""
 
@@ -62,9 +74,13 @@ class PreconditionRequired(BinGeoError):
 
 
 class NotAuthenticated(BinGeoError):
-    """No valid credentials."""
+    """No valid credentials; ``audited`` when the refusal is in the audit trail already."""
 
     code = "not_authenticated"
+
+    def __init__(self, detail: str, *, audited: bool = False) -> None:
+        super().__init__(detail)
+        self.audited = audited
 
 
 class Forbidden(BinGeoError):

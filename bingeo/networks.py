@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import geopandas as gpd
 import numpy as np
 
 from bingeo.areas import Rejection
-from bingeo.errors import BinGeoError, InvalidInput
+from bingeo.errors import BinGeoError, ContactDetailsInPublicText, InvalidInput
 from bingeo.files import pick_column, read_geofile, text_or_none
 from bingeo.geometry import geometry_outside_belgium, polygonal, to_storage
 from bingeo.vocabulary import AreaLevel, NetworkKind, NetworkStatus
@@ -31,6 +32,38 @@ MIN_SHARED_M2 = 1.0
 MIN_SHARED_WIDTH_M = 0.5
 # The reference levels that say where a network lies.
 PLACE_LEVELS = (AreaLevel.municipality, AreaLevel.police_zone)
+# "How to join" is shown to anyone: no e-mail address (also written "name [at] domain.be") and
+# no Belgian phone number in the ways people write them: 0475 12 34 56, 0475/12.34.56,
+# 02 123 45 67, 016 12 34 56, +32 475 12 34 56, 0032 (0)2 123 45 67, 0475123456. A date
+# (01.02.2024) or a house number has too few digits in these groups to be taken for one.
+_EMAIL = re.compile(
+    r"[\w.+-]+\s*(?:@|\[at\]|\(at\))\s*[\w-]+(?:\s*(?:\.|\[dot\]|\(dot\))\s*[\w-]+)+",
+    re.IGNORECASE,
+)
+_S = r"[ ./-]?"
+_SUBSCRIBER = (
+    rf"(?:4\d{{2}}{_S}\d{{2}}{_S}\d{{2}}{_S}\d{{2}}"  # mobile: 4xx xx xx xx
+    rf"|\d{_S}\d{{3}}{_S}\d{{2}}{_S}\d{{2}}"  # one-digit zone: 2 123 45 67
+    rf"|\d{{2}}{_S}\d{{2}}{_S}\d{{2}}{_S}\d{{2}})"  # two-digit zone: 16 12 34 56
+)
+_PHONE = re.compile(rf"(?<![\d+])(?:(?:\+|00)\s?32\s?(?:\(0\)\s?)?|0){_SUBSCRIBER}(?!\d)")
+
+
+def check_public_join_text(text: str | None) -> str | None:
+    """``text`` stripped (None when blank); refused when it holds contact details."""
+    text = (text or "").strip() or None
+    if text is None:
+        return None
+    found = [f"e-mail address {m.group(0)!r}" for m in _EMAIL.finditer(text)]
+    found += [f"phone number {m.group(0).strip()!r}" for m in _PHONE.finditer(text)]
+    if found:
+        raise ContactDetailsInPublicText(
+            "how_to_join is shown to the public and may not hold personal contact details; "
+            f"found {', '.join(found)}: say how to apply instead (the join form, the municipality)"
+        )
+    return text
+
+
 # Languages of the generated "how to join" text; Dutch when the resident's is neither.
 JOIN_LANGUAGES = ("nl", "fr")
 # Each phrase in the order of JOIN_LANGUAGES (nl, fr); ``{}`` is a name or a code.
@@ -147,6 +180,11 @@ def read_networks(
             geom, reason = polygonal(feature.geometry, label=label)
             if geometry_outside_belgium(geom):
                 raise InvalidInput(f"{label}: coordinates outside Belgium after reprojection")
+            join = (
+                check_public_join_text(text_or_none(feature[pick["how_to_join"]]))
+                if pick["how_to_join"]
+                else None
+            )
         except BinGeoError as exc:
             detail = exc.detail if exc.detail.startswith(str(path)) else f"{label}: {exc.detail}"
             batch.rejected.append(Rejection(position, detail))
@@ -161,9 +199,7 @@ def read_networks(
                 "name": name,
                 "kind": kind.value,
                 "status": status.value,
-                "how_to_join": text_or_none(feature[pick["how_to_join"]])
-                if pick["how_to_join"]
-                else None,
+                "how_to_join": join,
                 "geometry": geom,
             }
         )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
+from typing import Annotated
 
 import platformdirs
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def _default_data_dir() -> Path:
@@ -25,6 +27,10 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="A PostGIS server to use instead of the embedded cluster."
     )
+    database_owner_url: str | None = Field(
+        default=None,
+        description="Role owning the schema (migrations, imports); BINGEO_DATABASE_URL if unset.",
+    )
     data_dir: Path = Field(default_factory=_default_data_dir)
     database_name: str = "bingeo"
     pg_bindir: Path | None = Field(
@@ -35,9 +41,19 @@ class Settings(BaseSettings):
     )
     real_data_dir: Path = Path("../shared/data/real")
     out_dir: Path = Path("out")
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Scheme, host and port (and path) clients reach the API at: links in answers.",
+    )
     page_limit_default: int = 100
     page_limit_max: int = 1000
     max_body_bytes: int = Field(default=5 * 1024 * 1024, description="Largest request body.")
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="A request's headers must arrive within this (408)."
+    )
+    body_timeout_s: float = Field(
+        default=60.0, gt=0, description="A request's body must arrive within this (408)."
+    )
     max_vertices: int = Field(default=20_000, description="Most vertices of a geometry given.")
     max_area_m2: float = Field(default=500e6, description="Largest area of a geometry given.")
     dormant_months: int = Field(
@@ -89,14 +105,35 @@ class Settings(BaseSettings):
         default=1500, ge=2, description="Candidate zones hold at most this many addresses."
     )
     login_max_failures: int = Field(
-        default=5, ge=1, description="Failed logins per user name in the window before a 429."
+        default=5, ge=1, description="Failed logins for a name from a client before its back-off."
     )
     login_max_failures_per_client: int = Field(
-        default=20, ge=1, description="Failed logins per client address in the window before a 429."
+        default=20, ge=1, description="Failed logins from a client (any name) before its back-off."
+    )
+    login_backoff_s: float = Field(
+        default=1.0, gt=0, description="First wait of a failing client, doubled per failure."
+    )
+    login_backoff_max_s: float = Field(
+        default=300.0, gt=0, description="Longest wait of a failing client (seconds)."
+    )
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For is believed.",
     )
     login_window_s: float = Field(
-        default=900.0, gt=0, description="Window of the login rate limit (seconds)."
+        default=900.0, gt=0, description="Failed logins older than this are forgotten (s)."
     )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_networks(cls, value: object) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else value
+        networks = []
+        for item in items or ():  # type: ignore[union-attr]
+            if str(item).strip():
+                # Checked here, so that a typo stops the server instead of trusting nobody.
+                networks.append(str(ipaddress.ip_network(str(item).strip(), strict=False)))
+        return tuple(networks)
 
     @property
     def embedded(self) -> bool:

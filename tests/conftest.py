@@ -6,12 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
+from db_helpers import empty_tables
 from sqlalchemy import Engine, text
 
 from bingeo.db import migrate
 from bingeo.db.cluster import Cluster
 from bingeo.db.engine import make_engine
-from bingeo.db.models import Base
 from bingeo.settings import Settings
 
 # One database per test run, so that runs side by side do not disturb each other.
@@ -34,7 +34,9 @@ def engine(settings: Settings) -> Engine:
         cluster.start()
         cluster.drop_database(TEST_DATABASE)
         cluster.ensure_database(TEST_DATABASE)
-    engine = make_engine(settings)
+    # As the schema's owner (migrations, imports, emptying tables); the API under test connects
+    # as the application's role.
+    engine = make_engine(settings, owner=True)
     if not settings.embedded:
         with engine.begin() as connection:
             connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
@@ -51,9 +53,7 @@ def engine(settings: Settings) -> Engine:
 @pytest.fixture
 def db(engine: Engine) -> Engine:
     """The test database, emptied before the test."""
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-    with engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    empty_tables(engine)
     return engine
 
 

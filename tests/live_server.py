@@ -65,7 +65,8 @@ def live_server(
     a file for the server's output.
     """
     port = free_port()
-    env = server_env(settings, **extra_env)
+    # Links in answers (OGC next pages, which GDAL follows) name this server.
+    env = server_env(settings, BINGEO_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", **extra_env)
     if serve is None:
         command = [sys.executable, "-c", APP.format(port=port)]
     else:

@@ -22,13 +22,15 @@ import pytest
 import shapely
 from aiosmtpd.controller import Controller
 from api_helpers import CENTRE_X, assert_error, load_places, square
+from db_helpers import empty_tables
 from geoalchemy2.shape import from_shape
 from live_server import free_port, wait_until
 from shapely.geometry import MultiPolygon
-from sqlalchemy import Engine, func, insert, literal, select, text
+from sqlalchemy import Engine, func, insert, literal, select
 
 from bingeo.access import Actor, Principal
 from bingeo.alerts import (
+    MESSAGE_MAX_CHARS,
     OFFICIAL_NAMES,
     AlertArea,
     CapAlert,
@@ -50,6 +52,7 @@ from bingeo.db.models import (
     SRID,
     Address,
     AddressNetwork,
+    Alert,
     AlertRecipient,
     AreaLevel,
     AuditEntry,
@@ -215,9 +218,7 @@ def test_cap_export_is_valid_cap_1_2() -> None:
 def gent(engine: Engine, real_data: Path) -> dict:
     """Gent's sectors and CRAB addresses, test networks (one dissolved, one BIN-Z, one beside a
     drawn square) and members."""
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-    with engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    empty_tables(engine)
     folder = real_data / "gent"
     import_areas(engine, folder / "gent_statistical_sectors.geojson", AreaLevel.sector)
     import_addresses(engine, folder / "gent_addresses_crab2014.csv")
@@ -1011,3 +1012,32 @@ def _network(
     return network_service.create_network(
         engine, ADMIN, name=name, kind=kind, geometry=geometry, status=NetworkStatus(status)
     ).id
+
+
+def test_messages_longer_than_their_channel_are_refused_naming_the_field(
+    client, world, db: Engine
+) -> None:
+    officer = world.auth("officer_a")
+    body = {
+        "target": {"circle": {"lon": CENTRE_X[0], "lat": CENTRE_X[1], "radius_m": 300}},
+        "messages": {"nl": "Kort bericht", "fr": "a" * (MESSAGE_MAX_CHARS + 1)},
+        "mode": "relay",
+        "reason": "test",
+    }
+    for path in ("/alerts/preview", "/alerts"):
+        detail = assert_error(
+            client.post(path, json=body, headers=officer), 422, "message_too_long"
+        )
+        assert f"messages.fr: {MESSAGE_MAX_CHARS + 1} characters" in detail["detail"]
+    # 700 GSM characters fit an e-mail but not 4 SMS segments: refused when members may get an
+    # SMS (direct), accepted for coordinators (relay).
+    sms_long = body | {"messages": {"nl": "b" * 700}}
+    refused = client.post("/alerts/preview", json=sms_long | {"mode": "direct"}, headers=officer)
+    detail = assert_error(refused, 422, "message_too_long")["detail"]
+    assert "messages.nl: the SMS needs 5 segments" in detail
+    assert client.post("/alerts/preview", json=sms_long, headers=officer).status_code == 200
+    headline = body | {"messages": {"nl": "Kort"}, "headline": {"nl": "h" * 201}}
+    detail = assert_error(client.post("/alerts", json=headline, headers=officer), 422)["detail"]
+    assert "headline.nl: 201 characters" in detail
+    with db.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(Alert)).scalar_one() == 0

@@ -245,7 +245,7 @@ def _assert_no_personal_data(response) -> None:
 def test_how_to_join_given_and_generated(client: TestClient, db, world: World, real_data) -> None:
     _bierbeek_places(db, real_data)
     admin = world.auth("admin")
-    given = "Mail preventie@bierbeek.be of kom naar het onthaal van het gemeentehuis."
+    given = "Vul het formulier op bierbeek.be in of kom naar het onthaal van het gemeentehuis."
     body = {"name": "BIN Korbeek-Lo", "kind": "BIN", "how_to_join": given}
     created = client.post("/networks", json=body | {"geometry": square(half=0.001)}, headers=admin)
     assert created.status_code == 201, created.text
@@ -318,6 +318,41 @@ def test_how_to_join_given_and_generated(client: TestClient, db, world: World, r
     assert texts["BIN Korbeek-Lo"].startswith(
         "BIN-Z 'BIN Korbeek-Lo' staat open voor zelfstandigen"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Mail naar jan.peeters@telenet.be", "e-mail address 'jan.peeters@telenet.be'"),
+        ("Schrijf naar coordinator [at] bin-opvelp.be", "e-mail address"),
+        ("Bel Jan: 0475 12 34 56", "phone number '0475 12 34 56'"),
+        ("GSM +32 475 12 34 56 na 18 uur", "phone number '+32 475 12 34 56'"),
+        ("Tel. 016/81.23.45", "phone number '016/81.23.45'"),
+        ("Bel 02 123 45 67 of 0475/12.34.56", "phone number '0475/12.34.56'"),
+    ],
+)
+def test_how_to_join_refuses_contact_details(
+    client: TestClient, db, world: World, text: str, found: str
+) -> None:
+    admin = world.auth("admin")
+    body = {"name": "BIN Publiek", "kind": "BIN", "geometry": square(half=0.001)}
+    before = network_count(db)
+    refused = client.post("/networks", json=body | {"how_to_join": text}, headers=admin)
+    detail = assert_error(refused, 422, "contact_details_in_public_text")["detail"]
+    assert "how_to_join" in detail and found in detail
+    assert network_count(db) == before
+    created = client.post(
+        "/networks", json=body | {"how_to_join": "Via het e-loket."}, headers=admin
+    )
+    assert created.status_code == 201, created.text
+    url = f"/networks/{created.json()['id']}"
+    changed = client.patch(url, json={"how_to_join": text}, headers=admin | {"If-Match": '"1"'})
+    assert found in assert_error(changed, 422, "contact_details_in_public_text")["detail"]
+    assert client.get(url).json()["properties"]["how_to_join"] == "Via het e-loket."
+    # Dates, house numbers and postcodes are no phone numbers.
+    fine = "Vergadering op 01.02.2024 om 20 uur, Kerkstraat 12 bus 0201, 3360 Bierbeek."
+    kept = client.patch(url, json={"how_to_join": fine}, headers=admin | {"If-Match": '"1"'})
+    assert kept.status_code == 200, kept.text
 
 
 def test_how_to_join_from_a_network_file(

@@ -5,7 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import selectors
+import socket
+import tempfile
+from collections import Counter
 
+import httpx
 import pytest
 from api_helpers import (
     CENTRE_X,
@@ -21,17 +26,21 @@ from api_helpers import (
     square,
 )
 from fastapi.testclient import TestClient
+from live_server import live_server
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from api.app import create_app
+from api.errors import without_server_paths
 from bingeo.db.models import (
     Address,
     ApiToken,
     AuditEntry,
     ContactRole,
+    LoginAttempt,
     Member,
     NetworkContact,
+    RefusalCount,
     User,
 )
 from bingeo.services.users import revoke_token
@@ -332,8 +341,10 @@ def test_admin_reads_audit_and_nobody_changes_it(client: TestClient, db, world: 
     trail = client.get("/audit", headers=world.auth("admin"))
     assert trail.status_code == 200
     entries = trail.json()["entries"]
-    assert trail.json()["total"] == len(entries) == 2  # the two networks of the world
-    assert {e["action"] for e in entries} == {"create"}
+    # The two networks of the world, and the anonymous read refused just before.
+    assert trail.json()["total"] == len(entries) == 3
+    assert [e["action"] for e in entries] == ["refused_request", "create", "create"]
+    assert entries[0]["client"] == "testclient" and entries[0]["user_id"] is None
     for method in ("PUT", "PATCH", "DELETE", "POST"):
         for path in ("/audit", f"/audit/{entries[0]['id']}"):
             response = client.request(method, path, headers=world.auth("admin"))
@@ -433,3 +444,121 @@ def test_personal_data_never_logged(client: TestClient, world: World, caplog) ->
         for secret in (phone, email, "475123456", "jan.peeters"):
             assert secret not in message, (record.name, message)
             assert secret not in repr(record.args)
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("area.geojson", b'{"type": "FeatureCollection", "features": [{"type": '),
+        ("area.zip", b"PK\x03\x04 not really a zip"),
+        ("area.gpkg", b"SQLite format 3\x00" + b"\x00" * 200),
+        ("streets.csv", b"\xff\xfe\x00bad"),
+    ],
+)
+def test_upload_errors_name_the_file_not_where_the_server_keeps_it(
+    client: TestClient, world: World, name: str, data: bytes
+) -> None:
+    answer = client.post(
+        "/planning/validate",
+        files={"file": (name, data, "application/octet-stream")},
+        headers=world.auth("planner_x"),
+    )
+    detail = assert_error(answer, 422)["detail"]
+    assert name in detail
+    for server_path in (tempfile.gettempdir(), "bingeo-upload-", "upload."):
+        assert server_path not in detail, detail
+
+
+def test_error_details_lose_server_folders() -> None:
+    folders = ["/tmp", "/srv/bingeo/data", "/opt/venv"]
+    detail = (
+        "/tmp/bingeo-upload-x1/upload.gpkg: not readable ('/opt/venv/lib/gdal/x.so' missing); "
+        "zip:///srv/bingeo/data/in.zip, see https://example.org/tmp/doc and /networks/3"
+    )
+    assert without_server_paths(detail, folders) == (
+        "upload.gpkg: not readable ('x.so' missing); "
+        "zip://in.zip, see https://example.org/tmp/doc and /networks/3"
+    )
+
+
+def test_slow_clients_are_cut_off(db, settings: Settings) -> None:
+    """The real server: headers or a body trickling in are answered 408 and the connection is
+    closed, while other clients are served."""
+    limits = {"BINGEO_HEADER_TIMEOUT_S": "1", "BINGEO_BODY_TIMEOUT_S": "1"}
+    with live_server(settings, serve=[], **limits) as base:
+        address = ("127.0.0.1", int(base.rsplit(":", 1)[1]))
+        starts = {
+            "headers": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+            "body": b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n{",
+            "nothing": b"",
+        }
+        for what, start in starts.items():
+            with socket.create_connection(address, timeout=10) as slow:
+                slow.sendall(start)
+                answer = b""
+                # A byte every 0.2 s: never idle, never done. The server must end it (a client
+                # that is never cut off makes this loop end by the socket's own timeout).
+                waiting = selectors.DefaultSelector()
+                waiting.register(slow, selectors.EVENT_READ)
+                for _ in range(50):
+                    if waiting.select(timeout=0.2):
+                        break
+                    if start:  # a connection that sends nothing stays silent
+                        slow.sendall(b"a")
+                while chunk := slow.recv(1000):  # to the end: the server closes it
+                    answer += chunk
+                assert answer.startswith(b"HTTP/1.1 408"), (what, answer)
+                assert b'"request_timeout"' in answer
+        assert httpx.get(f"{base}/healthz").status_code == 200
+
+
+def test_a_flood_of_anonymous_refusals_is_audited_once_a_minute_counted(
+    client: TestClient, db, world: World
+) -> None:
+    members = "401 not_authenticated GET /networks/{network_id}/members"
+    no_token = "401 not_authenticated GET /audit"
+    bad = bearer("bgo_" + "x" * 43)
+    for _ in range(40):
+        assert_error(client.get(f"/networks/{world.net_x}/members", headers=bad), 401)
+    for _ in range(10):
+        assert_error(client.get("/audit"), 401)  # no token at all
+    for _ in range(30):  # past the failures allowed, this client is held back
+        client.post("/auth/login", json={"name": "nobody", "password": "wrong wrong wrong"})
+    with db.connect() as connection:
+        per_kind = connection.execute(
+            select(RefusalCount.kind, func.count(), func.sum(RefusalCount.count)).group_by(
+                RefusalCount.kind
+            )
+        ).all()
+        failed = connection.execute(select(func.count()).select_from(LoginAttempt)).scalar_one()
+    assert {kind: total for kind, _, total in per_kind} == {
+        members: 40,
+        no_token: 10,
+        "login held back": 30 - failed,
+    }
+    assert failed < 10
+    # One audit entry per client, kind and minute (the run may straddle a minute).
+    rows = audit_rows(db, outcome="refused", client="testclient")
+    audited = Counter(r["details"]["kind"] for r in rows if r["details"] and "kind" in r["details"])
+    assert audited == {kind: minutes for kind, minutes, _ in per_kind}
+    assert sum(audited.values()) <= 6
+    held_back = [r for r in rows if r["details"] and r["details"].get("reason") == "rate_limited"]
+    assert len(held_back) == audited["login held back"]
+    assert all(r["action"] == "login" and r["user_name"] == "nobody" for r in held_back)
+    # A minute later the first refusal is audited again, with the count of the minute before.
+    with db.connect() as connection:
+        last = connection.execute(
+            select(RefusalCount.count)
+            .where(RefusalCount.kind == no_token)
+            .order_by(RefusalCount.minute.desc())
+            .limit(1)
+        ).scalar_one()
+    with db.begin() as connection:
+        connection.execute(
+            update(RefusalCount).values(minute=RefusalCount.minute - dt.timedelta(minutes=2))
+        )
+    assert_error(client.get("/audit"), 401)
+    again = audit_rows(db, action="refused_request")[-1]
+    assert again["details"]["kind"] == no_token
+    assert again["details"]["previous_count"] == last

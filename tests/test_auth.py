@@ -121,12 +121,16 @@ def test_auth_api(db: Engine, settings: Settings) -> None:
         headers = bearer(body["token"])
         me = client.get("/auth/me", headers=headers)
         assert me.status_code == 200 and me.json() == body["user"]
+        # Neither a browser nor a proxy keeps an answer that holds a token or a user.
+        assert answer.headers["cache-control"] == "no-store"
+        assert me.headers["cache-control"] == "no-store"
         # The token works for the rest of the API, within the role: analysts send no alerts.
         preview = {"target": {"area": square()}, "messages": {"nl": "Let op"}}
         assert_error(client.post("/alerts/preview", json=preview), 401)
         assert_error(client.post("/alerts/preview", json=preview, headers=headers), 403)
         assert_error(client.post("/auth/logout"), 401)
-        assert client.post("/auth/logout", headers=headers).status_code == 204
+        logout = client.post("/auth/logout", headers=headers)
+        assert logout.status_code == 204 and logout.headers["cache-control"] == "no-store"
         assert_error(client.get("/auth/me", headers=headers), 401)
         assert_error(client.post("/auth/logout", headers=headers), 401)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -12,7 +13,9 @@ import httpx
 from live_server import live_server
 from sqlalchemy import Engine
 
+from bingeo.db.models import Role
 from bingeo.services.status import database_status
+from bingeo.services.users import add_user, list_tokens
 from bingeo.settings import Settings
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("bingeo")
@@ -152,3 +155,21 @@ def test_serve_with_two_worker_processes(db: Engine, settings: Settings, tmp_pat
         answers = [httpx.get(f"{base}/healthz", timeout=5).status_code for _ in range(20)]
     assert set(answers) == {200}
     assert log.read_text().count("Application startup complete") == 2
+
+
+def test_tokens_expire_after_90_days_unless_told_never(db: Engine, settings: Settings) -> None:
+    add_user(db, "tess", Role.police_analyst, police_zone_code="5388")
+    made = {}
+    for label, options in {"default": [], "ten": ["--expires-in-days", "10"]}.items():
+        result = run(settings, "tokens", "create", "tess", "--label", label, *options)
+        assert result.returncode == 0, result.stderr
+        made[label] = result
+    never = run(settings, "tokens", "create", "tess", "--label", "never", "--expires-in-days", "0")
+    assert never.returncode == 0, never.stderr
+    assert run(settings, "tokens", "create", "tess", "--expires-in-days", "-1").returncode == 2
+    now = dt.datetime.now(dt.UTC)
+    lifetimes = {
+        t["label"]: None if t["expires_at"] is None else (t["expires_at"] - now).days
+        for t in list_tokens(db)
+    }
+    assert lifetimes == {"default": 89, "ten": 9, "never": None}

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import column, create_engine, func, select, table
 
-from bingeo.db.cluster import PORT, Cluster
+from bingeo.db.cluster import APP_ROLE, PORT, Cluster
 from bingeo.db.engine import make_engine
 from bingeo.settings import Settings
 
@@ -70,6 +70,17 @@ def test_start_creates_the_cluster_and_database(cluster: Cluster, settings: Sett
     status = cluster.start()
     assert status.initialised and status.running and status.pid
     assert {"postgis", "pg_trgm"} <= catalog(cluster, DATABASE, "pg_extension", "extname")
+    # bingeo's engine logs in as the application's role, which is no superuser.
+    app = make_engine(cluster.settings, start=False)
+    try:
+        with app.connect() as connection:
+            me = column("rolname") == func.current_user()
+            rights = select(column("rolsuper"), column("rolcreaterole"), column("rolcreatedb"))
+            role = connection.execute(rights.select_from(table("pg_roles")).where(me)).one()
+            assert connection.execute(select(func.current_user())).scalar_one() == APP_ROLE
+    finally:
+        app.dispose()
+    assert tuple(role) == (False, False, False)
     assert usable(cluster)
     # Its own socket in its own folder, on the standard port: it runs beside the main cluster.
     assert (cluster.socket_dir / f".s.PGSQL.{PORT}").exists()

@@ -10,13 +10,14 @@ import httpx
 import numpy as np
 import pytest
 import shapely
+from db_helpers import empty_tables
 from live_server import live_server
 from shapely.geometry import MultiPolygon
 from sqlalchemy import Engine, text
 
 from bingeo import coverage as core
 from bingeo.access import Actor, Principal
-from bingeo.db.models import Base, NetworkKind, NetworkStatus, Role
+from bingeo.db.models import NetworkKind, NetworkStatus, Role
 from bingeo.errors import Forbidden, NotAuthenticated
 from bingeo.members import MemberInput
 from bingeo.services import coverage as service
@@ -42,9 +43,7 @@ CONTEXT_LAYERS = {
 @pytest.fixture(scope="module")
 def gent(engine: Engine, real_data: Path) -> dict[str, int]:
     """Gent sectors, context layers and addresses, and a set of test networks (name -> id)."""
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-    with engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    empty_tables(engine)
     folder = real_data / "gent"
     import_areas(engine, folder / "gent_statistical_sectors.geojson", "sector")
     for layer, level in CONTEXT_LAYERS.items():

@@ -62,7 +62,9 @@ def own(settings: Settings) -> Iterator[Cluster]:
 def database(cluster: Cluster, name: str) -> Engine:
     """A new migrated database ``name`` of ``cluster`` and bingeo's engine on it."""
     cluster.ensure_database(name)
-    engine = make_engine(cluster.settings.model_copy(update={"database_name": name}), start=False)
+    engine = make_engine(
+        cluster.settings.model_copy(update={"database_name": name}), start=False, owner=True
+    )
     migrate.upgrade(engine)
     return engine
 

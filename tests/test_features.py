@@ -10,12 +10,12 @@ from pathlib import Path
 import geopandas as gpd
 import pytest
 import shapely
+from db_helpers import empty_tables
 from fastapi.testclient import TestClient
 from live_server import live_server
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from api.app import create_app
-from bingeo.db.models import Base
 from bingeo.geometry import bbox_to_storage
 from bingeo.services.imports import import_areas, import_networks
 from bingeo.settings import Settings
@@ -55,9 +55,7 @@ NETWORKS = {
 @pytest.fixture(scope="module")
 def gent(engine: Engine, real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The test database with the Gent sectors and two networks; the sectors file."""
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-    with engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    empty_tables(engine)
     sectors = real_data / "gent" / "gent_statistical_sectors.geojson"
     assert import_areas(engine, sectors, "sector").stored == GENT_SECTORS
     networks = tmp_path_factory.mktemp("networks") / "networks.geojson"
@@ -194,6 +192,30 @@ def test_limit_is_capped(engine: Engine, gent: Path, settings: Settings) -> None
         assert body["numberMatched"] == GENT_SECTORS
         next_link = {x["rel"]: x["href"] for x in body["links"]}["next"]
         assert "limit=20" in next_link and "offset=20" in next_link
+
+
+def test_links_name_the_configured_base_url_not_the_host_header(
+    engine: Engine, gent: Path, settings: Settings
+) -> None:
+    public = settings.model_copy(
+        update={"public_base_url": "https://bin.example.be/api/", "page_limit_default": 5}
+    )
+    forged = {"Host": "evil.example.com", "X-Forwarded-Host": "evil.example.com"}
+    with TestClient(create_app(public)) as client:
+        answers = [
+            client.get(path, headers=forged).json()
+            for path in ("/", "/collections", "/collections/sectors/items?f=json")
+        ]
+        answers.append(client.get("/networks", params={"limit": 1}, headers=forged).json())
+    hrefs = [
+        link["href"]
+        for answer in answers
+        for link in answer["links"] + [x for c in answer.get("collections", []) for x in c["links"]]
+    ]
+    assert len(hrefs) > 8 and not any("evil" in href for href in hrefs)
+    assert all(href.startswith("https://bin.example.be/api/") for href in hrefs), hrefs
+    assert "https://bin.example.be/api/collections/sectors/items?f=json" in hrefs
+    assert "https://bin.example.be/api/collections/sectors/items?offset=5&limit=5" in hrefs
 
 
 def test_one_feature_by_code(client: TestClient) -> None:

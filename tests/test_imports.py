@@ -10,9 +10,10 @@ from pathlib import Path
 import geopandas as gpd
 import pytest
 import shapely
+from db_helpers import empty_tables
 from geoalchemy2 import Geometry
 from shapely.geometry import LineString, Point, box
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select
 
 from bingeo.db.models import (
     Address,
@@ -123,9 +124,7 @@ class GentImport:
 def gent(engine: Engine, real_data: Path) -> GentImport:
     """Import every Gent file twice; the facts are read right away, so later tests may truncate."""
     folder = real_data / "gent"
-    with engine.begin() as connection:
-        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    empty_tables(engine)
 
     def import_all() -> dict[str, ImportSummary]:
         done = {

@@ -1,18 +1,22 @@
-"""Password logins: every attempt audited, and a rate limit kept in PostgreSQL (so that every
-server process shares it) that answers 429 with Retry-After without telling whether a name
-exists."""
+"""Password logins: every attempt audited, and a back-off per client kept in PostgreSQL (so that
+every server process shares it) that answers 429 with Retry-After without telling whether a name
+exists, and without locking the real user out."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 from api_helpers import assert_error, audit_rows, bearer
 from fastapi.testclient import TestClient
+from live_server import live_server
 from sqlalchemy import Engine, func, select, update
 
 from api.app import create_app
+from api.middleware import forwarded_client
 from bingeo.db.models import LoginAttempt, Role, User
 from bingeo.errors import NotAuthenticated, TooManyAttempts
 from bingeo.services import users as service
@@ -33,9 +37,16 @@ def _users(db: Engine) -> None:
         connection.execute(update(USERS).where(USERS.c.name == "off").values(disabled=True))
 
 
-def _app(settings: Settings, **limits: float) -> TestClient:
-    changed = {"login_max_failures": 3, "login_max_failures_per_client": 50, **limits}
-    return TestClient(create_app(settings.model_copy(update=changed)))
+def _app(settings: Settings, *, client: str = "testclient", **limits: float) -> TestClient:
+    # A first wait of 10 minutes: long enough that no test outruns it by being slow.
+    changed = {
+        "login_max_failures": 3,
+        "login_max_failures_per_client": 50,
+        "login_backoff_s": 600,
+        "login_backoff_max_s": 3600,
+        **limits,
+    }
+    return TestClient(create_app(settings.model_copy(update=changed)), client=(client, 50000))
 
 
 def _login(client: TestClient, name: str, password: str):
@@ -92,16 +103,16 @@ def test_every_login_is_audited_with_name_client_and_reason(db: Engine, settings
     assert all(WRONG not in json.dumps(r, default=str) for r in rows)
 
 
-def test_failures_per_name_get_429_with_retry_after_alike_for_unknown_names(
+def test_failures_slow_the_failing_client_alike_for_unknown_names_not_the_user(
     db: Engine, settings: Settings
 ) -> None:
     _users(db)
-    with _app(settings, login_window_s=600) as client:
+    with _app(settings, login_window_s=900) as client:
         answers = {}
         for name in ("ann", "nobody"):
             for _ in range(3):
                 assert_error(_login(client, name, WRONG), 401, "not_authenticated")
-            # Past the limit even the right password is refused, before it is looked at.
+            # The failing client waits: even the right password is refused before it is looked at.
             answers[name] = _login(client, name, PASSWORD)
         for answer in answers.values():
             body = assert_error(answer, 429, "too_many_attempts")
@@ -113,20 +124,25 @@ def test_failures_per_name_get_429_with_retry_after_alike_for_unknown_names(
         # Other names are not held back by it.
         assert _login(client, "root", PASSWORD).status_code == 200
         admin = bearer(_login(client, "root", PASSWORD).json()["token"])
-        limited = client.get(
+    # Nor is the real user, from the address they use: the name is not locked.
+    with _app(settings, client="192.0.2.50") as own:
+        assert _login(own, "ann", PASSWORD).status_code == 200
+    with _app(settings) as client:
+        entries = client.get(
             "/audit", params={"action": "login", "user": "ann"}, headers=admin
-        ).json()["entries"][0]
-        assert limited["outcome"] == "refused"
+        ).json()["entries"]
+        assert [e["outcome"] for e in entries[:2]] == ["allowed", "refused"]  # newest first
+        limited = entries[1]
         assert limited["details"]["reason"] == "rate_limited"
         assert 590 <= limited["details"]["retry_after_s"] <= 600
-    # Refused attempts past the limit do not lengthen the wait: only real failures count.
+    # Attempts held back do not lengthen the wait, and are not kept: only real failures count.
     with db.connect() as connection:
         outcomes = connection.execute(
             select(ATTEMPTS.c.outcome, func.count())
             .where(ATTEMPTS.c.user_name == "ann")
             .group_by(ATTEMPTS.c.outcome)
         ).all()
-    assert dict(outcomes) == {"failed": 3, "limited": 1}
+    assert dict(outcomes) == {"failed": 3, "succeeded": 1}
 
 
 def test_the_limit_is_shared_by_server_processes_and_ends_with_the_window(
@@ -139,13 +155,19 @@ def test_the_limit_is_shared_by_server_processes_and_ends_with_the_window(
         assert_error(_login(second, "ann", WRONG), 401)
         assert_error(_login(first, "ann", WRONG), 401)
         assert_error(_login(second, "ann", PASSWORD), 429, "too_many_attempts")
-        # Time passes: the oldest failure leaves the window, so one more attempt is allowed.
-        _age(db, "ann", seconds=settings.login_window_s + 1, oldest=1)
+        # Time passes: the wait after the last failure is over.
+        _age(db, "ann", seconds=601)
         assert _login(first, "ann", PASSWORD).status_code == 200
         # A success starts the count for the name again.
         for _ in range(3):
             assert_error(_login(second, "ann", WRONG), 401)
         assert_error(_login(first, "ann", WRONG), 429)
+        # Each further failure doubles the wait.
+        _age(db, "ann", seconds=601)
+        assert_error(_login(first, "ann", WRONG), 401)
+        doubled = _login(second, "ann", PASSWORD)
+        assert_error(doubled, 429)
+        assert 1190 <= int(doubled.headers["retry-after"]) <= 1200
         # Rows older than the window are deleted by the next attempt.
         _age(db, "ann", seconds=settings.login_window_s + 1)
         assert _login(first, "ann", PASSWORD).status_code == 200
@@ -156,7 +178,11 @@ def test_the_limit_is_shared_by_server_processes_and_ends_with_the_window(
 
 def test_failures_per_client_address(db: Engine, settings: Settings) -> None:
     _users(db)
-    changed = {"login_max_failures": 100, "login_max_failures_per_client": 4}
+    changed = {
+        "login_max_failures": 100,
+        "login_max_failures_per_client": 4,
+        "login_backoff_s": 600,
+    }
     app = create_app(settings.model_copy(update=changed))
     with (
         TestClient(app, client=("192.0.2.7", 40000)) as guesser,
@@ -174,7 +200,9 @@ def test_concurrent_guesses_pass_at_most_the_limit(db: Engine) -> None:
     """Attempts counted only after their own row is committed: however they interleave, no more
     than ``max_failures`` get as far as the password check."""
     _users(db)
-    limits = service.LoginLimits(max_failures=3, max_failures_per_client=100, window_s=600)
+    limits = service.LoginLimits(
+        max_failures=3, max_failures_per_client=100, window_s=600, backoff_s=600
+    )
 
     def guess(_: int) -> str:
         try:
@@ -193,7 +221,61 @@ def test_concurrent_guesses_pass_at_most_the_limit(db: Engine) -> None:
     results += [guess(0) for _ in range(4)]
     assert results.count("refused") == 3 and results[-1] == "limited"
     with pytest.raises(TooManyAttempts):
-        service.login(db, "ann", PASSWORD, limits=limits, client="198.51.100.2")
+        service.login(db, "ann", PASSWORD, limits=limits, client="198.51.100.1")
+    # The user, from their own address, is not locked out by the guesser.
+    token, _, principal = service.login(db, "ann", PASSWORD, limits=limits, client="198.51.100.2")
+    assert token and principal.name == "ann"
+
+
+def test_a_forged_x_forwarded_for_changes_neither_the_audit_nor_the_back_off(
+    db: Engine, settings: Settings
+) -> None:
+    """The real server (uvicorn), reached from loopback, with no trusted proxy configured."""
+    _users(db)
+    limits = {
+        "BINGEO_LOGIN_MAX_FAILURES_PER_CLIENT": "3",
+        "BINGEO_LOGIN_BACKOFF_S": "600",
+        "BINGEO_TRUSTED_PROXIES": "",
+    }
+    with live_server(settings, serve=[], **limits) as base:
+        answers = [
+            httpx.post(
+                f"{base}/auth/login",
+                json={"name": f"guess{number}", "password": WRONG},
+                headers={"X-Forwarded-For": f"203.0.113.{number + 1}"},
+            )
+            for number in range(4)
+        ]
+    assert [a.status_code for a in answers] == [401, 401, 401, 429]
+    rows = audit_rows(db, action="login")
+    assert {r["client"] for r in rows} == {"127.0.0.1"}
+
+
+def test_x_forwarded_for_from_a_trusted_proxy_names_the_client(
+    db: Engine, settings: Settings
+) -> None:
+    _users(db)
+    trusted = settings.model_copy(update={"trusted_proxies": ("10.0.0.0/8",)})
+    app = create_app(trusted)
+    chain = {"X-Forwarded-For": "198.51.100.66, 203.0.113.5, 10.9.9.9"}
+    with (
+        TestClient(app, client=("10.1.2.3", 4000)) as proxy,
+        TestClient(app, client=("192.0.2.9", 4000)) as direct,
+    ):
+        assert_error(
+            proxy.post("/auth/login", json={"name": "a", "password": WRONG}, headers=chain), 401
+        )
+        assert_error(
+            direct.post("/auth/login", json={"name": "b", "password": WRONG}, headers=chain), 401
+        )
+    clients = {r["user_name"]: r["client"] for r in audit_rows(db, action="login")}
+    # Through the proxy: the rightmost hop it did not add itself; the leftmost is the client's
+    # own claim. Straight from an untrusted peer: the peer.
+    assert clients == {"a": "203.0.113.5", "b": "192.0.2.9"}
+    nets = tuple(ipaddress.ip_network(n) for n in trusted.trusted_proxies)
+    assert forwarded_client("10.0.0.1", ["not-an-address", "10.0.0.2"], nets) == "10.0.0.2"
+    assert forwarded_client("10.0.0.1", ["10.0.0.3"], nets) == "10.0.0.3"
+    assert forwarded_client("192.0.2.1", ["203.0.113.1"], nets) == "192.0.2.1"
 
 
 def _age(db: Engine, name: str, *, seconds: float, oldest: int | None = None) -> None:

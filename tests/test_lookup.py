@@ -11,14 +11,15 @@ import random
 from pathlib import Path
 
 import pytest
+from db_helpers import empty_tables
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, delete, func, select, text
+from sqlalchemy import Engine, delete, func, select
 from typer.testing import CliRunner
 
 from api.app import create_app
 from bingeo.cli import app as cli_app
 from bingeo.db import lookup as lookup_repo
-from bingeo.db.models import Base, Postcode, Street
+from bingeo.db.models import Postcode, Street
 from bingeo.errors import InvalidInput
 from bingeo.lookup import normalise_street, parse_address
 from bingeo.services.imports import import_addresses
@@ -53,9 +54,7 @@ def gent_rows(real_data: Path) -> list[dict[str, str]]:
 @pytest.fixture(scope="module")
 def lookup_db(engine: Engine, real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Engine:
     """Gent, the four BIN municipalities and a few Brussels addresses, imported once."""
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-    with engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    empty_tables(engine)
     brussels = tmp_path_factory.mktemp("brussels") / "brussels.csv"
     with brussels.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)

@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import shapely
+from db_helpers import empty_tables
 from shapely.geometry import MultiPolygon, Point, box, mapping
-from sqlalchemy import Engine, func, literal_column, select, text
+from sqlalchemy import Engine, func, literal_column, select
 
 from bingeo.access import Actor, Principal
 from bingeo.db.models import (
     Address,
     AddressNetwork,
     AreaLevel,
-    Base,
     Network,
     NetworkKind,
     NetworkStatus,
@@ -39,9 +39,7 @@ NETWORKS = Network.__table__
 @pytest.fixture(scope="module")
 def gent(engine: Engine, real_data: Path) -> Engine:
     """The test database holding Gent's sectors and CRAB addresses (and nothing else)."""
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-    with engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    empty_tables(engine)
     folder = real_data / "gent"
     import_areas(engine, folder / "gent_statistical_sectors.geojson", AreaLevel.sector)
     # Gent and its police zone: networks lie in them, and residents are told whom to contact.
@@ -55,10 +53,7 @@ def gent(engine: Engine, real_data: Path) -> Engine:
 @pytest.fixture
 def empty(gent: Engine) -> Engine:
     """Gent data without networks and their matches."""
-    with gent.begin() as connection:
-        connection.execute(
-            text("TRUNCATE networks, address_networks, audit_log RESTART IDENTITY CASCADE")
-        )
+    empty_tables(gent, ["networks", "address_networks", "audit_log"])
     return gent
 
 

@@ -9,12 +9,15 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from geoalchemy2 import Geometry
-from sqlalchemy import Engine, create_engine, inspect
+from sqlalchemy import Engine, create_engine, delete, func, inspect, select, text, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
+from bingeo.db import audit as audit_repo
 from bingeo.db import migrate
 from bingeo.db.cluster import Cluster
-from bingeo.db.models import Base
+from bingeo.db.engine import make_engine
+from bingeo.db.models import AuditEntry, Base
 from bingeo.settings import Settings
 
 # Tables that PostGIS and its extensions create in the public schema: not bingeo's.
@@ -47,7 +50,7 @@ def _external_database(settings: Settings, name: str):
 
     from bingeo.db.engine import database_url
 
-    server = make_url(database_url(settings))
+    server = make_url(database_url(settings, owner=True))
     admin = server.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -145,3 +148,43 @@ def test_downgrade_to_base_and_up_again(fresh: Engine) -> None:
     migrate.upgrade(fresh)
     assert bingeo_tables(fresh) - {"alembic_version"} == set(Base.metadata.tables)
     assert {e["name"] for e in inspect(fresh).get_enums()} == enums_up
+
+
+def test_the_application_role_is_no_superuser_and_cannot_rewrite_the_audit_trail(
+    db: Engine, settings: Settings
+) -> None:
+    app = make_engine(settings)  # the role the API and the worker connect as
+    try:
+        with app.begin() as connection:
+            audit_repo.append(connection, action="login", object_type="user", outcome="allowed")
+            role = connection.execute(
+                text(
+                    "SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles "
+                    "WHERE rolname = current_user"
+                )
+            ).one()
+        if settings.embedded:
+            assert tuple(role) == (False, False, False)
+        refused = [
+            update(AuditEntry).values(action="changed"),
+            delete(AuditEntry),
+            text("TRUNCATE audit_log"),
+            text("CREATE TABLE intruder (id int)"),
+        ]
+        for statement in refused:
+            with (
+                pytest.raises(DBAPIError, match="permission denied|cannot be changed"),
+                app.begin() as connection,
+            ):
+                connection.execute(statement)
+    finally:
+        app.dispose()
+    # The owner (a superuser in the embedded cluster) is stopped by the triggers, TRUNCATE too.
+    for statement in (delete(AuditEntry), text("TRUNCATE audit_log")):
+        with (
+            pytest.raises(DBAPIError, match="the audit trail cannot be changed"),
+            db.begin() as connection,
+        ):
+            connection.execute(statement)
+    with db.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(AuditEntry)).scalar_one() == 1

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from db_helpers import empty_tables
 
 from bingeo.services.imports import import_addresses, import_areas
 from bingeo.services.streetlists import derive_from_street_list, store_derived
@@ -83,13 +84,7 @@ def test_unknown_street_is_not_guessed():
 @pytest.fixture(scope="module")
 def bierbeek(engine, real_data):
     """The Bierbeek context and addresses, loaded once for this module."""
-    from sqlalchemy import text
-
-    from bingeo.db.models import Base
-
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-    with engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    empty_tables(engine)
     folder = real_data / "bierbeek_bin"
     for layer, level in [
         ("municipalities", "municipality"),

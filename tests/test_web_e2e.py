@@ -21,16 +21,16 @@ import httpx
 import pytest
 import shapely
 from aiosmtpd.controller import Controller
+from db_helpers import empty_tables
 from live_server import free_port, live_server, wait_until
 from shapely.geometry import MultiPolygon
-from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy import Engine, func, insert, select
 
 from bingeo.access import Actor, Principal
 from bingeo.db.models import (
     Address,
     AddressNetwork,
     AreaLevel,
-    Base,
     NetworkContact,
     NetworkKind,
     NetworkStatus,
@@ -90,9 +90,7 @@ class Town:
 def town(engine: Engine, real_data: Path) -> Town:
     """Gent's sectors, context layers and CRAB addresses; three networks (two overlapping, one
     BIN-Z), members, a coordinator each, and users of every role with passwords."""
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-    with engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    empty_tables(engine)
     folder = real_data / "gent"
     import_areas(engine, folder / "gent_statistical_sectors.geojson", AreaLevel.sector)
     for layer, level in CONTEXT_LAYERS.items():

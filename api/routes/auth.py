@@ -17,6 +17,8 @@ from bingeo.errors import NotAuthenticated
 from bingeo.services import users as service
 
 router = APIRouter(prefix="/auth", tags=["auth"], responses=ERRORS)
+# Answers that carry or revoke a token: never stored by a browser or a proxy.
+NO_STORE = {"Cache-Control": "no-store"}
 
 
 class LoginRequest(BaseModel):
@@ -53,14 +55,20 @@ TOO_MANY = {"model": ErrorBody, "description": "Too many failed logins; see Retr
 
 @router.post("/login", responses={429: TOO_MANY})
 async def login(
-    body: LoginRequest, request: Request, engine: EngineDep, settings: SettingsDep
+    body: LoginRequest,
+    request: Request,
+    response: Response,
+    engine: EngineDep,
+    settings: SettingsDep,
 ) -> LoginResponse:
     """Exchange name and password for a short-lived API token (label "web login").
 
-    Every attempt is audited. After ``login_max_failures`` failed attempts for a name (or
-    ``login_max_failures_per_client`` from one client address) within ``login_window_s``, the
-    answer is 429 with ``Retry-After``, whether the name exists or not.
+    Every attempt is audited. After ``login_max_failures`` failed attempts for a name from one
+    client address (or ``login_max_failures_per_client`` from it for any names), that client
+    waits, longer after each further failure: the answer is 429 with ``Retry-After``, whether
+    the name exists or not. Other clients, the real user's included, are not held back.
     """
+    response.headers.update(NO_STORE)
     # scrypt takes tens of milliseconds: off the event loop.
     token, expires_at, principal = await run_in_threadpool(
         service.login,
@@ -83,12 +91,13 @@ def logout(
     if credentials is None:
         raise NotAuthenticated("logout needs the bearer token to revoke")
     service.logout(engine, credentials.credentials)
-    return Response(status_code=204)
+    return Response(status_code=204, headers=NO_STORE)
 
 
 @router.get("/me")
-def me(actor: ActorDep) -> Me:
+def me(actor: ActorDep, response: Response) -> Me:
     """Role and scope of the bearer token's user."""
+    response.headers.update(NO_STORE)
     if actor.principal.anonymous:
         raise NotAuthenticated("no bearer token given")
     return _me(actor.principal)

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
-from api.deps import ActorDep, EngineDep, PagingDep
+from api.deps import ActorDep, EngineDep, PagingDep, public_url
 from api.geojson import (
     GEOJSON,
     GeoJSONResponse,
@@ -116,17 +116,21 @@ def items(
     )
     here = request.url.remove_query_params("f")
     links = [
-        {"rel": "self", "type": GEOJSON, "href": str(request.url)},
+        {"rel": "self", "type": GEOJSON, "href": _here(request)},
         _link(request, "collection", JSON, "ogc_collection", collectionId=collectionId),
     ]
     if paging.offset + len(found) < total:
-        href = here.include_query_params(offset=paging.offset + paging.limit, limit=paging.limit)
-        links.append({"rel": "next", "type": GEOJSON, "href": str(href)})
+        url = here.include_query_params(offset=paging.offset + paging.limit, limit=paging.limit)
+        links.append(
+            {"rel": "next", "type": GEOJSON, "href": public_url(request, url.path, url.query)}
+        )
     if paging.offset > 0:
-        href = here.include_query_params(
+        url = here.include_query_params(
             offset=max(paging.offset - paging.limit, 0), limit=paging.limit
         )
-        links.append({"rel": "prev", "type": GEOJSON, "href": str(href)})
+        links.append(
+            {"rel": "prev", "type": GEOJSON, "href": public_url(request, url.path, url.query)}
+        )
     body = feature_collection(
         [_feature(item) for item in found],
         total=total,
@@ -152,7 +156,7 @@ def item(
     """One feature: a network by its id, a reference area by its code."""
     feature = _feature(service.get_item(engine, actor, collectionId, featureId))
     feature["links"] = [
-        {"rel": "self", "type": GEOJSON, "href": str(request.url)},
+        {"rel": "self", "type": GEOJSON, "href": _here(request)},
         _link(request, "collection", JSON, "ogc_collection", collectionId=collectionId),
     ]
     return GeoJSONResponse(feature)
@@ -212,7 +216,8 @@ def _collection(
 def _link(
     request: Request, rel: str, media_type: str, route: str, *, title: str | None = None, **params
 ) -> dict[str, str]:
-    link = {"rel": rel, "type": media_type, "href": str(request.url_for(route, **params))}
+    href = public_url(request, request.app.url_path_for(route, **params))
+    link = {"rel": rel, "type": media_type, "href": href}
     if title:
         link["title"] = title
     return link
@@ -220,5 +225,8 @@ def _link(
 
 def _app_link(request: Request, rel: str, media_type: str, path: str, title: str) -> dict[str, str]:
     # FastAPI's own pages (OpenAPI document, Swagger UI) are not named routes.
-    href = str(request.base_url).rstrip("/") + path
-    return {"rel": rel, "type": media_type, "href": href, "title": title}
+    return {"rel": rel, "type": media_type, "href": public_url(request, path), "title": title}
+
+
+def _here(request: Request) -> str:
+    return public_url(request, request.url.path, request.url.query)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
-from api.deps import ActorDep, EngineDep, IdPath, PagingDep, SettingsDep
+from api.deps import ActorDep, EngineDep, IdPath, PagingDep, SettingsDep, public_url
 from api.geojson import (
     GEOJSON,
     GeoJSONResponse,
@@ -79,7 +79,9 @@ def list_networks(
     links = []
     if paging.offset + len(networks) < total:
         url = request.url.include_query_params(offset=paging.offset + paging.limit)
-        links.append({"rel": "next", "type": GEOJSON, "href": str(url)})
+        links.append(
+            {"rel": "next", "type": GEOJSON, "href": public_url(request, url.path, url.query)}
+        )
     body = feature_collection(
         [network_feature(n, encoded=True) for n in networks], total=total, links=links
     )

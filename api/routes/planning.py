@@ -17,7 +17,7 @@ from api.deps import ActorDep, EngineDep, SettingsDep
 from api.routes.networks import network_feature
 from api.schemas import ERRORS, GeoJSONGeometry
 from bingeo.db.models import AreaLevel, ContactRole, NetworkKind, NetworkStatus
-from bingeo.errors import InvalidInput
+from bingeo.errors import BinGeoError, InvalidInput
 from bingeo.files import GEO_SUFFIXES
 from bingeo.planning import ContactInput
 from bingeo.services import planning as service
@@ -272,10 +272,16 @@ def _validate_upload(
     with tempfile.TemporaryDirectory(prefix="bingeo-upload-") as folder:
         path = Path(folder) / f"upload{suffix}"
         path.write_bytes(data)
-        if suffix in STREET_LIST_SUFFIXES:
-            proposal = service.proposal_from_street_list(engine, path, network=network)
-        else:
-            proposal = service.proposal_from_file(path, layer=layer, limits=limits)
+        try:
+            if suffix in STREET_LIST_SUFFIXES:
+                proposal = service.proposal_from_street_list(engine, path, network=network)
+            else:
+                proposal = service.proposal_from_file(path, layer=layer, limits=limits)
+        except BinGeoError as exc:
+            # Errors name the file read (GDAL's messages too): the uploaded name, not the
+            # server's temporary folder.
+            exc.detail = exc.detail.replace(str(path), name).replace(folder, "")
+            raise
     proposal.source = proposal.source.replace(f"upload{suffix}", name)
     return service.validate(engine, actor, proposal, network_id=network_id).as_dict()
 

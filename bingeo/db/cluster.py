@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -18,6 +19,9 @@ from bingeo.errors import DatabaseUnavailable
 from bingeo.settings import Settings
 
 SUPERUSER = "bingeo"
+# The role the application connects as: no superuser, only the privileges migration 0015 grants
+# it (rows of bingeo's tables, sequences, LISTEN); the superuser owns the schema and migrates it.
+APP_ROLE = "bingeo_app"
 PORT = 5432
 EXTENSIONS = ("postgis", "pg_trgm")
 
@@ -44,10 +48,11 @@ class Cluster:
 
     # public -----------------------------------------------------------------------------------
 
-    def url(self, database: str | None = None) -> str:
-        """SQLAlchemy URL of a database of this cluster (psycopg 3 driver, unix socket)."""
+    def url(self, database: str | None = None, *, role: str = SUPERUSER) -> str:
+        """SQLAlchemy URL of a database of this cluster (psycopg 3 driver, unix socket), as the
+        owner (the bootstrap superuser) unless ``role`` names another, such as ``APP_ROLE``."""
         name = database or self.settings.database_name
-        return f"postgresql+psycopg://{SUPERUSER}@/{name}?host={self.socket_dir}&port={PORT}"
+        return f"postgresql+psycopg://{role}@/{name}?host={self.socket_dir}&port={PORT}"
 
     def status(self) -> ClusterStatus:
         """Whether the cluster exists and its postmaster is alive."""
@@ -77,8 +82,10 @@ class Cluster:
         return self.status()
 
     def ensure_database(self, name: str) -> None:
-        """Create database ``name`` with the PostGIS and pg_trgm extensions if it is missing."""
+        """Create database ``name`` with the PostGIS and pg_trgm extensions if it is missing, and
+        the application's login role ``APP_ROLE`` (not a superuser) if the cluster lacks it."""
         with psycopg.connect(**self._conninfo("postgres"), autocommit=True) as conn:
+            _ensure_app_role(conn)
             exists = conn.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
             ).fetchone()
@@ -223,3 +230,24 @@ class Cluster:
                 if time.monotonic() > deadline:
                     raise DatabaseUnavailable(f"embedded cluster not ready: {exc}") from exc
                 time.sleep(0.2)
+
+
+def _ensure_app_role(conn: psycopg.Connection) -> None:
+    """Create ``APP_ROLE`` as a login role without superuser, database or role creation rights.
+
+    Roles belong to the whole cluster: several test runs may create it at the same moment, and
+    all but one then find it made.
+    """
+    role = conn.execute(
+        "SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (APP_ROLE,)
+    ).fetchone()
+    if role is not None:
+        if not role[0]:  # made by migration 0015 before the cluster knew it
+            conn.execute(sql.SQL("ALTER ROLE {} LOGIN").format(sql.Identifier(APP_ROLE)))
+        return
+    with contextlib.suppress(psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE").format(
+                sql.Identifier(APP_ROLE)
+            )
+        )

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError, InvalidatePoolError
 
-from bingeo.db.cluster import Cluster
+from bingeo.db.cluster import APP_ROLE, Cluster
 from bingeo.errors import BinGeoError, DatabaseFull, DatabaseReadOnly, DatabaseUnavailable
 from bingeo.settings import Settings
 
@@ -20,10 +20,15 @@ from bingeo.settings import Settings
 CONNECT_TIMEOUT_S = 5
 
 
-def database_url(settings: Settings, *, start: bool = True) -> str:
-    """The SQLAlchemy URL to use; starts the embedded cluster when none is configured."""
+def database_url(settings: Settings, *, start: bool = True, owner: bool = False) -> str:
+    """The SQLAlchemy URL to use; starts the embedded cluster when none is configured.
+
+    The application's role by default; ``owner``: the role owning the schema, for migrations
+    and bulk imports (``BINGEO_DATABASE_OWNER_URL``, else ``BINGEO_DATABASE_URL``; the
+    embedded cluster's bootstrap superuser).
+    """
     if settings.database_url:
-        url = settings.database_url
+        url = (owner and settings.database_owner_url) or settings.database_url
         for prefix in ("postgresql://", "postgres://"):
             if url.startswith(prefix):
                 return "postgresql+psycopg://" + url[len(prefix) :]
@@ -31,12 +36,15 @@ def database_url(settings: Settings, *, start: bool = True) -> str:
     cluster = Cluster(settings)
     if start:
         cluster.start()
-    return cluster.url()
+    return cluster.url() if owner else cluster.url(role=APP_ROLE)
 
 
-def make_engine(settings: Settings, *, start: bool = True, **kwargs: object) -> Engine:
+def make_engine(
+    settings: Settings, *, start: bool = True, owner: bool = False, **kwargs: object
+) -> Engine:
     """A SQLAlchemy engine on the configured database (pooled connections checked before use,
-    without a round trip: ``_check_idle``).
+    without a round trip: ``_check_idle``), as the application's role, or as the schema's owner
+    with ``owner`` (see ``database_url``).
 
     Connections time out after ``CONNECT_TIMEOUT_S``; a lost server, a read-only database and a
     full disk are raised as ``DatabaseUnavailable``, ``DatabaseReadOnly`` and ``DatabaseFull``.
@@ -45,7 +53,7 @@ def make_engine(settings: Settings, *, start: bool = True, **kwargs: object) -> 
     connect_args = {"connect_timeout": CONNECT_TIMEOUT_S}
     connect_args.update(options.get("connect_args") or {})  # type: ignore[call-overload]
     options["connect_args"] = connect_args
-    engine = create_engine(database_url(settings, start=start), **options)
+    engine = create_engine(database_url(settings, start=start, owner=owner), **options)
     event.listen(engine, "handle_error", _translate_event)
     event.listen(engine, "checkout", _check_idle)
     return engine

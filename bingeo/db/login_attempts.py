@@ -1,4 +1,4 @@
-"""Repository of password login attempts: the rate limit shared by every server process."""
+"""Repository of password login attempts: the back-off shared by every server process."""
 
 from __future__ import annotations
 
@@ -30,31 +30,36 @@ def counted_failures(
     client: str | None,
     window_s: float,
 ) -> tuple[list[dt.datetime], list[dt.datetime], dt.datetime]:
-    """Times of the other counted attempts in the window for the name (since its last success)
-    and for the client, oldest first, and the database's time now."""
+    """Times of the other counted attempts in the window for the name from this client (since
+    its last success there) and from the client for any name, oldest first, and the database's
+    time now. Attempts from other clients do not count: they hold back their own clients."""
     now = connection.execute(select(func.now())).scalar_one()
     start = now - dt.timedelta(seconds=window_s)
+    pair = (ATTEMPTS.c.user_name == user_name, ATTEMPTS.c.client == client)
     last_success = (
         select(func.max(ATTEMPTS.c.at))
-        .where(ATTEMPTS.c.user_name == user_name, ATTEMPTS.c.outcome == "succeeded")
+        .where(*pair, ATTEMPTS.c.outcome == "succeeded")
         .scalar_subquery()
     )
     others = (ATTEMPTS.c.id != attempt_id, ATTEMPTS.c.outcome.in_(COUNTED), ATTEMPTS.c.at > start)
-    by_name = select(ATTEMPTS.c.at).where(
-        *others,
-        ATTEMPTS.c.user_name == user_name,
-        ATTEMPTS.c.at > func.coalesce(last_success, start),
+    by_pair = select(ATTEMPTS.c.at).where(
+        *others, *pair, ATTEMPTS.c.at > func.coalesce(last_success, start)
     )
     by_client = select(ATTEMPTS.c.at).where(*others, ATTEMPTS.c.client == client)
-    names = list(connection.execute(by_name.order_by(ATTEMPTS.c.at)).scalars())
+    pairs = list(connection.execute(by_pair.order_by(ATTEMPTS.c.at)).scalars())
     clients = (
         list(connection.execute(by_client.order_by(ATTEMPTS.c.at)).scalars())
         if client is not None
         else []
     )
-    return names, clients, now
+    return pairs, clients, now
+
+
+def forget(connection: Connection, attempt_id: int) -> None:
+    """Delete an attempt that was held back before its password was looked at."""
+    connection.execute(delete(ATTEMPTS).where(ATTEMPTS.c.id == attempt_id))
 
 
 def finish(connection: Connection, attempt_id: int, outcome: str) -> None:
-    """Record the outcome of an attempt: failed, succeeded or limited."""
+    """Record the outcome of an attempt: failed or succeeded."""
     connection.execute(update(ATTEMPTS).where(ATTEMPTS.c.id == attempt_id).values(outcome=outcome))

@@ -245,6 +245,21 @@ class AuditEntry(Base):
     details: Mapped[dict | None] = mapped_column(JSON)
 
 
+class RefusalCount(Base):
+    """Refused requests of callers without a valid token, counted per client address, kind and
+    minute: only the first of each minute writes an audit entry, so that a flood cannot fill the
+    audit trail. Rows older than a day are deleted."""
+
+    __tablename__ = "refusal_counts"
+
+    client: Mapped[str] = mapped_column(String(128), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(128), primary_key=True)
+    minute: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), primary_key=True, index=True
+    )
+    count: Mapped[int] = mapped_column(Integer)
+
+
 class NetworkContact(Base):
     """Personal contact details of a person in a role of a network (personal data)."""
 
@@ -466,7 +481,8 @@ class LoginAttempt(Base):
     """One password login attempt, kept for the rate limit shared by every server process.
 
     Rows older than the limit's window serve no purpose and are deleted; the audit trail keeps
-    the lasting record. ``outcome``: pending (being checked), failed, succeeded, limited.
+    the lasting record. ``outcome``: pending (being checked), failed, succeeded (attempts held
+    back by the back-off are not kept).
     """
 
     __tablename__ = "login_attempts"

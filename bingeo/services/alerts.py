@@ -36,6 +36,7 @@ from bingeo.alerts import (
     PointGrid,
     Reach,
     cap_xml,
+    check_lengths,
     check_messages,
     circle_area,
     circle_from_lonlat,
@@ -164,6 +165,7 @@ def make_request(
     if problems:
         raise InvalidInput("alert not valid: " + "; ".join(problems))
     check_messages(messages)
+    check_lengths(messages, headline, sms=mode == "direct")
     return AlertRequest(
         area=area,
         messages=messages,

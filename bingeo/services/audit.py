@@ -42,6 +42,53 @@ def record(
     )
 
 
+# Counts of refusals per minute are kept this long; the audit entries carry them for good.
+REFUSALS_KEPT_S = 86_400.0
+
+
+def record_refusal(
+    connection: Connection,
+    actor: Actor,
+    kind: str,
+    *,
+    action: str = "refused_request",
+    object_type: str = "request",
+    details: dict | None = None,
+) -> bool:
+    """Count a refusal of a caller without a valid token, per client address, ``kind`` and
+    minute, and audit only the first of each minute (True when it did): the entry carries the
+    count of the client's last earlier minute with refusals of that kind. A flood writes at
+    most one audit entry per client, kind and minute.
+    """
+    client = (actor.client or "unknown")[:128]
+    kind = kind[:128]
+    count, minute = audit_repo.count_refusal(connection, client=client, kind=kind)
+    if count > 1:
+        return False
+    previous = audit_repo.previous_refusals(connection, client=client, kind=kind, before=minute)
+    audit_repo.forget_refusals(connection, older_than_s=REFUSALS_KEPT_S)
+    counted = {
+        "kind": kind,
+        "previous_minute": previous[0].isoformat() if previous else None,
+        "previous_count": previous[1] if previous else 0,
+    }
+    record(
+        connection,
+        actor,
+        action,
+        object_type,
+        outcome="refused",
+        details={**(details or {}), **counted},
+    )
+    return True
+
+
+def refused_anonymously(engine: Engine, actor: Actor, kind: str) -> bool:
+    """``record_refusal`` in a transaction of its own (a 401 answered by the API)."""
+    with engine.begin() as connection:
+        return record_refusal(connection, actor, kind)
+
+
 def guard(
     engine: Engine,
     actor: Actor,

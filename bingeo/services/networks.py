@@ -19,6 +19,7 @@ from bingeo.db import networks as network_repo
 from bingeo.db import planning as planning_repo
 from bingeo.db.models import SRID, NetworkKind, NetworkStatus
 from bingeo.errors import Conflict, IllegalTransition, NetworkHasPeople, NotFound
+from bingeo.networks import check_public_join_text
 from bingeo.services.audit import guard, record
 from bingeo.services.matching import rematch_changed_networks, rematch_network
 from bingeo.services.principal_cache import forget_principals
@@ -281,7 +282,7 @@ def _record(row) -> NetworkRecord:
 
 def _join_text_or_none(text: str | None) -> str | None:
     # A blank text means "none": residents then get the generated one.
-    return (text or "").strip() or None
+    return check_public_join_text(text)
 
 
 def _new_code(nis_code: str | None) -> str:

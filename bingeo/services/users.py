@@ -18,7 +18,7 @@ from bingeo.db import users as user_repo
 from bingeo.db.engine import lone_reads
 from bingeo.db.models import Role
 from bingeo.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, TooManyAttempts
-from bingeo.services.audit import record
+from bingeo.services.audit import record, record_refusal
 from bingeo.services.principal_cache import PrincipalCache, forget_principals
 from bingeo.settings import Settings
 
@@ -208,12 +208,18 @@ def set_password(engine: Engine, name: str, password: str) -> None:
 
 @dataclass(frozen=True)
 class LoginLimits:
-    """The login rate limit: failed attempts allowed per user name and per client address within
-    a sliding window (the per-name count restarts after a successful login)."""
+    """The login back-off, kept per client address: failed attempts (within ``window_s``) for one
+    name from one client, and from one client for any name. Past ``max_failures`` (per client
+    and name; the count restarts after that client's successful login to that name) or
+    ``max_failures_per_client``, the client waits ``backoff_s``, doubled with each further
+    failure up to ``backoff_max_s``, after its last failure. Nobody else waits: the user
+    logging in from another address is not locked out."""
 
     max_failures: int
     max_failures_per_client: int
     window_s: float
+    backoff_s: float = 1.0
+    backoff_max_s: float = 300.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LoginLimits:
@@ -222,7 +228,18 @@ class LoginLimits:
             settings.login_max_failures,
             settings.login_max_failures_per_client,
             settings.login_window_s,
+            settings.login_backoff_s,
+            settings.login_backoff_max_s,
         )
+
+    def wait_s(self, failures: list[dt.datetime], free: int, now: dt.datetime) -> int:
+        """Seconds this client still waits, given its other failures (oldest first) for a key
+        that allows ``free`` failures; 0 when it may try now."""
+        if len(failures) < free:
+            return 0
+        delay = min(self.backoff_max_s, self.backoff_s * 2 ** (len(failures) - free))
+        left = (failures[-1] + dt.timedelta(seconds=delay) - now).total_seconds()
+        return max(0, math.ceil(left))
 
 
 def login(
@@ -238,7 +255,7 @@ def login(
     """A short-lived API token for a user's name and password: (token, expiry, principal).
 
     Unknown names, disabled users, users without a password and wrong passwords all get the
-    same error after the same work. Past ``limits`` the attempt is refused with
+    same error after the same work. A client in its back-off (``limits``) is refused with
     ``TooManyAttempts`` before the password is looked at, whether the name exists or not.
     Every attempt, accepted or refused, is audited with the name tried, the client and the reason
     (never the password).
@@ -252,7 +269,7 @@ def login(
     # Counted after the pending attempt is committed, so that concurrent attempts (in any
     # process) see each other: at most ``max_failures`` pass however they interleave.
     with engine.connect() as connection:
-        by_name, by_client, now = attempt_repo.counted_failures(
+        by_pair, by_client, now = attempt_repo.counted_failures(
             connection,
             attempt_id=attempt_id,
             user_name=name,
@@ -260,29 +277,35 @@ def login(
             window_s=limits.window_s,
         )
         user = user_repo.user_by_name(connection, name)
-    waits = [
-        _wait_s(times, limit, limits.window_s, now)
-        for times, limit in (
-            (by_name, limits.max_failures),
-            (by_client, limits.max_failures_per_client),
-        )
-        if len(times) >= limit
-    ]
+    retry_after_s = max(
+        limits.wait_s(by_pair, limits.max_failures, now),
+        limits.wait_s(by_client, limits.max_failures_per_client, now),
+    )
     actor = Actor(
         principal=Principal(user_id=user.id if user else None, name=name),
         request_id=request_id,
         client=client,
     )
-    if waits:
-        retry_after_s = max(waits)
-        _finish_login(engine, attempt_id, actor, "rate_limited", retry_after_s=retry_after_s)
+    if retry_after_s:
+        with engine.begin() as connection:
+            # A held-back attempt counts for nothing, and a flood of them is audited once a
+            # minute per client, counted.
+            attempt_repo.forget(connection, attempt_id)
+            record_refusal(
+                connection,
+                actor,
+                "login held back",
+                action="login",
+                object_type="user",
+                details={"reason": "rate_limited", "retry_after_s": retry_after_s},
+            )
         raise TooManyAttempts(
             f"too many failed logins; try again in {retry_after_s} s", retry_after_s
         )
     reason = _refusal(user, password)
     if reason:
         _finish_login(engine, attempt_id, actor, reason)
-        raise NotAuthenticated("unknown name or wrong password")
+        raise NotAuthenticated("unknown name or wrong password", audited=True)
     with engine.begin() as connection:
         _, token, expires_at = _new_token(connection, user.id, LOGIN_LABEL, hours / 24)
         principal = principal_of(user)
@@ -323,7 +346,7 @@ def _audit_login(
     connection: Connection, attempt_id: int, actor: Actor, reason: str | None, **details: object
 ) -> None:
     """The attempt's outcome for the rate limit and its audit entry, in one transaction."""
-    outcome = "succeeded" if reason is None else "limited" if reason == "rate_limited" else "failed"
+    outcome = "succeeded" if reason is None else "failed"
     attempt_repo.finish(connection, attempt_id, outcome)
     record(
         connection,
@@ -350,12 +373,6 @@ def _new_token(
         expires_at=expires_at,
     )
     return token_id, token, expires_at
-
-
-def _wait_s(times: list[dt.datetime], limit: int, window_s: float, now: dt.datetime) -> int:
-    """Seconds until fewer than ``limit`` of ``times`` (oldest first) lie in the window."""
-    expires = times[len(times) - limit] + dt.timedelta(seconds=window_s)
-    return max(1, math.ceil((expires - now).total_seconds()))
 
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, length: int) -> bytes:
