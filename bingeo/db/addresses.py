@@ -406,3 +406,8 @@ def _with_points(rows: pa.Table) -> pa.Table:
 
 def _point(table: Table) -> object:
     return func.ST_SetSRID(func.ST_MakePoint(table.c.x, table.c.y), SRID)
+
+
+def analyze(connection: Connection) -> None:
+    """Refresh the planner's statistics of the addresses (after a bulk change)."""
+    connection.execute(text("ANALYZE addresses"))

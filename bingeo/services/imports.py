@@ -208,6 +208,9 @@ def import_addresses(
             placing = time.perf_counter()
             refresh_after_import(connection)  # the reference areas of new and moved addresses
             store_timings["address areas"] = time.perf_counter() - placing
+            # Planner statistics now, not when autovacuum gets to it: a spatial join planned on
+            # the statistics of an empty or half-placed table can take minutes instead of one.
+            address_repo.analyze(connection)
         committing = time.perf_counter()
     if timings is not None:
         timings.update({f"read: {phase}": s for phase, s in stats.seconds.items()})
