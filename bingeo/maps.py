@@ -1,36 +1,157 @@
-"""Folium maps of networks: coloured by kind, styled by lifecycle status, no personal data."""
+"""Folium maps of networks: coloured by kind, styled by lifecycle status, no personal data.
+
+Every text of a map is in Dutch or French (``language``), its scale is metric, and its scripts
+and styles come from bingeo's vendored copies: under ``/static/vendor`` for the API's pages,
+copied beside the file for maps written to disk (``save_map``), so that no map needs internet.
+"""
 
 from __future__ import annotations
 
 import html
+import shutil
+from collections.abc import Callable
+from pathlib import Path
 
 import folium
 import geopandas as gpd
 import shapely
+from branca.element import MacroElement
+from jinja2 import Template
 from pandas.api.types import is_numeric_dtype
 
-from bingeo.db.models import NetworkKind, NetworkStatus
+from bingeo.db.models import NetworkKind
+from bingeo.errors import InvalidInput
 from bingeo.geometry import GEOJSON_EPSG, STORAGE_EPSG
 
 KIND_COLOURS = {NetworkKind.BIN.value: "#1f6fb4", NetworkKind.BIN_Z.value: "#e6750f"}
-KIND_LABELS = {
-    NetworkKind.BIN.value: "BIN (residents)",
-    NetworkKind.BIN_Z.value: "BIN-Z (self-employed)",
-}
-STATUS_LABELS = {
-    NetworkStatus.idea.value: "idea",
-    NetworkStatus.preparation.value: "in preparation",
-    NetworkStatus.information_evening.value: "information evening",
-    NetworkStatus.charter.value: "charter being signed",
-    NetworkStatus.active.value: "active",
-    NetworkStatus.dormant.value: "dormant",
-    NetworkStatus.suspended.value: "suspended",
-    NetworkStatus.merged.value: "merged",
-    NetworkStatus.dissolved.value: "dissolved",
+LANGUAGES = ("nl", "fr")
+# Every text a map shows, per language; {level} is the name of an area level.
+TEXTS: dict[str, dict[str, str]] = {
+    "nl": {
+        "BIN": "BIN (bewoners)",
+        "BIN-Z": "BIN-Z (zelfstandigen)",
+        "idea": "idee",
+        "preparation": "in voorbereiding",
+        "information_evening": "infoavond",
+        "charter": "charter wordt ondertekend",
+        "active": "actief",
+        "dormant": "slapend",
+        "suspended": "geschorst",
+        "merged": "samengevoegd",
+        "dissolved": "opgeheven",
+        "sector": "sector",
+        "wijk": "wijk",
+        "deelgemeente": "deelgemeente",
+        "municipality": "gemeente",
+        "police_zone": "politiezone",
+        "area": "gebied",
+        "network": "Netwerk",
+        "kind": "Soort",
+        "status": "Status",
+        "area_ha": "Oppervlakte (ha)",
+        "area_legend": "Oppervlakte",
+        "addresses": "Adressen",
+        "members": "Leden",
+        "covered": "Gedekt",
+        "covered_pct": "Gedekt (%)",
+        "covered_bin": "Gedekt door een BIN",
+        "covered_bin_z": "Gedekt door een BIN-Z",
+        "networks": "Netwerken",
+        "members_per_1000": "Leden per 1.000 adressen",
+        "overlap_m2": "Overlapping (m²)",
+        "share_a": "Aandeel van het eerste (%)",
+        "share_b": "Aandeel van het tweede (%)",
+        "shared_addresses": "Adressen in beide",
+        "candidate_zone": "Kandidaat-zone",
+        "areas_of_level": "Aantal ({level})",
+        "uncovered": "Niet gedekt",
+        "codes": "Codes",
+        "overlaps": "Overlappingen",
+        "gaps": "Niet-gedekte buurten",
+        "gaps_legend": "Niet-gedekte buurten (kandidaat-zones)",
+        "share_layer": "Aandeel gedekt per {level}",
+        "network_areas": "Adressen van het netwerk per {level}",
+        "in_network": "Adressen in het netwerk",
+        "reference_areas": "Referentiegebieden",
+        "covered_share": "gedekt",
+        "no_addresses": "geen adressen",
+        "title": "BIN- en BIN-Z-netwerken",
+        "network_fallback": "Netwerk",
+        "coverage_title": "Dekking van {scope} per {level}",
+        "scope_zone": "politiezone {code}",
+        "scope_municipality": "gemeente {code}",
+        "scope_all": "België",
+    },
+    "fr": {
+        "BIN": "BIN (habitants)",
+        "BIN-Z": "BIN-Z (indépendants)",
+        "idea": "idée",
+        "preparation": "en préparation",
+        "information_evening": "soirée d'information",
+        "charter": "charte en signature",
+        "active": "actif",
+        "dormant": "en veille",
+        "suspended": "suspendu",
+        "merged": "fusionné",
+        "dissolved": "dissous",
+        "sector": "secteur",
+        "wijk": "quartier",
+        "deelgemeente": "section de commune",
+        "municipality": "commune",
+        "police_zone": "zone de police",
+        "area": "zone",
+        "network": "Réseau",
+        "kind": "Type",
+        "status": "Statut",
+        "area_ha": "Superficie (ha)",
+        "area_legend": "Superficie",
+        "addresses": "Adresses",
+        "members": "Membres",
+        "covered": "Couvertes",
+        "covered_pct": "Couvertes (%)",
+        "covered_bin": "Couvertes par un BIN",
+        "covered_bin_z": "Couvertes par un BIN-Z",
+        "networks": "Réseaux",
+        "members_per_1000": "Membres pour 1 000 adresses",
+        "overlap_m2": "Chevauchement (m²)",
+        "share_a": "Part du premier (%)",
+        "share_b": "Part du second (%)",
+        "shared_addresses": "Adresses dans les deux",
+        "candidate_zone": "Zone candidate",
+        "areas_of_level": "Nombre ({level})",
+        "uncovered": "Non couvertes",
+        "codes": "Codes",
+        "overlaps": "Chevauchements",
+        "gaps": "Quartiers non couverts",
+        "gaps_legend": "Quartiers non couverts (zones candidates)",
+        "share_layer": "Part couverte par {level}",
+        "network_areas": "Adresses du réseau par {level}",
+        "in_network": "Adresses dans le réseau",
+        "reference_areas": "Zones de référence",
+        "covered_share": "couvert",
+        "no_addresses": "aucune adresse",
+        "title": "Réseaux BIN et BIN-Z",
+        "network_fallback": "Réseau",
+        "coverage_title": "Couverture de {scope} par {level}",
+        "scope_zone": "la zone de police {code}",
+        "scope_municipality": "la commune {code}",
+        "scope_all": "la Belgique",
+    },
 }
 # Lifecycle phases map to three looks: running (solid), starting (dashed), not running (dotted).
 STARTING = {"idea", "preparation", "information_evening", "charter"}
 STOPPED = {"dormant", "suspended", "merged", "dissolved"}
+_PHASES = [
+    "idea",
+    "preparation",
+    "information_evening",
+    "charter",
+    "active",
+    "dormant",
+    "suspended",
+    "merged",
+    "dissolved",
+]
 STATUS_STYLES = {
     "running": {"fillOpacity": 0.35, "weight": 2, "dashArray": None},
     "starting": {"fillOpacity": 0.15, "weight": 2, "dashArray": "8 5"},
@@ -38,7 +159,6 @@ STATUS_STYLES = {
 }
 AREA_STYLE = {"color": "#555555", "weight": 1, "fill": False, "opacity": 0.7}
 SIMPLIFY_M = 2.0
-DEFAULT_TITLE = "BIN and BIN-Z networks"
 
 
 def network_map(
@@ -46,23 +166,26 @@ def network_map(
     *,
     areas: gpd.GeoDataFrame | None = None,
     tiles: str | None = "OpenStreetMap",
-    title: str = DEFAULT_TITLE,
-    areas_name: str = "Reference areas",
+    title: str | None = None,
+    areas_name: str | None = None,
+    assets_url: str | None = None,
+    language: str = "nl",
 ) -> folium.Map:
     """A map of ``networks`` (columns name, kind, status, geometry) with a legend.
 
     Networks are coloured by kind and styled by lifecycle status, with a tooltip of name, kind,
     status and area in hectares; ``areas`` (column ``name_nl`` or ``code``) is drawn as a thin
     outline layer. Geometries are simplified by about 2 m and shown in EPSG:4326; ``tiles`` None
-    gives a map without a base layer (offline).
+    gives a map without a base layer (offline). Texts in ``language`` (nl or fr).
     """
-    shown = _display_networks(networks)
+    words = texts(language)
+    shown = _display_networks(networks, words)
     outlines = _display_areas(areas) if areas is not None and len(areas) else None
-    fmap = folium.Map(tiles=tiles, control_scale=True, prefer_canvas=True)
+    fmap = new_map(tiles, assets_url)
     if outlines is not None:
         folium.GeoJson(
             _to_json(outlines),
-            name=html.escape(areas_name),
+            name=html.escape(areas_name or words["reference_areas"]),
             style_function=lambda _feature: AREA_STYLE,
             tooltip=folium.GeoJsonTooltip(fields=["label"], aliases=[""]),
         ).add_to(fmap)
@@ -70,26 +193,69 @@ def network_map(
         layer = shown[shown["kind"] == kind]
         if layer.empty:
             continue
-        folium.GeoJson(
-            _to_json(layer),
-            name=KIND_LABELS[kind],
-            style_function=_network_style,
-            highlight_function=lambda _feature: {"weight": 4, "fillOpacity": 0.5},
-            tooltip=folium.GeoJsonTooltip(
-                fields=["name", "kind", "status_label", "area_ha"],
-                aliases=["Network", "Kind", "Status", "Area (ha)"],
-                localize=True,
-            ),
-        ).add_to(fmap)
+        _network_layer(layer, kind, words).add_to(fmap)
     bounds = _bounds(shown, outlines)
     if bounds is not None:
         fmap.fit_bounds(bounds)
     folium.LayerControl(collapsed=False).add_to(fmap)
-    fmap.get_root().html.add_child(folium.Element(_legend_html(title, shown)))
+    legend = _legend_html(title or words["title"], shown, words)
+    fmap.get_root().html.add_child(folium.Element(legend))
     return fmap
 
 
-def _display_networks(networks: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+def texts(language: str) -> dict[str, str]:
+    """The texts of maps in ``language`` (nl or fr)."""
+    if language not in TEXTS:
+        raise InvalidInput(f"maps speak {' or '.join(LANGUAGES)}, not {language!r}")
+    return TEXTS[language]
+
+
+def coverage_title(
+    words: dict[str, str], *, zone: str | None, municipality: str | None, level: str
+) -> str:
+    """The title of a coverage map: its scope and level in ``words``' language."""
+    if zone:
+        scope = words["scope_zone"].format(code=zone)
+    elif municipality:
+        scope = words["scope_municipality"].format(code=municipality)
+    else:
+        scope = words["scope_all"]
+    return words["coverage_title"].format(scope=scope, level=words.get(str(level), str(level)))
+
+
+def new_map(tiles: str | None, assets_url: str | None) -> folium.Map:
+    """An empty folium map: vector layers on a canvas, a metric scale, assets from
+    ``assets_url`` (see ``use_assets``)."""
+    fmap = use_assets(folium.Map(tiles=tiles, prefer_canvas=True), assets_url)
+    MetricScale().add_to(fmap)
+    return fmap
+
+
+class MetricScale(MacroElement):
+    """Leaflet's scale bar in metres only (folium's ``control_scale`` shows miles too)."""
+
+    _template = Template(
+        "{% macro script(this, kwargs) %}"
+        "L.control.scale({imperial: false}).addTo({{ this._parent.get_name() }});"
+        "{% endmacro %}"
+    )
+
+
+def _network_layer(layer: gpd.GeoDataFrame, kind: str, words: dict[str, str]) -> folium.GeoJson:
+    return folium.GeoJson(
+        _to_json(layer),
+        name=words[kind],
+        style_function=_network_style,
+        highlight_function=lambda _feature: {"weight": 4, "fillOpacity": 0.5},
+        tooltip=folium.GeoJsonTooltip(
+            fields=["name", "kind", "status_label", "area_ha"],
+            aliases=[words["network"], words["kind"], words["status"], words["area_ha"]],
+            localize=True,
+        ),
+    )
+
+
+def _display_networks(networks: gpd.GeoDataFrame, words: dict[str, str]) -> gpd.GeoDataFrame:
     # Only public fields leave this function: nothing about members or coordinators.
     metric = networks.to_crs(STORAGE_EPSG) if networks.crs != STORAGE_EPSG else networks
     frame = gpd.GeoDataFrame(
@@ -97,7 +263,7 @@ def _display_networks(networks: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
             "name": metric["name"].astype(str).to_numpy(),
             "kind": metric["kind"].astype(str).to_numpy(),
             "status": metric["status"].astype(str).to_numpy(),
-            "status_label": [STATUS_LABELS.get(str(s), str(s)) for s in metric["status"]],
+            "status_label": [words.get(str(s), str(s)) for s in metric["status"]],
             "area_ha": (metric.geometry.area / 10_000).round(1).to_numpy(),
         },
         # Networks overlap (no coverage), so each is simplified on its own, topology kept.
@@ -140,17 +306,17 @@ def _bounds(*frames: gpd.GeoDataFrame | None) -> list[list[float]] | None:
     return [[miny, minx], [maxy, maxx]]
 
 
-def _legend_html(title: str, shown: gpd.GeoDataFrame) -> str:
+def _legend_html(title: str, shown: gpd.GeoDataFrame, words: dict[str, str]) -> str:
     kinds = "".join(
         f'<div><span style="display:inline-block;width:14px;height:14px;background:{colour};'
         f'opacity:0.6;border:2px solid {colour};margin-right:6px"></span>'
-        f"{html.escape(KIND_LABELS[kind])}: {int((shown['kind'] == kind).sum())}</div>"
+        f"{html.escape(words[kind])}: {int((shown['kind'] == kind).sum())}</div>"
         for kind, colour in KIND_COLOURS.items()
     )
     looks = (
-        ("running", "active"),
-        ("starting", "idea, preparation, information evening, charter"),
-        ("stopped", "dormant, suspended, merged, dissolved"),
+        ("running", words["active"]),
+        ("starting", ", ".join(words[s] for s in sorted(STARTING, key=_PHASES.index))),
+        ("stopped", ", ".join(words[s] for s in sorted(STOPPED, key=_PHASES.index))),
     )
     statuses = "".join(
         '<div><svg width="30" height="12" style="margin-right:6px">'
@@ -183,6 +349,8 @@ VENDOR_CSS = (
     ("awesome_markers_font_css", "@fortawesome/fontawesome-free/css/all.min.css"),
     ("awesome_markers_css", "leaflet.awesome-markers/dist/leaflet.awesome-markers.css"),
 )
+VENDOR_EXTRAS = ("leaflet/dist/images", "@fortawesome/fontawesome-free/webfonts")
+VENDOR_DIR = Path(__file__).resolve().parent / "static" / "vendor"
 SHARE_BINS = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)
 SHARE_COLOURS = ("#f7fcb9", "#d9f0a3", "#addd8e", "#78c679", "#238443")
 NO_ADDRESSES = "#dddddd"
@@ -196,8 +364,6 @@ GAP_STYLE = {
     "fillOpacity": 0.12,
 }
 COORDINATE_DECIMALS = 6  # about 0.1 m: finer digits only make the file bigger
-LAYER_OVERLAPS = "Overlaps"
-LAYER_GAPS = "Uncovered neighbourhoods"
 
 
 def use_assets(fmap: folium.Map, assets_url: str | None) -> folium.Map:
@@ -210,6 +376,30 @@ def use_assets(fmap: folium.Map, assets_url: str | None) -> folium.Map:
     return fmap
 
 
+def save_map(map_for: Callable[[str | None], folium.Map], path: Path) -> Path:
+    """Write a map to ``path`` (.html) that works from a file without network: the scripts and
+    styles it loads are copied into ``<name>_files/`` beside it.
+
+    ``map_for`` builds the map for an assets base URL. Without the vendored assets (run
+    scripts/fetch-web-assets.sh) the map falls back to folium's CDN links.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not VENDOR_DIR.is_dir():
+        map_for(None).save(str(path))
+        return path
+    folder = path.parent / f"{path.stem}_files"
+    for _name, asset in VENDOR_JS + VENDOR_CSS:
+        target = folder / asset
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(VENDOR_DIR / asset, target)
+    # What the stylesheets load in turn: Leaflet's control images, Font Awesome's fonts.
+    for extra in VENDOR_EXTRAS:
+        shutil.copytree(VENDOR_DIR / extra, folder / extra, dirs_exist_ok=True)
+    map_for(folder.name).save(str(path))
+    return path
+
+
 def coverage_map(
     areas: gpd.GeoDataFrame,
     networks: gpd.GeoDataFrame,
@@ -218,7 +408,8 @@ def coverage_map(
     gaps: gpd.GeoDataFrame | None = None,
     tiles: str | None = None,
     assets_url: str | None = None,
-    title: str = "Coverage",
+    title: str | None = None,
+    language: str = "nl",
 ) -> folium.Map:
     """A coverage map: share covered per area (choropleth), networks by kind and status,
     overlaps highlighted, uncovered neighbourhoods (candidate zones) marked, with a legend.
@@ -227,13 +418,15 @@ def coverage_map(
     addresses, covered, covered_bin, covered_bin_z, share_covered, networks, members_per_1000);
     ``overlaps`` and ``gaps`` the frames of its overlaps and gaps. Only aggregates are shown.
     """
-    level = str(areas["level"].iloc[0]) if len(areas) and "level" in areas else "area"
-    fmap = use_assets(folium.Map(tiles=tiles, control_scale=True, prefer_canvas=True), assets_url)
+    words = texts(language)
+    level = words.get(str(areas["level"].iloc[0]) if len(areas) and "level" in areas else "area")
+    level = level or words["area"]
+    fmap = new_map(tiles, assets_url)
     shown_areas = _display_coverage(areas)
     if len(shown_areas):
         folium.GeoJson(
             _to_json(shown_areas),
-            name=f"Coverage share per {level}",
+            name=words["share_layer"].format(level=level),
             style_function=_share_style,
             highlight_function=lambda _feature: {"weight": 2.5, "color": "#000000"},
             tooltip=folium.GeoJsonTooltip(
@@ -249,56 +442,46 @@ def coverage_map(
                 ],
                 aliases=[
                     level.capitalize(),
-                    "Addresses",
-                    "Covered",
-                    "Covered (%)",
-                    "Covered by a BIN",
-                    "Covered by a BIN-Z",
-                    "Networks",
-                    "Members per 1,000 addresses",
+                    words["addresses"],
+                    words["covered"],
+                    words["covered_pct"],
+                    words["covered_bin"],
+                    words["covered_bin_z"],
+                    words["networks"],
+                    words["members_per_1000"],
                 ],
                 localize=True,
             ),
         ).add_to(fmap)
-    shown = _display_networks(networks) if len(networks) else None
+    shown = _display_networks(networks, words) if len(networks) else None
     for kind in KIND_COLOURS:
         if shown is None:
             break
         layer = shown[shown["kind"] == kind]
         if layer.empty:
             continue
-        folium.GeoJson(
-            _to_json(layer),
-            name=KIND_LABELS[kind],
-            style_function=_network_style,
-            highlight_function=lambda _feature: {"weight": 4, "fillOpacity": 0.5},
-            tooltip=folium.GeoJsonTooltip(
-                fields=["name", "kind", "status_label", "area_ha"],
-                aliases=["Network", "Kind", "Status", "Area (ha)"],
-                localize=True,
-            ),
-        ).add_to(fmap)
+        _network_layer(layer, kind, words).add_to(fmap)
     if overlaps is not None and len(overlaps):
         folium.GeoJson(
             _to_json(_display_overlaps(overlaps)),
-            name=LAYER_OVERLAPS,
+            name=words["overlaps"],
             style_function=lambda _feature: OVERLAP_STYLE,
             tooltip=folium.GeoJsonTooltip(
                 fields=["networks", "overlap_m2", "share_a_pct", "share_b_pct", "shared_addresses"],
-                aliases=["Networks", "Overlap (m²)", "Share of first (%)", "Share of second (%)"]
-                + ["Addresses in both"],
+                aliases=[words[k] for k in ("networks", "overlap_m2", "share_a", "share_b")]
+                + [words["shared_addresses"]],
                 localize=True,
             ),
         ).add_to(fmap)
     if gaps is not None and len(gaps):
         folium.GeoJson(
             _to_json(_display_gaps(gaps)),
-            name=LAYER_GAPS,
+            name=words["gaps"],
             style_function=lambda _feature: GAP_STYLE,
             tooltip=folium.GeoJsonTooltip(
                 fields=["rank", "areas", "addresses", "uncovered", "codes"],
-                aliases=["Candidate zone", f"{level.capitalize()}s", "Addresses", "Uncovered"]
-                + ["Codes"],
+                aliases=[words["candidate_zone"], words["areas_of_level"].format(level=level)]
+                + [words["addresses"], words["uncovered"], words["codes"]],
                 localize=True,
             ),
         ).add_to(fmap)
@@ -306,7 +489,9 @@ def coverage_map(
     if bounds is not None:
         fmap.fit_bounds(bounds)
     folium.LayerControl(collapsed=False).add_to(fmap)
-    legend = _coverage_legend_html(title, shown if shown is not None else _display_none())
+    legend = _coverage_legend_html(
+        title or words["title"], shown if shown is not None else _display_none(), words
+    )
     fmap.get_root().html.add_child(folium.Element(legend))
     return fmap
 
@@ -379,8 +564,13 @@ def _to_json(frame: gpd.GeoDataFrame) -> str:
     folium's tooltips put property values into the page as HTML (``innerHTML``), so every
     text (names, codes, labels: user data) is escaped here, the one way into a map's layers.
     """
-    rounded = frame.set_geometry(
-        shapely.transform(frame.geometry.values, lambda c: c.round(COORDINATE_DECIMALS))
+    polygons = [_polygonal(geometry) for geometry in frame.geometry.values]
+    kept = [polygon is not None for polygon in polygons]
+    rounded = frame[kept].set_geometry(
+        shapely.transform(
+            [p for p in polygons if p is not None], lambda c: c.round(COORDINATE_DECIMALS)
+        ),
+        crs=frame.crs,
     )
     for column in rounded.columns.drop(rounded.geometry.name):
         if not is_numeric_dtype(rounded[column]):
@@ -388,6 +578,25 @@ def _to_json(frame: gpd.GeoDataFrame) -> str:
                 html.escape(value) if isinstance(value, str) else value for value in rounded[column]
             ]
     return rounded.to_json(drop_id=True)
+
+
+def _polygonal(geometry: shapely.Geometry | None) -> shapely.Geometry | None:
+    """The areal part of ``geometry``; None when it has none.
+
+    Intersections and repairs can give a GeometryCollection (an area with a stray line or
+    point). Leaflet draws one as a group of layers, where a map's tooltips expect one shape per
+    feature and stop the whole page (``getElement is not a function``).
+    """
+    if geometry is None or geometry.is_empty:
+        return None
+    if geometry.geom_type in ("Polygon", "MultiPolygon"):
+        return geometry
+    parts = [
+        part
+        for part in shapely.get_parts(shapely.get_parts(geometry))
+        if part.geom_type == "Polygon" and not part.is_empty
+    ]
+    return shapely.MultiPolygon(parts) if parts else None
 
 
 def _share_style(feature: dict) -> dict:
@@ -401,23 +610,23 @@ def _share_style(feature: dict) -> dict:
     return {"color": "#666666", "weight": 0.7, "fillColor": colour, "fillOpacity": 0.7}
 
 
-def _coverage_legend_html(title: str, shown: gpd.GeoDataFrame) -> str:
+def _coverage_legend_html(title: str, shown: gpd.GeoDataFrame, words: dict[str, str]) -> str:
     box = (
         '<span style="display:inline-block;width:14px;height:14px;background:{fill};'
         'border:1px solid {line};margin-right:6px;vertical-align:middle"></span>'
     )
     bins = "".join(
         f"<div>{box.format(fill=colour, line='#666')}"
-        f"{low * 100:.0f}–{high * 100:.0f} % covered</div>"
+        f"{low * 100:.0f}–{high * 100:.0f} % {words['covered_share']}</div>"
         for low, high, colour in zip(SHARE_BINS[:-1], SHARE_BINS[1:], SHARE_COLOURS, strict=True)
     )
-    bins += f"<div>{box.format(fill=NO_ADDRESSES, line='#666')}no addresses</div>"
+    bins += f"<div>{box.format(fill=NO_ADDRESSES, line='#666')}{words['no_addresses']}</div>"
     extras = (
         f"<div>{box.format(fill=OVERLAP_STYLE['fillColor'], line=OVERLAP_STYLE['color'])}"
-        f"{LAYER_OVERLAPS}</div>"
-        f"<div>{box.format(fill='#e8d5ec', line='#111')}{LAYER_GAPS} (candidate zones)</div>"
+        f"{html.escape(words['overlaps'])}</div>"
+        f"<div>{box.format(fill='#e8d5ec', line='#111')}{html.escape(words['gaps_legend'])}</div>"
     )
-    networks = _legend_html(title, shown)
+    networks = _legend_html(title, shown, words)
     # The network legend's box is reused; the coverage part goes inside it.
     return networks.replace("</div>", "</div>" + "<hr style='margin:4px 0'>" + bins + extras, 1)
 
@@ -435,14 +644,17 @@ def single_network_map(
     tiles: str | None = None,
     assets_url: str | None = None,
     level: str = "sector",
+    language: str = "nl",
 ) -> folium.Map:
     """The map of one network (``network``: one row with name, kind, status, geometry): its
     area, the addresses it covers and its members, counted (``figures``: addresses, members,
     members_per_1000), and the reference areas it reaches with its addresses in each
     (``areas``: code, name, addresses). Counts only: no member, no address is drawn.
     """
-    fmap = use_assets(folium.Map(tiles=tiles, control_scale=True, prefer_canvas=True), assets_url)
-    shown = _display_networks(network)
+    words = texts(language)
+    level_name = words.get(level, level)
+    fmap = new_map(tiles, assets_url)
+    shown = _display_networks(network, words)
     for name in ("addresses", "members"):
         shown[name] = int(figures[name])
     per_1000 = figures["members_per_1000"]
@@ -462,24 +674,24 @@ def single_network_map(
         ).to_crs(GEOJSON_EPSG)
         folium.GeoJson(
             _to_json(outlines),
-            name=f"Addresses of the network per {level}",
+            name=words["network_areas"].format(level=level_name),
             style_function=lambda _feature: NETWORK_AREA_STYLE,
             tooltip=folium.GeoJsonTooltip(
                 fields=["label", "addresses"],
-                aliases=[level.capitalize(), "Addresses in the network"],
+                aliases=[level_name.capitalize(), words["in_network"]],
                 localize=True,
             ),
         ).add_to(fmap)
     if len(shown):
         folium.GeoJson(
             _to_json(shown),
-            name=KIND_LABELS.get(str(shown["kind"].iloc[0]), "Network"),
+            name=words.get(str(shown["kind"].iloc[0]), words["network_fallback"]),
             style_function=_network_style,
             tooltip=folium.GeoJsonTooltip(
                 fields=["name", "kind", "status_label", "area_ha", "addresses", "members"]
                 + ["members_per_1000"],
-                aliases=["Network", "Kind", "Status", "Area (ha)", "Addresses", "Members"]
-                + ["Members per 1,000 addresses"],
+                aliases=[words[k] for k in ("network", "kind", "status", "area_ha", "addresses")]
+                + [words["members"], words["members_per_1000"]],
                 localize=True,
             ),
         ).add_to(fmap)
@@ -487,21 +699,31 @@ def single_network_map(
         if bounds is not None:
             fmap.fit_bounds(bounds)
     folium.LayerControl(collapsed=False).add_to(fmap)
-    fmap.get_root().html.add_child(folium.Element(_network_legend_html(shown, figures)))
+    legend = _network_legend_html(shown, figures, words, language)
+    fmap.get_root().html.add_child(folium.Element(legend))
     return fmap
 
 
-def _network_legend_html(shown: gpd.GeoDataFrame, figures: dict) -> str:
+def _network_legend_html(
+    shown: gpd.GeoDataFrame, figures: dict, words: dict[str, str], language: str
+) -> str:
     name = str(shown["name"].iloc[0]) if len(shown) else ""
     area = float(shown["area_ha"].iloc[0]) if len(shown) else 0.0
     per_1000 = figures["members_per_1000"]
     rows = (
-        ("Area", f"{area:,.1f} ha"),
-        ("Addresses", f"{int(figures['addresses']):,}"),
-        ("Members", f"{int(figures['members']):,}"),
-        ("Members per 1,000 addresses", "–" if per_1000 is None else f"{per_1000:,.1f}"),
+        (words["area_legend"], f"{_number(area, 1, language)} ha"),
+        (words["addresses"], _number(int(figures["addresses"]), 0, language)),
+        (words["members"], _number(int(figures["members"]), 0, language)),
+        (words["members_per_1000"], "–" if per_1000 is None else _number(per_1000, 1, language)),
     )
     body = "".join(
         f"<div>{html.escape(label)}: <b>{html.escape(value)}</b></div>" for label, value in rows
     )
-    return _legend_html(name, shown).replace("</b>", "</b>" + body, 1)
+    return _legend_html(name, shown, words).replace("</b>", "</b>" + body, 1)
+
+
+def _number(value: float, decimals: int, language: str) -> str:
+    """``value`` written the Belgian way: 1.234,5 in Dutch, 1 234,5 in French."""
+    text = f"{value:,.{decimals}f}"
+    thousands = "." if language == "nl" else "\u202f"
+    return text.replace(",", "\0").replace(".", ",").replace("\0", thousands)

@@ -7,7 +7,6 @@ scope, never access to personal data.
 
 from __future__ import annotations
 
-import shutil
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +33,6 @@ from bingeo.services.audit import guard
 from bingeo.services.networks import network_target
 from bingeo.settings import Settings
 
-VENDOR_DIR = Path(__file__).resolve().parents[1] / "static" / "vendor"
 _REFRESH_LOCK = 0x62696E67  # advisory lock key: one refresh of address_areas at a time
 
 
@@ -280,8 +278,11 @@ def coverage_map(
     level: AreaLevel | str = AreaLevel.sector,
     include_inactive: bool = False,
     assets_url: str | None = None,
+    language: str = "nl",
 ) -> folium.Map:
-    """The coverage map of a scope: networks, overlaps, coverage per area, uncovered zones."""
+    """The coverage map of a scope: networks, overlaps, coverage per area, uncovered zones,
+    in ``language`` (nl or fr)."""
+    words = maps.texts(language)
     result = coverage(
         engine,
         actor,
@@ -324,7 +325,8 @@ def coverage_map(
         gaps=holes.zones,
         tiles=settings.tiles or None,
         assets_url=settings.assets_url if assets_url is None else assets_url,
-        title=f"Coverage of {result.scope.describe()} per {result.level.value}",
+        title=maps.coverage_title(words, zone=zone, municipality=municipality, level=level),
+        language=language,
     )
 
 
@@ -391,8 +393,10 @@ def network_map(
     *,
     level: AreaLevel | str = AreaLevel.sector,
     assets_url: str | None = None,
+    language: str = "nl",
 ) -> folium.Map:
     """The map of one network with its addresses and members counted (no personal data)."""
+    maps.texts(language)
     found = network_figures(engine, actor, network, level=level)
     return maps.single_network_map(
         found.network,
@@ -401,6 +405,7 @@ def network_map(
         tiles=settings.tiles or None,
         assets_url=settings.assets_url if assets_url is None else assets_url,
         level=AreaLevel(level).value,
+        language=language,
     )
 
 
@@ -841,15 +846,5 @@ def export_frame(frame: gpd.GeoDataFrame, path: Path) -> None:
 
 
 def export_map(fmap_for: Callable[[str | None], folium.Map], path: Path) -> None:
-    """Write a map to ``path`` with its scripts and styles copied into ``vendor/`` beside it.
-
-    ``fmap_for`` builds the map for an assets base URL; without vendored assets (run
-    scripts/fetch-web-assets.sh) the map falls back to folium's CDN links.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if VENDOR_DIR.is_dir():
-        shutil.copytree(VENDOR_DIR, path.parent / "vendor", dirs_exist_ok=True)
-        fmap = fmap_for("vendor")
-    else:
-        fmap = fmap_for(None)
-    fmap.save(str(path))
+    """Write a map to ``path`` with its scripts and styles beside it (``maps.save_map``)."""
+    maps.save_map(fmap_for, path)
