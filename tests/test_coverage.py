@@ -388,7 +388,7 @@ def test_map_is_small_and_offline(gent: dict[str, int], engine: Engine, settings
     page = fmap.get_root().render()
     assert len(page) < 5_000_000
     assert "cdn." not in page and "https://code.jquery" not in page
-    for name in ("Coverage share per sector", "Overlaps", "Uncovered neighbourhoods", "BIN-Z"):
+    for name in ("Aandeel gedekt per sector", "Overlappingen", "Niet-gedekte buurten", "BIN-Z"):
         assert name in page
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import weakref
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import geopandas as gpd
 import numpy as np
@@ -29,6 +29,7 @@ GEOJSON_RESPONSE = {200: {"content": {GEOJSON: {}}}}
 Zone = Annotated[str | None, Query(description="Police zone code", max_length=32)]
 Municipality = Annotated[str | None, Query(description="NIS code", max_length=5)]
 Inactive = Annotated[bool, Query(description="Count networks that are not active too")]
+Language = Annotated[Literal["nl", "fr"], Query(description="Language of the map's texts")]
 # The coverage document of each coverage result: the service hands every request of a scope the
 # same result while the data is unchanged, and drops it (and so its document) when it changes.
 _DOCUMENTS: weakref.WeakKeyDictionary[service.CoverageResult, bytes] = weakref.WeakKeyDictionary()
@@ -156,6 +157,7 @@ def get_coverage_map(
     municipality: Municipality = None,
     level: AreaLevel = AreaLevel.sector,
     include_inactive: Inactive = False,
+    lang: Language = "nl",
 ) -> HTMLResponse:
     """The coverage map of the scope (HTML; scripts and styles served by bingeo itself)."""
     fmap = service.coverage_map(
@@ -166,6 +168,7 @@ def get_coverage_map(
         municipality=municipality,
         level=level,
         include_inactive=include_inactive,
+        language=lang,
     )
     return map_page(fmap.get_root().render(), settings)
 
@@ -177,7 +180,8 @@ def get_network_map(
     settings: SettingsDep,
     network_id: int,
     level: AreaLevel = AreaLevel.sector,
+    lang: Language = "nl",
 ) -> HTMLResponse:
     """The map of one network: its area, its addresses and members counted (no personal data)."""
-    fmap = service.network_map(engine, actor, settings, network_id, level=level)
+    fmap = service.network_map(engine, actor, settings, network_id, level=level, language=lang)
     return map_page(fmap.get_root().render(), settings)
