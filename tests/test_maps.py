@@ -237,7 +237,7 @@ def test_map_of_one_network_counts_without_personal_data(
     assert result.exit_code == 0, result.output
     for page in (answer.text, out.read_text()):
         assert f"Adressen: <b>{addresses:,}</b>".replace(",", ".") in page
-        assert f"Members: <b>{len(people)}</b>" in page
+        assert f"Leden: <b>{len(people)}</b>" in page
         assert f'"addresses": {addresses}' in page and f'"members": {len(people)}' in page
         for name, email, phone in people:
             assert name not in page and email not in page and phone not in page

@@ -300,6 +300,7 @@ def test_analyst_sees_coverage_overlaps_and_gaps(page, server: str, town: Town) 
         assert name in layers
     assert page.evaluate("document.querySelector('#map').classList.contains('no-tiles')")
     _shot(page, "analyst-map")
+    assert _axe(page, server) == []  # with the results and their shapes shown
 
 
 def test_officer_draws_polygon_previews_and_sends_relay_alert(
@@ -357,6 +358,7 @@ def test_officer_draws_polygon_previews_and_sends_relay_alert(
     for network in preview["networks"]:
         assert network["name"] in page.inner_text("#preview")
     _shot(page, "officer-preview")
+    assert _axe(page, server) == []  # with the results and their shapes shown
 
     # Send through the coordinators and follow the delivery until every e-mail is out.
     before = len(inbox.messages)
@@ -439,6 +441,7 @@ def test_planner_uploads_an_area_reads_the_report_fixes_and_saves_it(
     for finding in expected["findings"]:
         assert finding["message"] not in findings
     _shot(page, "planner-report")
+    assert _axe(page, server) == []  # with the results and their shapes shown
 
     # Clip the overlap away: the new report has none, and fewer addresses.
     page.click("#plan-clip")
@@ -480,6 +483,7 @@ def test_planner_uploads_an_area_reads_the_report_fixes_and_saves_it(
             f"() => document.querySelector('#lc-status')?.dataset.status === '{status}'"
         )
     _shot(page, "planner-lifecycle")
+    assert _axe(page, server) == []  # with the results and their shapes shown
     # In French: the state, the steps and the history of the same network.
     french = {
         "idea": "idée",
