@@ -326,7 +326,7 @@ def _legend_html(title: str, shown: gpd.GeoDataFrame, words: dict[str, str]) -> 
         for look, label in looks
     )
     return (
-        '<div id="bingeo-legend" style="position:fixed;bottom:24px;left:12px;z-index:9999;'
+        '<div id="bingeo-legend" style="position:fixed;bottom:44px;left:12px;z-index:9999;'
         "background:white;padding:8px 10px;border:1px solid #999;border-radius:4px;"
         'font:12px/1.5 sans-serif;box-shadow:0 1px 4px rgba(0,0,0,.3)">'
         f"<b>{html.escape(title)}</b>{kinds}<hr style='margin:4px 0'>{statuses}</div>"
