@@ -545,15 +545,15 @@ def test_map_opens_in_chromium_without_errors(server: str, tokens: dict[str, str
     assert errors == []
     assert outside == []  # everything served by bingeo itself
     for name in (
-        "Coverage share per sector",
-        "BIN (residents)",
-        "BIN-Z (self-employed)",
-        "Overlaps",
-        "Uncovered neighbourhoods",
+        "Aandeel gedekt per sector",
+        "BIN (bewoners)",
+        "BIN-Z (zelfstandigen)",
+        "Overlappingen",
+        "Niet-gedekte buurten",
     ):
         assert name in layers
     assert paths > 254
-    assert "% covered" in legend
+    assert "% gedekt" in legend
 
 
 def test_notebook_runs_against_the_test_database(
