@@ -57,6 +57,9 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         description="BIN / BIN-Z networks on the map: coverage, planning and alerts.",
         lifespan=lifespan,
+        # FastAPI's pages load Swagger UI and ReDoc from CDNs: bingeo serves its own /docs.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     errors.install(app)

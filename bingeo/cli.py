@@ -495,6 +495,7 @@ def demo_command(
         Path | None, typer.Option(help="Folder of the real sample (--real; default: data/).")
     ] = None,
     as_json: JsonOpt = False,
+    lang: LangOpt = "nl",
 ) -> None:
     """Generate the demo municipality Demodorp (or load the real Bierbeek sample with --real),
     import it and draw the networks map."""
@@ -505,9 +506,11 @@ def demo_command(
     # The demo is the first thing a new user runs: bring the schema up to date first.
     _upgrade_or_explain(engine, settings, real)
     if real:
-        result = run_real_demo(engine, settings, sample_dir=sample, out_dir=out, progress=_progress)
+        result = run_real_demo(
+            engine, settings, sample_dir=sample, out_dir=out, progress=_progress, language=lang
+        )
     else:
-        result = run_demo(engine, settings, out_dir=out, progress=_progress)
+        result = run_demo(engine, settings, out_dir=out, progress=_progress, language=lang)
     if as_json:
         _echo_json(result)
         return
@@ -974,6 +977,7 @@ InactiveOpt = Annotated[
 OutOpt = Annotated[
     Path | None, typer.Option("--out", help="Write to .html (map), .csv, .gpkg or .geojson.")
 ]
+LangOpt = Annotated[str, typer.Option("--lang", help="Language of a map's texts: nl or fr.")]
 
 
 def _coverage_actor():
@@ -994,6 +998,7 @@ def coverage_command(
     network: Annotated[
         str | None, typer.Option("--network", help="Map of one network (id or code) to --out.")
     ] = None,
+    lang: LangOpt = "nl",
 ) -> None:
     """Coverage per reference area of a police zone, a municipality or the whole country."""
     from bingeo.services import coverage as service
@@ -1005,7 +1010,7 @@ def coverage_command(
             raise typer.BadParameter("--network needs --out FILE.html")
         service.export_map(
             lambda assets: service.network_map(
-                engine, actor, settings, network, level=level, assets_url=assets
+                engine, actor, settings, network, level=level, assets_url=assets, language=lang
             ),
             out,
         )
@@ -1021,6 +1026,7 @@ def coverage_command(
                 level=level,
                 include_inactive=include_inactive,
                 assets_url=assets,
+                language=lang,
                 **scope,
             ),
             out,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Downloads the JavaScript and CSS that bingeo's folium maps need (folium's default JS/CSS list)
-# and the web app's drawing tools (leaflet-draw)
-# from the npm registry into bingeo/static/vendor/, so maps work without internet.
+# the web app's drawing tools (leaflet-draw), the API documentation's Swagger UI and, for the
+# browser tests, axe-core, from the npm registry into bingeo/static/vendor/, so maps work without internet.
 # Not committed (see .gitignore); run again to refresh. Needs npm. Two stylesheets of folium's list
 # (bootstrap 3 glyphicons, awesome-marker rotation) serve only marker icons, which bingeo's maps
 # do not draw, and are not on npm: the maps leave them out.
@@ -18,6 +18,10 @@ packages=(
   "@fortawesome/fontawesome-free@6.2.0"
   # the web app's drawing tools (api/web)
   "leaflet-draw@1.0.4"
+  # /docs without internet
+  "swagger-ui-dist@5.35.0"
+  # the accessibility checks of the browser tests
+  "axe-core@4.14.1"
 )
 stamp="$vendor/.packages"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "${packages[*]}" ]; then

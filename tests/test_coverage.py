@@ -444,7 +444,7 @@ def test_map_is_small_and_offline(gent: dict[str, int], engine: Engine, settings
     page = fmap.get_root().render()
     assert len(page) < 5_000_000
     assert "cdn." not in page and "https://code.jquery" not in page
-    for name in ("Coverage share per sector", "Overlaps", "Uncovered neighbourhoods", "BIN-Z"):
+    for name in ("Aandeel gedekt per sector", "Overlappingen", "Niet-gedekte buurten", "BIN-Z"):
         assert name in page
 
 
@@ -605,15 +605,15 @@ def test_map_opens_in_chromium_without_errors(server: str, tokens: dict[str, str
     assert errors == []
     assert outside == []  # everything served by bingeo itself
     for name in (
-        "Coverage share per sector",
-        "BIN (residents)",
-        "BIN-Z (self-employed)",
-        "Overlaps",
-        "Uncovered neighbourhoods",
+        "Aandeel gedekt per sector",
+        "BIN (bewoners)",
+        "BIN-Z (zelfstandigen)",
+        "Overlappingen",
+        "Niet-gedekte buurten",
     ):
         assert name in layers
     assert paths > 254
-    assert "% covered" in legend
+    assert "% gedekt" in legend
 
 
 def test_notebook_runs_against_the_test_database(

@@ -6,6 +6,7 @@ import datetime as dt
 import html
 import json
 import re
+from pathlib import Path
 
 import geopandas as gpd
 import pytest
@@ -20,7 +21,15 @@ from bingeo.access import Actor, Principal
 from bingeo.db import maps as map_repo
 from bingeo.db.models import AreaLevel, Role
 from bingeo.demo import NIS_CODE, DemoData, generate_demo
-from bingeo.maps import KIND_COLOURS, coverage_map, network_map, single_network_map
+from bingeo.errors import InvalidInput
+from bingeo.maps import (
+    KIND_COLOURS,
+    TEXTS,
+    coverage_map,
+    network_map,
+    save_map,
+    single_network_map,
+)
 from bingeo.members import MemberInput
 from bingeo.services import coverage as coverage_service
 from bingeo.services.demo import run_demo
@@ -39,6 +48,7 @@ HOSTILE = (
 # The GeoJSON of each map layer as folium writes it into the page.
 LAYER_DATA = re.compile(r"_add\((\{.*\})\);$", re.MULTILINE)
 SCRIPT_TAGS = re.compile(r"<script\b[^>]*>", re.IGNORECASE)
+ASSET_LINKS = re.compile(r'<(?:script|link)\b[^>]*(?:src|href)="([^"]+)"', re.IGNORECASE)
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +162,8 @@ def test_map_of_one_network_counts_without_personal_data(
 ) -> None:
     """Its area, addresses and members counted (equal to PostGIS), no member identity anywhere,
     from the service, the API (analysts of the zone) and the CLI."""
-    run_demo(db, settings, out_dir=tmp_path / "demo")
+    demo_map = run_demo(db, settings, out_dir=tmp_path / "demo")["map"]
+    _assert_local_assets(Path(demo_map))  # the demo's map works from the file, offline
     with db.connect() as connection:
         network_id, code, zone = connection.execute(
             text("SELECT id, code, police_zone_code FROM networks ORDER BY id LIMIT 1")
@@ -226,13 +237,13 @@ def test_map_of_one_network_counts_without_personal_data(
     assert result.exit_code == 0, result.output
     # The analyst has no member rights: two members read "< 5" (the layer data is HTML-escaped
     # and folium writes "&" as \u0026); the local operator of the CLI sees the exact count.
-    assert "Members: <b>&lt; 5</b>" in answer.text
+    assert "Leden: <b>&lt; 5</b>" in answer.text
     assert '"members": "\\u0026lt; 5"' in answer.text
-    assert f"Members: <b>{len(people)}</b>" not in answer.text
-    assert f"Members: <b>{len(people)}</b>" in out.read_text()
+    assert f"Leden: <b>{len(people)}</b>" not in answer.text
+    assert f"Leden: <b>{len(people)}</b>" in out.read_text()
     assert f'"members": {len(people)}' in out.read_text()
     for page in (answer.text, out.read_text()):
-        assert f"Addresses: <b>{addresses:,}</b>" in page
+        assert f"Adressen: <b>{addresses:,}</b>".replace(",", ".") in page
         assert f'"addresses": {addresses}' in page
         for name, email, phone in people:
             assert name not in page and email not in page and phone not in page
@@ -379,6 +390,9 @@ def test_map_pages_escape_stored_names_and_have_the_app_policy(
         # Every script of the page carries the nonce (folium's inline ones need it).
         tags = SCRIPT_TAGS.findall(answer.text)
         assert len(tags) >= 3 and all(f'nonce="{nonce[1]}"' in tag for tag in tags), tags
+        # Scripts and styles from bingeo's vendored copies only.
+        links = ASSET_LINKS.findall(answer.text)
+        assert links and all(link.startswith("/static/vendor/") for link in links), links
     assert len(nonces) == 3  # a fresh nonce for each answer
     _assert_escaped(coverage_pages[0].text, list(HOSTILE))
     _assert_escaped(network_page.text, [HOSTILE[0]])
@@ -390,3 +404,87 @@ def test_map_pages_escape_stored_names_and_have_the_app_policy(
     )
     assert result.exit_code == 0, result.output
     _assert_escaped(out.read_text(), list(HOSTILE))
+
+
+# offline, in the user's language, metric ------------------------------------------------------
+
+
+def _assert_local_assets(page_path: Path) -> None:
+    """Every script and stylesheet of the page is a file beside it (no URL, no CDN)."""
+    links = ASSET_LINKS.findall(page_path.read_text())
+    assert len(links) >= 2  # Leaflet's script and stylesheet at least
+    for link in links:
+        assert "://" not in link and not link.startswith("/"), link
+        assert (page_path.parent / link).is_file(), link
+
+
+def test_written_map_carries_its_assets(demo: DemoData, tmp_path: Path) -> None:
+    path = save_map(
+        lambda assets: network_map(demo.networks, tiles=None, assets_url=assets),
+        tmp_path / "kaart.html",
+    )
+    _assert_local_assets(path)
+    folder = tmp_path / "kaart_files"
+    # Leaflet's control images come along; only what the map uses is copied.
+    assert (folder / "leaflet" / "dist" / "images" / "layers.png").is_file()
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    assert size < 5_000_000
+    assert not (folder / "leaflet-draw").exists() and not (folder / "swagger-ui-dist").exists()
+
+
+def test_maps_speak_dutch_or_french(demo: DemoData) -> None:
+    areas = _coverage_frame(demo)
+    for language, words in TEXTS.items():
+        pages = [
+            network_map(demo.networks, tiles=None, language=language).get_root().render(),
+            coverage_map(areas, demo.networks, tiles=None, language=language).get_root().render(),
+        ]
+        for page in pages:
+            for key in ("network", "kind", "area_ha", "BIN", "BIN-Z"):
+                assert words[key] in page, (language, key)
+            for english in ("Network", "Area (ha)", "BIN (residents)", "information evening"):
+                assert english not in page, (language, english)
+        assert words["share_layer"].format(level=words["wijk"]) in pages[1]
+        assert words["no_addresses"] in pages[1]
+    with pytest.raises(InvalidInput, match="nl or fr"):
+        network_map(demo.networks, tiles=None, language="en")
+
+
+def test_scale_is_metric(demo: DemoData) -> None:
+    page = network_map(demo.networks, tiles=None).get_root().render()
+    assert "L.control.scale({imperial: false})" in page
+    assert "L.control.scale()" not in page  # folium's own, with miles
+
+
+def test_only_areal_parts_reach_the_map(demo: DemoData) -> None:
+    """A GeometryCollection (an area with a stray line, as repairs and intersections give) is
+    drawn as its polygons: Leaflet makes a collection a group, which breaks the tooltips."""
+    networks = demo.networks.iloc[:2].copy()
+    first = networks.geometry.iloc[0]
+    ring = shapely.get_exterior_ring(shapely.get_parts(first)[0])
+    networks.loc[networks.index[0], "geometry"] = shapely.GeometryCollection([first, ring])
+    networks.loc[networks.index[1], "geometry"] = shapely.LineString(ring.coords)
+    features = _features(network_map(networks, tiles=None))
+    assert [f["geometry"]["type"] for f in features] == ["MultiPolygon"]
+    assert features[0]["properties"]["name"] == networks["name"].iloc[0]
+    assert shapely.geometry.shape(features[0]["geometry"]).area > 0
+
+
+def _coverage_frame(demo: DemoData) -> gpd.GeoDataFrame:
+    count = len(demo.wijken)
+    return gpd.GeoDataFrame(
+        {
+            "level": ["wijk"] * count,
+            "code": demo.wijken["wijk_code"].to_numpy(),
+            "name": demo.wijken["name_nl"].to_numpy(),
+            "addresses": [100] * count,
+            "covered": [50] * count,
+            "covered_bin": [40] * count,
+            "covered_bin_z": [10] * count,
+            "share_covered": [0.5] * count,
+            "networks": [1] * count,
+            "members_per_1000": [3.0] * count,
+        },
+        geometry=demo.wijken.geometry.to_numpy(),
+        crs=demo.wijken.crs,
+    )

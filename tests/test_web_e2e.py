@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import geopandas as gpd
 import httpx
 import pytest
 import shapely
@@ -25,7 +26,9 @@ from db_helpers import empty_tables
 from live_server import free_port, live_server, wait_until
 from shapely.geometry import MultiPolygon
 from sqlalchemy import Engine, func, insert, select
+from typer.testing import CliRunner
 
+from bingeo import cli
 from bingeo.access import Actor, Principal
 from bingeo.db.models import (
     Address,
@@ -37,7 +40,8 @@ from bingeo.db.models import (
     ReferenceArea,
     Role,
 )
-from bingeo.geometry import storage_to_geojson
+from bingeo.geometry import STORAGE_EPSG, storage_to_geojson
+from bingeo.maps import network_map, save_map
 from bingeo.members import MemberInput
 from bingeo.services.imports import import_addresses, import_areas
 from bingeo.services.members import register_member
@@ -225,24 +229,9 @@ def page(browser, server: str) -> Iterator:
     """A fresh page (own storage) that blocks and records every request off 127.0.0.1."""
     watch = Watch()
     context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="nl-BE")
-
-    def route(request_route) -> None:
-        host = urlsplit(request_route.request.url).hostname
-        if host == "127.0.0.1":
-            request_route.continue_()
-        else:
-            watch.outside.append(request_route.request.url)
-            request_route.abort()
-
-    context.route("**/*", route)
+    context.route("**/*", _local_only(watch))
     page = context.new_page()
-    page.on(
-        "console",
-        lambda m: (
-            watch.errors.append(f"{m.text} {m.location.get('url')}") if m.type == "error" else None
-        ),
-    )
-    page.on("pageerror", lambda e: watch.errors.append(f"uncaught: {e}"))
+    _watch_console(page, watch)
     page.watch = watch
     yield page
     context.close()
@@ -309,6 +298,7 @@ def test_analyst_sees_coverage_overlaps_and_gaps(page, server: str, town: Town) 
         assert name in layers
     assert page.evaluate("document.querySelector('#map').classList.contains('no-tiles')")
     _shot(page, "analyst-map")
+    assert _axe(page, server) == []  # with the results and their shapes shown
 
 
 def test_officer_draws_polygon_previews_and_sends_relay_alert(
@@ -366,6 +356,7 @@ def test_officer_draws_polygon_previews_and_sends_relay_alert(
     for network in preview["networks"]:
         assert network["name"] in page.inner_text("#preview")
     _shot(page, "officer-preview")
+    assert _axe(page, server) == []  # with the results and their shapes shown
 
     # Send through the coordinators and follow the delivery until every e-mail is out.
     before = len(inbox.messages)
@@ -448,6 +439,7 @@ def test_planner_uploads_an_area_reads_the_report_fixes_and_saves_it(
     for finding in expected["findings"]:
         assert finding["message"] not in findings
     _shot(page, "planner-report")
+    assert _axe(page, server) == []  # with the results and their shapes shown
 
     # Clip the overlap away: the new report has none, and fewer addresses.
     page.click("#plan-clip")
@@ -489,6 +481,7 @@ def test_planner_uploads_an_area_reads_the_report_fixes_and_saves_it(
             f"() => document.querySelector('#lc-status')?.dataset.status === '{status}'"
         )
     _shot(page, "planner-lifecycle")
+    assert _axe(page, server) == []  # with the results and their shapes shown
     # In French: the state, the steps and the history of the same network.
     french = {
         "idea": "idée",
@@ -548,7 +541,219 @@ def test_coordinator_sees_network_members_and_messages(page, server: str, town: 
     assert "Test coordinateur." in page.inner_text("#inbox")
 
 
+SIZES = {"desktop": (1366, 768), "phone": (390, 844)}
+# What each role's first view shows once it has loaded.
+READY = {
+    "analyst": "#fig-addresses",
+    "officer": ".leaflet-draw-draw-polygon",
+    "planner": "#plan-file",
+    "coordinator": "#network-name",
+}
+AXE = "/static/vendor/axe-core/axe.min.js"
+# The features a folium page's map holds, and its zoom (fitted to them, not the world).
+FOLIUM_LAYERS = """() => {
+  const map = Object.values(window).find((v) => v instanceof L.Map);
+  let features = 0;
+  map.eachLayer((layer) => { if (layer.feature) features += 1; });
+  return { features, zoom: map.getZoom() };
+}"""
+
+
+def test_every_role_on_a_phone_and_a_desktop(browser, server: str, town: Town) -> None:
+    """At 390×844 and 1366×768 the map is on screen, the logout button within reach, the page
+    free of console errors and of axe-core violations; the phone's panel is a sheet."""
+    watch = Watch()
+    context = browser.new_context(viewport=_size("desktop"), locale="nl-BE")
+    context.route("**/*", _local_only(watch))
+    page = context.new_page()
+    _watch_console(page, watch)
+    page.goto(f"{server}/app")
+    page.wait_for_selector("#login-submit")
+    for size in SIZES:
+        page.set_viewport_size(_size(size))
+        assert _axe(page, server) == [], f"login at {size}"
+        _shot(page, f"login-{size}")
+    for role, ready in READY.items():
+        page.set_viewport_size(_size("desktop"))
+        _login(page, server, role)
+        page.wait_for_selector(ready, timeout=60_000)
+        page.wait_for_function("() => window.bingeo.map !== null")
+        for size in SIZES:
+            page.set_viewport_size(_size(size))
+            page.wait_for_timeout(200)  # Leaflet follows the new size
+            _assert_in_view(page, "#map", size)
+            _assert_in_view(page, "#logout", size)
+            assert _axe(page, server) == [], f"{role} at {size}"
+            _shot(page, f"{role}-{size}")
+        if role == "officer":
+            _officer_preview_fits_the_desktop(page, town)
+        page.set_viewport_size(_size("desktop"))
+        page.click("#logout")
+        page.wait_for_selector("#login-submit")
+    context.close()
+    assert watch.errors == []
+    assert watch.outside == []
+
+
+def test_phone_sheet_has_three_states_by_keyboard(page, server: str) -> None:
+    page.set_viewport_size(_size("phone"))
+    _login(page, server, "analyst")
+    page.wait_for_selector("#fig-addresses", timeout=60_000)
+    handle = page.locator("#sheet-handle")
+    assert handle.is_visible()
+    heights = {}
+    for _ in range(3):
+        sheet = page.get_attribute("#panel", "data-sheet")
+        heights[sheet] = page.locator("#panel").bounding_box()["height"]
+        assert handle.get_attribute("aria-label")  # the handle has a name in every state
+        handle.focus()
+        page.keyboard.press("Enter")
+    assert heights["collapsed"] < heights["half"] < heights["full"]
+    assert page.get_attribute("#panel", "data-sheet") == "half"  # round the cycle
+    page.keyboard.press("ArrowUp")
+    assert page.get_attribute("#panel", "data-sheet") == "full"
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    assert page.get_attribute("#panel", "data-sheet") == "collapsed"
+    assert handle.get_attribute("aria-expanded") == "false"
+    # Collapsed, the map has the screen below the header.
+    _assert_in_view(page, "#map", "phone")
+    map_box = page.locator("#map").bounding_box()
+    assert map_box["width"] == 390 and map_box["height"] > 844 / 2
+
+
+def test_docs_are_served_without_internet(page, server: str) -> None:
+    answer = httpx.get(f"{server}/docs", timeout=30)
+    assert answer.status_code == 200
+    sources = re.findall(r'(?:src|href)="([^"]+)"', answer.text)
+    assert sources and all(s.startswith("/") and not s.startswith("//") for s in sources)
+    for source in sources:
+        assert httpx.get(f"{server}{source}", timeout=30).status_code == 200, source
+    assert "nonce-" in answer.headers["content-security-policy"]
+    page.goto(f"{server}/docs")
+    # Swagger UI ran (under the page's policy) and read the API description.
+    page.wait_for_selector(".opblock-tag", timeout=30_000)
+    assert "alerts" in page.inner_text("#swagger-ui")
+
+
+def test_written_maps_work_from_a_file_without_network(
+    browser, town: Town, settings: Settings, tmp_path: Path
+) -> None:
+    """A wijk-level coverage map written by the CLI (in French), and a map whose network is a
+    GeometryCollection, opened from file:// with every request off the machine blocked."""
+    out = tmp_path / "maps" / "wijken.html"
+    result = CliRunner().invoke(
+        cli.app,
+        ["coverage", "--municipality", town.nis_code, "--level", "wijk", "--out", str(out)]
+        + ["--lang", "fr"],
+        env={"BINGEO_DATABASE_NAME": settings.database_name, "BINGEO_TILES": ""},
+    )
+    assert result.exit_code == 0, result.output
+    # A network with a stray line (what a repair or an intersection can give) stopped the page
+    # in Leaflet's tooltips: "t.getElement is not a function", the map left at the world.
+    shape = town.shapes["Kouter"].geoms[0]
+    odd = gpd.GeoDataFrame(
+        {"name": ["Kouter"], "kind": ["BIN"], "status": ["active"]},
+        geometry=[shapely.GeometryCollection([shape, shapely.LineString(shape.exterior.coords)])],
+        crs=STORAGE_EPSG,
+    )
+    collection = save_map(
+        lambda assets: network_map(odd, tiles=None, assets_url=assets), tmp_path / "odd.html"
+    )
+    html_text = out.read_text()
+    assert "https://" not in html_text.split("<body>")[0]  # no CDN in the page's head
+    watch = Watch()
+    context = browser.new_context(viewport=_size("desktop"))
+
+    def route(request_route) -> None:
+        if request_route.request.url.startswith("file://"):
+            request_route.continue_()
+        else:
+            watch.outside.append(request_route.request.url)
+            request_route.abort()
+
+    context.route("**/*", route)
+    page = context.new_page()
+    _watch_console(page, watch)
+    for path, layers in ((out, "Chevauchements"), (collection, "BIN (bewoners)")):
+        page.goto(path.as_uri())
+        page.wait_for_selector(".leaflet-container .leaflet-overlay-pane canvas")
+        shown = page.evaluate(FOLIUM_LAYERS)
+        assert shown["features"] >= 1 and shown["zoom"] >= 11, (path.name, shown)
+        assert layers in page.inner_text(".leaflet-control-layers")
+        scale = page.locator(".leaflet-control-scale-line")
+        assert scale.count() == 1 and re.fullmatch(r"\d+ k?m", scale.inner_text())
+        _shot(page, f"file-map-{path.stem}")
+    context.close()
+    assert watch.errors == []
+    assert watch.outside == []
+
+
 # helpers -------------------------------------------------------------------------------------
+
+
+def _size(name: str) -> dict[str, int]:
+    width, height = SIZES[name]
+    return {"width": width, "height": height}
+
+
+def _local_only(watch: Watch):
+    def route(request_route) -> None:
+        if urlsplit(request_route.request.url).hostname == "127.0.0.1":
+            request_route.continue_()
+        else:
+            watch.outside.append(request_route.request.url)
+            request_route.abort()
+
+    return route
+
+
+def _watch_console(page, watch: Watch) -> None:
+    page.on(
+        "console",
+        lambda m: (
+            watch.errors.append(f"{m.text} {m.location.get('url')}") if m.type == "error" else None
+        ),
+    )
+    page.on("pageerror", lambda e: watch.errors.append(f"uncaught: {e}"))
+
+
+def _assert_in_view(page, selector: str, size: str) -> None:
+    width, height = SIZES[size]
+    box = page.locator(selector).bounding_box()
+    assert box is not None, f"{selector} not shown at {size}"
+    assert box["width"] > 0 and box["height"] > 0, f"{selector} is {box} at {size}"
+    assert box["x"] >= 0 and box["y"] >= 0, f"{selector} is {box} at {size}"
+    assert box["x"] + box["width"] <= width + 0.5, f"{selector} is {box} at {size}"
+    assert box["y"] + box["height"] <= height + 0.5, f"{selector} is {box} at {size}"
+
+
+def _axe(page, server: str) -> list[str]:
+    """axe-core's violations on the page (rule, impact and the first elements), none wanted."""
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.add_script_tag(url=f"{server}{AXE}")
+    violations = page.evaluate("async () => (await axe.run(document)).violations")
+    return [
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes'][:3]]}" for v in violations
+    ]
+
+
+def _officer_preview_fits_the_desktop(page, town: Town) -> None:
+    """A drawn area's figures show beside the map at 1366×768 without scrolling."""
+    page.set_viewport_size(_size("desktop"))
+    page.wait_for_function("() => window.bingeo.map.getZoom() > 12")
+    lon, lat = _lonlat(town.shapes["Handel"].geoms[0].representative_point())
+    x, y = _pixel(page, lon, lat)
+    page.click(".leaflet-draw-draw-circle")
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 60, y, steps=4)
+    page.mouse.up()
+    page.wait_for_selector("#pv-addresses", timeout=30_000)
+    assert page.evaluate("document.querySelector('#panel').scrollTop") == 0
+    _assert_in_view(page, "#preview", "desktop")
+    _assert_in_view(page, "#map", "desktop")
+    _shot(page, "officer-preview-desktop")
 
 
 def _login(page, server: str, name: str) -> None:

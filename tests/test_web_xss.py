@@ -145,7 +145,7 @@ def test_hostile_names_show_as_text_and_run_nothing(
                 _assert_text(shown, HOSTILE if url == coverage else HOSTILE[:1])
                 _assert_inert(page, watch)
             # A real mouse over the network of the last page: its name, as text.
-            assert _hover(page, FOLIUM_MAP, inside).startswith(f"Network\t{HOSTILE[0]}\n")
+            assert _hover(page, FOLIUM_MAP, inside).startswith(f"Netwerk\t{HOSTILE[0]}\n")
             context.close()
 
             context = browser.new_context(viewport={"width": 1400, "height": 900})

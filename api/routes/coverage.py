@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import weakref
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import geopandas as gpd
 import numpy as np
@@ -38,6 +38,7 @@ Level = Annotated[
 CandidateId = Annotated[
     str, Path(description="A candidate zone id from /gaps", max_length=40, pattern=r"^[\w-]+$")
 ]
+Language = Annotated[Literal["nl", "fr"], Query(description="Language of the map's texts")]
 # The coverage document of each coverage result: the service hands every request of a scope the
 # same result while the data is unchanged, and drops it (and so its document) when it changes.
 _DOCUMENTS: weakref.WeakKeyDictionary[service.CoverageResult, bytes] = weakref.WeakKeyDictionary()
@@ -190,6 +191,7 @@ def get_coverage_map(
     municipality: Municipality = None,
     level: Level = None,
     include_inactive: Inactive = False,
+    lang: Language = "nl",
 ) -> HTMLResponse:
     """The coverage map of the scope (HTML; scripts and styles served by bingeo itself)."""
     fmap = service.coverage_map(
@@ -200,6 +202,7 @@ def get_coverage_map(
         municipality=municipality,
         level=level,
         include_inactive=include_inactive,
+        language=lang,
     )
     return map_page(fmap.get_root().render(), settings)
 
@@ -211,7 +214,8 @@ def get_network_map(
     settings: SettingsDep,
     network_id: int,
     level: Level = None,
+    lang: Language = "nl",
 ) -> HTMLResponse:
     """The map of one network: its area, its addresses and members counted (no personal data)."""
-    fmap = service.network_map(engine, actor, settings, network_id, level=level)
+    fmap = service.network_map(engine, actor, settings, network_id, level=level, language=lang)
     return map_page(fmap.get_root().render(), settings)

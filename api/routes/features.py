@@ -20,6 +20,7 @@ from api.geojson import (
     parse_bbox,
 )
 from api.routes.networks import network_feature
+from api.routes.web import DOCS_URL
 from api.schemas import ERRORS
 from bingeo.services import features as service
 
@@ -55,9 +56,7 @@ def landing_page(request: Request) -> dict[str, Any]:
         "links": [
             _link(request, "self", JSON, "ogc_landing", title="This document"),
             _app_link(request, "service-desc", OPENAPI, request.app.openapi_url, "API definition"),
-            _app_link(
-                request, "service-doc", "text/html", request.app.docs_url, "API documentation"
-            ),
+            _app_link(request, "service-doc", "text/html", DOCS_URL, "API documentation"),
             _link(request, "conformance", JSON, "ogc_conformance", title="Conformance classes"),
             _link(request, "data", JSON, "ogc_collections", title="Feature collections"),
         ],

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
 from api.deps import ActorDep, EngineDep, PagingDep, SettingsDep
@@ -33,6 +34,7 @@ MEDIA_TYPES = {
     ".png": "image/png",
 }
 SCRIPT_TAG = re.compile(r"<script\b", re.IGNORECASE)
+DOCS_URL = "/docs"
 # Named tile sets (folium's names, which settings.tiles may hold for the maps of issue 5).
 NAMED_TILES = {
     "openstreetmap": (
@@ -52,6 +54,23 @@ def app_page(settings: SettingsDep) -> FileResponse:
 def app_slash() -> RedirectResponse:
     """``/app/`` is ``/app``."""
     return RedirectResponse("/app")
+
+
+@router.get(DOCS_URL, include_in_schema=False)
+def docs_page(settings: SettingsDep) -> HTMLResponse:
+    """The API documentation: Swagger UI from the vendored copy (``make setup``), no CDN."""
+    assets = settings.assets_url.rstrip("/")
+    page = get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="bingeo API",
+        swagger_js_url=f"{assets}/swagger-ui-dist/swagger-ui-bundle.js",
+        swagger_css_url=f"{assets}/swagger-ui-dist/swagger-ui.css",
+        swagger_favicon_url="/app/files/favicon.svg",
+    ).body.decode()
+    # Swagger UI starts from an inline script; the page holds no user text.
+    nonce = base64.b64encode(secrets.token_bytes(18)).decode()
+    page = SCRIPT_TAG.sub(f'<script nonce="{nonce}"', page)
+    return HTMLResponse(page, headers=page_headers(settings, script_nonce=nonce))
 
 
 @router.get("/app/config.json")

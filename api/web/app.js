@@ -12,6 +12,7 @@
     coverageLevel: null, // chosen in the coverage view; null: the API's default
     map: null,
     cleanup: [],
+    sheet: "half",
   };
   if (!window.I18N[state.lang]) state.lang = "nl";
 
@@ -384,11 +385,42 @@
     return map;
   }
 
+  // On a phone the panel is a sheet over the map (app.css): collapsed, half or full. Its handle
+  // cycles through them; arrow up and down on the handle make it taller or smaller.
+  const SHEET = ["collapsed", "half", "full"];
+
+  function sheetHandle(panel) {
+    const handle = h("button", { type: "button", id: "sheet-handle", class: "sheet-handle", "aria-controls": "panel" });
+    const show = (sheet) => {
+      state.sheet = sheet;
+      panel.dataset.sheet = sheet;
+      handle.setAttribute("aria-expanded", String(sheet !== "collapsed"));
+      handle.setAttribute("aria-label", t("sheet_" + sheet));
+      handle.title = t("sheet_" + sheet);
+      if (state.map) state.map.invalidateSize();
+    };
+    const step = (by) => show(SHEET[Math.max(0, Math.min(SHEET.length - 1, SHEET.indexOf(state.sheet) + by))]);
+    handle.addEventListener("click", () => show(SHEET[(SHEET.indexOf(state.sheet) + 1) % SHEET.length]));
+    handle.addEventListener("keydown", (event) => {
+      const by = { ArrowUp: 1, ArrowDown: -1 }[event.key];
+      if (by) {
+        event.preventDefault();
+        step(by);
+      }
+    });
+    show(state.sheet);
+    return handle;
+  }
+
   function layout(panelChildren) {
-    const panel = h("aside", { id: "panel" }, panelChildren);
+    // The panel scrolls: focusable, so that a keyboard can scroll it too.
+    const panel = h("aside", { id: "panel", tabindex: "0", "aria-label": t("panel") });
+    // The views fill (and refill) the body; the handle and the page's heading stay.
+    const body = h("div", { class: "panel-body" }, panelChildren);
+    panel.append(sheetHandle(panel), h("h1", { class: "visually-hidden" }, t("view_" + state.view)), body);
     const mapNode = h("div", { id: "map" });
     setChildren(main, h("div", { class: "workspace" }, panel, mapNode));
-    return { panel, map: makeMap(mapNode) };
+    return { panel: body, map: makeMap(mapNode) };
   }
 
   function networkStyle(feature) {
@@ -660,12 +692,13 @@
     const statusBox = h("section", { id: "alert-status", "aria-live": "polite" });
     const { map } = layout([
       h("h2", {}, t("view_alert")),
+      // The figures of the drawn area first: visible without scrolling, beside the map.
+      previewBox,
       h("label", {}, t("template"), templateSelect),
       languages.map((lang) => h("label", {}, t("message_" + lang), boxes[lang])),
       h("fieldset", {}, h("legend", {}, t("mode")), modeInputs),
       h("label", {}, t("reason"), reason),
       h("button", { id: "alert-preview-btn", type: "button", onclick: () => refresh() }, t("preview")),
-      previewBox,
       sendButton,
       statusBox,
     ]);

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -41,7 +40,6 @@ from bingeo.services.audit import guard
 from bingeo.services.networks import network_target
 from bingeo.settings import Settings
 
-VENDOR_DIR = Path(__file__).resolve().parents[1] / "static" / "vendor"
 _REFRESH_LOCK = 0x62696E67  # advisory lock key: one refresh of address_areas at a time
 # Levels whose areas lie within one municipality: candidate zones are made of them.
 GAP_LEVELS = (AreaLevel.sector, AreaLevel.wijk, AreaLevel.deelgemeente, AreaLevel.municipality)
@@ -388,10 +386,12 @@ def coverage_map(
     level: AreaLevel | str | None = None,
     include_inactive: bool = False,
     assets_url: str | None = None,
+    language: str = "nl",
 ) -> folium.Map:
     """The coverage map of a scope: networks, overlaps, coverage per area of ``level`` (default:
     the finest in the scope), candidate zones (of ``level``, or the default where ``level``
-    has none: police zones)."""
+    has none: police zones), in ``language`` (nl or fr)."""
+    words = maps.texts(language)
     result = coverage(
         engine,
         actor,
@@ -434,7 +434,8 @@ def coverage_map(
         gaps=holes.zones,
         tiles=settings.tiles or None,
         assets_url=settings.assets_url if assets_url is None else assets_url,
-        title=f"Coverage of {result.scope.describe()} per {result.level.value}",
+        title=maps.coverage_title(words, zone=zone, municipality=municipality, level=level),
+        language=language,
     )
 
 
@@ -508,8 +509,10 @@ def network_map(
     *,
     level: AreaLevel | str | None = None,
     assets_url: str | None = None,
+    language: str = "nl",
 ) -> folium.Map:
     """The map of one network with its addresses and members counted (no personal data)."""
+    maps.texts(language)
     found = network_figures(engine, actor, network, level=level)
     return maps.single_network_map(
         found.network,
@@ -518,6 +521,7 @@ def network_map(
         tiles=settings.tiles or None,
         assets_url=settings.assets_url if assets_url is None else assets_url,
         level=found.level.value,
+        language=language,
     )
 
 
@@ -1123,15 +1127,5 @@ def export_frame(frame: gpd.GeoDataFrame, path: Path) -> None:
 
 
 def export_map(fmap_for: Callable[[str | None], folium.Map], path: Path) -> None:
-    """Write a map to ``path`` with its scripts and styles copied into ``vendor/`` beside it.
-
-    ``fmap_for`` builds the map for an assets base URL; without vendored assets (run
-    scripts/fetch-web-assets.sh) the map falls back to folium's CDN links.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if VENDOR_DIR.is_dir():
-        shutil.copytree(VENDOR_DIR, path.parent / "vendor", dirs_exist_ok=True)
-        fmap = fmap_for("vendor")
-    else:
-        fmap = fmap_for(None)
-    fmap.save(str(path))
+    """Write a map to ``path`` with its scripts and styles beside it (``maps.save_map``)."""
+    maps.save_map(fmap_for, path)

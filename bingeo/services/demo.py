@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import folium
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
@@ -13,7 +12,7 @@ from bingeo.db import maps as map_repo
 from bingeo.db.models import AreaLevel
 from bingeo.demo import NIS_CODE, generate_demo, write_demo_files
 from bingeo.errors import InvalidInput, NotFound
-from bingeo.maps import network_map
+from bingeo.maps import network_map, save_map, texts
 from bingeo.services.imports import (
     Progress,
     import_addresses,
@@ -24,6 +23,12 @@ from bingeo.services.streetlists import derive_from_street_list, store_derived
 from bingeo.settings import Settings
 
 MAP_FILE = "networks_map.html"
+MAP_TITLES = {
+    "nl": {"demo": "Demodorp: BIN- en BIN-Z-netwerken", "real": "Bierbeek: BIN's volgens de "
+           "gepubliceerde stratenlijsten", "wijken": "Wijken"},
+    "fr": {"demo": "Demodorp : réseaux BIN et BIN-Z", "real": "Bierbeek : BIN selon les listes "
+           "de rues publiées", "wijken": "Quartiers"},
+}  # fmt: skip
 # The real sample shipped in the project's data/ folder (data/README.md names the sources).
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "data"
 REAL_DATABASE = "bingeo_real"
@@ -54,12 +59,16 @@ def run_demo(
     *,
     out_dir: Path | None = None,
     progress: Progress | None = None,
+    language: str = "nl",
 ) -> dict[str, object]:
-    """Generate the demo files, import them (one transaction each) and write the map.
+    """Generate the demo files, import them (one transaction each) and write the map (texts in
+    ``language``, working offline).
 
     Importers upsert, so running the demo again leaves the database as it is. Returns the import
     summaries, the folder of the files and the path of the map.
     """
+    texts(language)  # an unknown language is refused before any work
+    titles = MAP_TITLES[language]
     folder = Path(out_dir) if out_dir is not None else Path(settings.out_dir) / "demo"
     _say(progress, f"generating the demo municipality into {folder}")
     data = generate_demo()
@@ -83,14 +92,18 @@ def run_demo(
     with engine.connect() as connection:
         networks = map_repo.networks_frame(connection, nis_code=NIS_CODE)
         wijken = map_repo.areas_frame(connection, AreaLevel.wijk, nis_code=NIS_CODE)
-    fmap = network_map(
-        networks,
-        areas=wijken,
-        tiles=settings.tiles or None,
-        title="Demodorp: BIN and BIN-Z networks",
-        areas_name="Wijken",
+    map_path = save_map(
+        lambda assets: network_map(
+            networks,
+            areas=wijken,
+            tiles=settings.tiles or None,
+            title=titles["demo"],
+            areas_name=titles["wijken"],
+            assets_url=assets,
+            language=language,
+        ),
+        folder / MAP_FILE,
     )
-    map_path = save_map(fmap, folder / MAP_FILE)
     return {
         "folder": str(folder),
         "imports": imports,
@@ -129,13 +142,16 @@ def run_real_demo(
     sample_dir: Path | None = None,
     out_dir: Path | None = None,
     progress: Progress | None = None,
+    language: str = "nl",
 ) -> dict[str, object]:
     """Load the real Bierbeek sample through the importers, derive its networks from the
-    published street lists, store them and write the map.
+    published street lists, store them and write the map (texts in ``language``).
 
     Every step is one transaction and upserts, so running it again changes nothing. Returns the
     import summaries, the derived networks with every finding, and the path of the map.
     """
+    texts(language)  # an unknown language is refused before any work
+    titles = MAP_TITLES[language]
     folder = Path(sample_dir) if sample_dir is not None else SAMPLE_DIR
     missing = [
         name
@@ -163,14 +179,18 @@ def run_real_demo(
     with engine.connect() as connection:
         networks = map_repo.networks_frame(connection, nis_code=REAL_NIS_CODE)
         wijken = map_repo.areas_frame(connection, AreaLevel.wijk, nis_code=REAL_NIS_CODE)
-    fmap = network_map(
-        networks,
-        areas=wijken,
-        tiles=settings.tiles or None,
-        title="Bierbeek: BINs derived from the published street lists",
-        areas_name="Wijken",
+    map_path = save_map(
+        lambda assets: network_map(
+            networks,
+            areas=wijken,
+            tiles=settings.tiles or None,
+            title=titles["real"],
+            areas_name=titles["wijken"],
+            assets_url=assets,
+            language=language,
+        ),
+        out / MAP_FILE,
     )
-    map_path = save_map(fmap, out / MAP_FILE)
     return {
         "folder": str(folder),
         "imports": [summary.as_dict() for summary in imports],
@@ -178,14 +198,6 @@ def run_real_demo(
         "networks": len(networks),
         "map": str(map_path),
     }
-
-
-def save_map(fmap: folium.Map, path: Path) -> Path:
-    """Write a folium map as a standalone HTML file and return its path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fmap.save(str(path))
-    return path
 
 
 def _say(progress: Progress | None, message: str) -> None:
