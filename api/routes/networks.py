@@ -15,8 +15,10 @@ from api.geojson import (
     parse_bbox,
 )
 from api.schemas import ERRORS, NetworkCreate, NetworkUpdate
+from bingeo.access import Action, authorize_somewhere
 from bingeo.db.models import NetworkKind, NetworkStatus
 from bingeo.errors import InvalidInput, PreconditionRequired
+from bingeo.files import decimal_id
 from bingeo.geometry import geojson_to_storage, storage_to_geojson
 from bingeo.services import networks as service
 
@@ -95,6 +97,8 @@ def create_network(
     body: NetworkCreate, engine: EngineDep, actor: ActorDep, settings: SettingsDep
 ) -> GeoJSONResponse:
     """Create a network (its municipality and police zone default to where its area lies)."""
+    # The caller first: no area is parsed for someone who may never write a network.
+    authorize_somewhere(actor.principal, Action.write_network)
     geometry, warnings = geojson_to_storage(
         body.geometry, label="geometry", limits=settings.geometry_limits()
     )
@@ -125,6 +129,7 @@ def update_network(
     if_match: Annotated[str | None, Header()] = None,
 ) -> GeoJSONResponse:
     """Change a network; name the version you change (``If-Match`` or ``version``)."""
+    authorize_somewhere(actor.principal, Action.write_network)
     version = _version(if_match, body.version)
     changes = body.model_dump(exclude_unset=True, exclude={"version", "reason"})
     if not changes:
@@ -168,10 +173,10 @@ def _etag(network: service.NetworkRecord) -> dict[str, str]:
 
 def _version(if_match: str | None, version: int | None) -> int:
     if if_match:
-        text = if_match.strip().removeprefix("W/").strip('"')
-        if not text.isdigit():
+        number = decimal_id(if_match.strip().removeprefix("W/").strip('"'))
+        if number is None:
             raise InvalidInput('If-Match must be the ETag of the network, e.g. "3"')
-        return int(text)
+        return number
     if version is not None:
         return version
     raise PreconditionRequired("name the version you change: If-Match header or 'version'")

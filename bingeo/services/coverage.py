@@ -27,6 +27,7 @@ from bingeo.db import coverage as coverage_repo
 from bingeo.db import matching as match_repo
 from bingeo.db.models import SRID, AreaLevel, NetworkStatus
 from bingeo.errors import InvalidInput, NotFound
+from bingeo.files import decimal_id
 from bingeo.geometry import GEOJSON_EPSG
 from bingeo.matching import AddressPoints, Pairs
 from bingeo.services.audit import guard
@@ -334,10 +335,8 @@ def network_figures(
     store = _current_store(engine, level)
     with store.lock:
         frame = store.networks.frame
-        if isinstance(network, str) and not network.isdigit():
-            row = frame[frame["code"] == network]
-        else:
-            row = frame[frame["id"] == int(network)]
+        number = decimal_id(network) if isinstance(network, str) else network
+        row = frame[frame["code"] == network] if number is None else frame[frame["id"] == number]
         if not len(row):
             raise NotFound(f"no network {network}")
         record = row.iloc[0]
