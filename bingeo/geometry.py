@@ -131,7 +131,7 @@ def check_cost(geom: BaseGeometry, *, label: str, limits: GeometryLimits) -> Non
     overlap, then examined in blocks, stopping as soon as ``max_self_intersections`` crossings
     are seen or ``max_edge_pairs`` pairs were examined: the work is bounded whatever the shape.
     """
-    segments, ring_first, ring_last = _edges(geom)
+    segments = _edges(geom)
     if len(segments) < 2:
         return
     xs, ys = segments[:, 0::2], segments[:, 1::2]
@@ -145,7 +145,7 @@ def check_cost(geom: BaseGeometry, *, label: str, limits: GeometryLimits) -> Non
         sweeps.append((int(counts.sum()), axis, order, counts))
     _, axis, order, counts = min(sweeps, key=lambda sweep: sweep[0])
     # Everything in sweep order, so that a block reads runs of neighbouring rows.
-    segments, ring_first, ring_last = segments[order], ring_first[order], ring_last[order]
+    segments = segments[order]
     low, high = (values[order] for values in extents[1 - axis])
     ends = np.cumsum(counts)
     crossings = examined = position = 0
@@ -166,15 +166,7 @@ def check_cost(geom: BaseGeometry, *, label: str, limits: GeometryLimits) -> Non
         q = p + 1 + np.arange(size) - np.repeat(np.cumsum(block) - block, block)
         near = (low[q] <= high[p]) & (low[p] <= high[q])
         p, q = p[near], q[near]
-        i, j = order[p], order[q]
-        # Neighbours along a ring share a point by construction.
-        neighbours = (ring_first[p] == ring_first[q]) & (
-            (np.abs(i - j) == 1)
-            | ((ring_first[p] == j) & (ring_last[p] == i))
-            | ((ring_first[q] == i) & (ring_last[q] == j))
-        )
-        p, q = p[~neighbours], q[~neighbours]
-        crossings += int(_touching(segments[p], segments[q]).sum())
+        crossings += int(_crossing(segments[p], segments[q]).sum())
         if crossings > limits.max_self_intersections:
             raise InvalidGeometry(
                 f"{label}: the area crosses itself more than {limits.max_self_intersections} "
@@ -331,34 +323,37 @@ def _polygon_parts(geom: BaseGeometry) -> list[Polygon]:
     return polygons
 
 
-def _edges(geom: BaseGeometry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The polygon edges of ``geom`` as rows x0, y0, x1, y1 (zero-length ones left out), and
-    for each edge the first and last edge of its ring."""
+def _edges(geom: BaseGeometry) -> np.ndarray:
+    """The polygon edges of ``geom`` as rows x0, y0, x1, y1 (zero-length ones left out)."""
     rings = shapely.get_rings(np.asarray(_polygon_parts(geom), dtype=object))
     coordinates, ring = shapely.get_coordinates(rings, return_index=True)
-    same = ring[:-1] == ring[1:]
-    segments = np.hstack([coordinates[:-1], coordinates[1:]])[same]
-    ring = ring[:-1][same]
-    moves = (segments[:, :2] != segments[:, 2:]).any(axis=1)
-    segments, ring = segments[moves], ring[moves]
-    positions = np.arange(len(ring))
-    opens = np.r_[True, ring[1:] != ring[:-1]]
-    first = np.maximum.accumulate(np.where(opens, positions, 0))
-    closes = np.r_[ring[1:] != ring[:-1], True]
-    last = np.minimum.accumulate(np.where(closes, positions, len(ring))[::-1])[::-1]
-    return segments, first, last
+    segments = np.hstack([coordinates[:-1], coordinates[1:]])[ring[:-1] == ring[1:]]
+    return segments[(segments[:, :2] != segments[:, 2:]).any(axis=1)]
 
 
-def _touching(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Whether segments ``a`` and ``b`` (rows x0, y0, x1, y1 whose extents overlap) meet."""
+def _crossing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Whether segments ``a`` and ``b`` (rows x0, y0, x1, y1 whose extents overlap) cross or
+    overlap along a stretch. Touching at a point is left out: parts of a valid MultiPolygon
+    (a repaired star's, for one) may touch at many points, and that costs a repair nothing."""
 
     def side(s: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         dx, dy = s[:, 2] - s[:, 0], s[:, 3] - s[:, 1]
         return np.sign(dx * (y - s[:, 1]) - dy * (x - s[:, 0]))
 
-    return (side(b, a[:, 0], a[:, 1]) * side(b, a[:, 2], a[:, 3]) <= 0) & (
-        side(a, b[:, 0], b[:, 1]) * side(a, b[:, 2], b[:, 3]) <= 0
-    )
+    a0, a1 = side(b, a[:, 0], a[:, 1]), side(b, a[:, 2], a[:, 3])
+    b0, b1 = side(a, b[:, 0], b[:, 1]), side(a, b[:, 2], b[:, 3])
+    proper = (a0 * a1 < 0) & (b0 * b1 < 0)
+    collinear = (a0 == 0) & (a1 == 0)
+    shared = np.zeros(len(a), dtype=bool)
+    for axis in (0, 1):
+        start = np.maximum(
+            np.minimum(a[:, axis], a[:, axis + 2]), np.minimum(b[:, axis], b[:, axis + 2])
+        )
+        end = np.minimum(
+            np.maximum(a[:, axis], a[:, axis + 2]), np.maximum(b[:, axis], b[:, axis + 2])
+        )
+        shared |= end > start
+    return proper | (collinear & shared)
 
 
 def _reject_constant(name: str) -> float:

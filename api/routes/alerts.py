@@ -10,8 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ActorDep, EngineDep, SettingsDep
 from api.schemas import ERRORS, AddressId
-from bingeo.access import Action, authorize_somewhere
+from bingeo.access import Action
 from bingeo.services import alerts as service
+from bingeo.services.audit import guard_somewhere
 
 router = APIRouter(prefix="/alerts", tags=["alerts"], responses=ERRORS)
 
@@ -58,7 +59,7 @@ class AlertRequestBody(BaseModel):
 
 def _request(body: AlertRequestBody, engine, actor, settings) -> service.AlertRequest:
     # The caller first: no area is parsed for someone who may never send an alert.
-    authorize_somewhere(actor.principal, Action.send_alert)
+    guard_somewhere(engine, actor, Action.send_alert, "alert")
     target = body.target.model_dump(exclude_none=True)
     if body.target.circle is not None:
         target["circle"] = body.target.circle.model_dump()

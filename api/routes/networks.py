@@ -15,12 +15,13 @@ from api.geojson import (
     parse_bbox,
 )
 from api.schemas import ERRORS, NetworkCreate, NetworkUpdate
-from bingeo.access import Action, authorize_somewhere
+from bingeo.access import Action
 from bingeo.db.models import NetworkKind, NetworkStatus
 from bingeo.errors import InvalidInput, PreconditionRequired
 from bingeo.files import decimal_id
 from bingeo.geometry import geojson_to_storage, storage_to_geojson
 from bingeo.services import networks as service
+from bingeo.services.audit import guard_somewhere
 
 router = APIRouter(prefix="/networks", tags=["networks"], responses=ERRORS)
 GEOJSON_RESPONSE = {200: {"content": {GEOJSON: {}}}}
@@ -98,7 +99,7 @@ def create_network(
 ) -> GeoJSONResponse:
     """Create a network (its municipality and police zone default to where its area lies)."""
     # The caller first: no area is parsed for someone who may never write a network.
-    authorize_somewhere(actor.principal, Action.write_network)
+    guard_somewhere(engine, actor, Action.write_network, "network")
     geometry, warnings = geojson_to_storage(
         body.geometry, label="geometry", limits=settings.geometry_limits()
     )
@@ -129,7 +130,7 @@ def update_network(
     if_match: Annotated[str | None, Header()] = None,
 ) -> GeoJSONResponse:
     """Change a network; name the version you change (``If-Match`` or ``version``)."""
-    authorize_somewhere(actor.principal, Action.write_network)
+    guard_somewhere(engine, actor, Action.write_network, "network", network_id)
     version = _version(if_match, body.version)
     changes = body.model_dump(exclude_unset=True, exclude={"version", "reason"})
     if not changes:

@@ -15,13 +15,14 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import ActorDep, EngineDep, SettingsDep
 from api.routes.networks import network_feature
 from api.schemas import ERRORS, GeoJSONGeometry, RowId
-from bingeo.access import Action, authorize_somewhere
+from bingeo.access import Action
 from bingeo.db.models import AreaLevel, ContactRole, NetworkKind, NetworkStatus
 from bingeo.errors import InvalidInput
 from bingeo.files import GEO_SUFFIXES
 from bingeo.geometry import json_value
 from bingeo.planning import ContactInput
 from bingeo.services import planning as service
+from bingeo.services.audit import guard_somewhere
 
 router = APIRouter(tags=["planning"], responses=ERRORS)
 STREET_LIST_SUFFIXES = (".csv", ".txt")
@@ -109,7 +110,9 @@ async def validate(
     network if the list holds several).
     """
     # The caller first: nothing is read or parsed for someone who may never see a report.
-    authorize_somewhere(actor.principal, Action.read_aggregates)
+    await run_in_threadpool(
+        guard_somewhere, engine, actor, Action.read_aggregates, "planning_report"
+    )
     content_type = request.headers.get("content-type", "")
     limits = settings.geometry_limits()
     if content_type.startswith("multipart/form-data"):
@@ -133,7 +136,7 @@ async def validate(
 @router.post("/planning/clip")
 def clip(body: ClipRequest, engine: EngineDep, actor: ActorDep, settings: SettingsDep) -> dict:
     """The proposal without the chosen networks' areas, with its new report."""
-    authorize_somewhere(actor.principal, Action.read_aggregates)
+    guard_somewhere(engine, actor, Action.read_aggregates, "planning_report")
     proposal = service.proposal_from_geojson(body.geometry, limits=settings.geometry_limits())
     _, report = service.clip_proposal(
         engine, actor, proposal, body.against, network_id=body.network_id
@@ -144,7 +147,7 @@ def clip(body: ClipRequest, engine: EngineDep, actor: ActorDep, settings: Settin
 @router.post("/planning/snap")
 def snap(body: SnapRequest, engine: EngineDep, actor: ActorDep, settings: SettingsDep) -> dict:
     """The proposal with its edges on wijk or sector boundaries within the tolerance."""
-    authorize_somewhere(actor.principal, Action.read_aggregates)
+    guard_somewhere(engine, actor, Action.read_aggregates, "planning_report")
     proposal = service.proposal_from_geojson(body.geometry, limits=settings.geometry_limits())
     _, report = service.snap_proposal(
         engine,
@@ -166,7 +169,7 @@ def create_proposal(
     settings: SettingsDep,
 ) -> dict[str, Any]:
     """Store a proposal as a network in the state ``idea`` (refused when a finding blocks it)."""
-    authorize_somewhere(actor.principal, Action.write_network)
+    guard_somewhere(engine, actor, Action.write_network, "network")
     proposal = service.proposal_from_geojson(body.geometry, limits=settings.geometry_limits())
     network, report = service.save_proposal(
         engine, actor, proposal, name=body.name, kind=body.kind, code=body.code
