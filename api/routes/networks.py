@@ -14,6 +14,7 @@ from api.geojson import (
     lonlat_geometry,
     parse_bbox,
 )
+from api.routing import ThreadedJSONRoute
 from api.schemas import ERRORS, NetworkCreate, NetworkUpdate
 from bingeo.access import Action
 from bingeo.db.models import NetworkKind, NetworkStatus
@@ -23,7 +24,9 @@ from bingeo.geometry import geojson_to_storage, storage_to_geojson
 from bingeo.services import networks as service
 from bingeo.services.audit import guard_somewhere
 
-router = APIRouter(prefix="/networks", tags=["networks"], responses=ERRORS)
+router = APIRouter(
+    prefix="/networks", tags=["networks"], responses=ERRORS, route_class=ThreadedJSONRoute
+)
 GEOJSON_RESPONSE = {200: {"content": {GEOJSON: {}}}}
 
 
