@@ -1,4 +1,5 @@
-"""A route class whose JSON request bodies are parsed in a worker thread, not on the event loop."""
+"""A route class for operations that take large bodies (geometries, GIS files): the caller is
+known before the body is read, and a JSON body is parsed in a worker thread."""
 
 from __future__ import annotations
 
@@ -9,6 +10,12 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
+
+from api.deps import bearer, get_actor
+from bingeo.access import require_caller
+
+# Methods whose requests carry a body.
+WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
 
 class ThreadedJSONRequest(Request):
@@ -23,14 +30,19 @@ class ThreadedJSONRequest(Request):
         return self._json
 
 
-class ThreadedJSONRoute(APIRoute):
-    """An ``APIRoute`` that hands its endpoint a ``ThreadedJSONRequest``."""
+class CallerFirstRoute(APIRoute):
+    """An ``APIRoute`` that refuses an anonymous request with a body before reading it (every
+    such operation of the routers using this class needs a known caller; the role and scope are
+    checked by the operation) and hands its endpoint a ``ThreadedJSONRequest``."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        """FastAPI's handler, given the request with the threaded ``json()``."""
+        """FastAPI's handler, behind the caller check and with the threaded ``json()``."""
         handler = super().get_route_handler()
 
-        async def threaded(request: Request) -> Response:
+        async def caller_first(request: Request) -> Response:
+            if request.method in WITH_BODY:
+                actor = await get_actor(request, request.app.state.engine, await bearer(request))
+                require_caller(actor.principal)
             return await handler(ThreadedJSONRequest(request.scope, request.receive))
 
-        return threaded
+        return caller_first

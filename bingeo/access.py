@@ -131,6 +131,12 @@ def authorize(principal: Principal, action: Action, target: Target = WHOLE) -> N
     )
 
 
+def require_caller(principal: Principal) -> None:
+    """Raise ``NotAuthenticated`` for an anonymous caller (before any work done for them)."""
+    if principal.anonymous:
+        raise NotAuthenticated("this operation needs a valid bearer token")
+
+
 def allowed_somewhere(principal: Principal, action: Action) -> bool:
     """Whether ``principal`` may perform ``action`` on some place (their own municipality or
     police zone; anywhere for an admin): known before the place is, e.g. before a drawn area is

@@ -435,6 +435,13 @@ def test_geometry_is_not_parsed_for_an_anonymous_caller(client: TestClient, worl
         with subtests.test(path="/planning/validate (upload)"):
             response = client.post("/planning/validate", **upload(geometry))
             assert_error(response, 401, "not_authenticated")
+    # Not even the JSON is read: a body that is no JSON at all gets the same 401.
+    for method, path, _ in geometry_requests(world, GARBAGE):
+        with subtests.test(path=path, method=method, body="not JSON"):
+            response = client.request(
+                method, path, content=b"{not json", headers={"Content-Type": "application/json"}
+            )
+            assert_error(response, 401, "not_authenticated")
     assert network_count(client.app.state.engine) == before
 
 

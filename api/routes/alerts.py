@@ -9,14 +9,14 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ActorDep, EngineDep, SettingsDep
-from api.routing import ThreadedJSONRoute
+from api.routing import CallerFirstRoute
 from api.schemas import ERRORS, AddressId
 from bingeo.access import Action
 from bingeo.services import alerts as service
 from bingeo.services.audit import guard_somewhere
 
 router = APIRouter(
-    prefix="/alerts", tags=["alerts"], responses=ERRORS, route_class=ThreadedJSONRoute
+    prefix="/alerts", tags=["alerts"], responses=ERRORS, route_class=CallerFirstRoute
 )
 
 

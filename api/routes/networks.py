@@ -14,7 +14,7 @@ from api.geojson import (
     lonlat_geometry,
     parse_bbox,
 )
-from api.routing import ThreadedJSONRoute
+from api.routing import CallerFirstRoute
 from api.schemas import ERRORS, NetworkCreate, NetworkUpdate
 from bingeo.access import Action
 from bingeo.db.models import NetworkKind, NetworkStatus
@@ -25,7 +25,7 @@ from bingeo.services import networks as service
 from bingeo.services.audit import guard_somewhere
 
 router = APIRouter(
-    prefix="/networks", tags=["networks"], responses=ERRORS, route_class=ThreadedJSONRoute
+    prefix="/networks", tags=["networks"], responses=ERRORS, route_class=CallerFirstRoute
 )
 GEOJSON_RESPONSE = {200: {"content": {GEOJSON: {}}}}
 

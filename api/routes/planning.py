@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import ActorDep, EngineDep, SettingsDep
 from api.routes.networks import network_feature
-from api.routing import ThreadedJSONRoute
+from api.routing import CallerFirstRoute
 from api.schemas import ERRORS, GeoJSONGeometry, RowId
 from bingeo.access import Action
 from bingeo.db.models import AreaLevel, ContactRole, NetworkKind, NetworkStatus
@@ -25,7 +25,7 @@ from bingeo.planning import ContactInput
 from bingeo.services import planning as service
 from bingeo.services.audit import guard_somewhere
 
-router = APIRouter(tags=["planning"], responses=ERRORS, route_class=ThreadedJSONRoute)
+router = APIRouter(tags=["planning"], responses=ERRORS, route_class=CallerFirstRoute)
 STREET_LIST_SUFFIXES = (".csv", ".txt")
 
 
