@@ -316,11 +316,10 @@ _PAIRS_PER_BLOCK = 65_536
 
 
 def _polygon_parts(geom: BaseGeometry) -> list[Polygon]:
-    parts = [g for g in getattr(geom, "geoms", [geom]) if isinstance(g, Polygon | MultiPolygon)]
-    polygons: list[Polygon] = []
-    for part in parts:
-        polygons.extend(part.geoms if isinstance(part, MultiPolygon) else [part])
-    return polygons
+    """The polygons of ``geom``, also those of collections inside collections."""
+    if isinstance(geom, Polygon):
+        return [geom]
+    return [p for part in getattr(geom, "geoms", []) for p in _polygon_parts(part)]
 
 
 def _edges(geom: BaseGeometry) -> np.ndarray:

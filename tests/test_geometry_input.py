@@ -21,6 +21,7 @@ from bingeo.geometry import (
     check_cost,
     geojson_to_storage,
     json_value,
+    polygonal,
 )
 from bingeo.settings import Settings
 
@@ -336,3 +337,16 @@ def test_unparsable_json_is_invalid_input(text: str) -> None:
         geojson_to_storage(text)
     with pytest.raises(InvalidInput, match="not valid JSON"):
         json_value(text.encode(), label="body")
+
+
+def test_stars_inside_nested_collections_are_bounded_too() -> None:
+    """A GIS file may hold collections of collections: their polygons count as well."""
+    inner = shapely.GeometryCollection([shapely.Polygon(star(101)["coordinates"][0])])
+    nested = shapely.GeometryCollection([inner, shapely.LineString([(0, 0), (1, 1)])])
+    with pytest.raises(InvalidGeometry, match="crosses itself"):
+        polygonal(nested, label="file")
+    square_part = shapely.Polygon(square(CENTRE_X)["coordinates"][0])
+    kept, reason = polygonal(
+        shapely.GeometryCollection([shapely.GeometryCollection([square_part])]), label="file"
+    )
+    assert reason is None and kept.equals(shapely.MultiPolygon([square_part]))
