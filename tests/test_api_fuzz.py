@@ -148,6 +148,8 @@ HUGE_BODIES = {
     "huge coordinate": '{"type": "Polygon", "coordinates": [[[' + "4" * 5000 + ", 50]]]}",
     "huge id": '{"target": {"address_id": ' + "7" * 5000 + ', "radius_m": 100}}',
 }
+# Routers whose operations with a body need a known caller before the body is read.
+CALLER_FIRST = ("/alerts", "/planning", "/networks")
 # The validation route reads its body itself (GeoJSON or a multipart upload): not in the OpenAPI.
 RAW_JSON_OPERATIONS = [("POST", "/planning/validate")]
 
@@ -276,7 +278,9 @@ def test_hostile_json_bodies_never_get_a_server_error(
                         headers=headers | {"Content-Type": "application/json"},
                     )
                     assert_client_error(response, name)
-                    assert response.status_code in (400, 401, 403, 422), (name, response.text)
+                    # 401 for an anonymous caller before the body is read, else refused as JSON
+                    expected = {401} if not headers and path.startswith(CALLER_FIRST) else {422}
+                    assert response.status_code in expected, (name, response.text)
                 for body in variants(bodies[(method, path)]):
                     response = client.request(method, url, json=body, headers=headers)
                     assert_client_error(response, body)
