@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from bingeo.db.models import NetworkKind, NetworkStatus
 
 GeoJSONGeometry = dict[str, Any]
+# Ids in bodies and queries within the range of their PostgreSQL column: a larger number is
+# refused at the edge, before numpy or the database meet it.
+RowId = Annotated[int, Field(ge=1, le=2**31 - 1)]
+AddressId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 JOIN_TEXT_MAX = 2000
 JOIN_TEXT = (
     "How residents join, shown to them publicly: name offices, never a person's contact details. "

@@ -142,6 +142,33 @@ def authorize(principal: Principal, action: Action, target: Target = WHOLE) -> N
     )
 
 
+def require_caller(principal: Principal) -> None:
+    """Raise ``NotAuthenticated`` for an anonymous caller (before any work done for them)."""
+    if principal.anonymous:
+        raise NotAuthenticated("this operation needs a valid bearer token")
+
+
+def allowed_somewhere(principal: Principal, action: Action) -> bool:
+    """Whether ``principal`` may perform ``action`` on some place (their own municipality or
+    police zone; anywhere for an admin): known before the place is, e.g. before a drawn area is
+    parsed. The check on the actual place follows once it is known."""
+    nis, zone = principal.nis_code, principal.police_zone_code
+    own = Target(
+        nis_codes=frozenset([nis] if nis else []),
+        police_zone_codes=frozenset([zone] if zone else []),
+    )
+    return allowed(principal, action, own)
+
+
+def authorize_somewhere(principal: Principal, action: Action) -> None:
+    """Raise ``NotAuthenticated`` or ``Forbidden`` unless ``allowed_somewhere``."""
+    if allowed_somewhere(principal, action):
+        return
+    if principal.anonymous:
+        raise NotAuthenticated(f"{action.value} needs a valid bearer token")
+    raise Forbidden(f"role {principal.role.value} may not {action.value} on any area")
+
+
 def _within(own: str | None, codes: frozenset[str]) -> bool:
     # Every scope of the target is the caller's.
     return own is not None and bool(codes) and codes <= {own}

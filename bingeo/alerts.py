@@ -217,8 +217,9 @@ class PointGrid:
         # index, and a few thousand ids are found several times faster.
         order = np.argsort(ids)
         index, found = _sorted_find(self._sorted_ids, ids[order])
-        positions = np.empty(len(ids), dtype=np.int64)
-        positions[order] = np.where(found, self._by_id[index], -1)
+        positions = np.full(len(ids), -1, dtype=np.int64)
+        # Only the found indexes are looked up: with no point at all, none is valid.
+        positions[order[found]] = self._by_id[index[found]]
         return positions
 
 

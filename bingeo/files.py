@@ -67,5 +67,15 @@ def text_or_none(value: object) -> str | None:
     return text or None
 
 
+def decimal_id(text: str) -> int | None:
+    """``text`` as an id when it is one written in ASCII digits (at most 18), else None.
+
+    ``str.isdigit`` alone also accepts "²" (which ``int`` refuses) and thousands of digits
+    (which ``int`` refuses beyond 4,300)."""
+    if text.isascii() and text.isdigit() and len(text) <= 18:
+        return int(text)
+    return None
+
+
 def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -74,12 +75,17 @@ def geometry_outside_belgium(geom: BaseGeometry) -> bool:
     return bool(outside_belgium(np.array([minx, maxx]), np.array([miny, maxy])).any())
 
 
-def polygonal(geom: BaseGeometry | None, *, label: str) -> tuple[MultiPolygon, str | None]:
+def polygonal(
+    geom: BaseGeometry | None, *, label: str, limits: GeometryLimits | None = None
+) -> tuple[MultiPolygon, str | None]:
     """``geom`` as a valid MultiPolygon and, when it had to be repaired, why.
 
     Invalid geometries are repaired with ``make_valid`` and only their polygonal parts are kept;
-    anything with no area left is refused.
+    anything with no area left is refused. The cost is bounded first (``check_cost``), since a
+    repair can take far longer than the geometry's size suggests; a repair that multiplies the
+    parts or vertices beyond ``limits`` is refused too.
     """
+    limits = limits or GeometryLimits()
     if geom is None or geom.is_empty:
         raise InvalidGeometry(f"{label}: empty geometry")
     if geom.geom_type not in ("Polygon", "MultiPolygon", "GeometryCollection"):
@@ -90,18 +96,83 @@ def polygonal(geom: BaseGeometry | None, *, label: str) -> tuple[MultiPolygon, s
         )
     # Heights (GeoJSON [lon, lat, z], 3D Shapefiles) do not fit the 2D storage columns.
     geom = shapely.force_2d(geom)
+    check_cost(geom, label=label, limits=limits)
     reason = None
     if not geom.is_valid:
         reason = shapely.is_valid_reason(geom)
+        before = len(_polygon_parts(geom))
         geom = shapely.make_valid(geom)
-    parts = [g for g in getattr(geom, "geoms", [geom]) if isinstance(g, Polygon | MultiPolygon)]
-    polygons: list[Polygon] = []
-    for part in parts:
-        polygons.extend(part.geoms if isinstance(part, MultiPolygon) else [part])
-    polygons = [p for p in polygons if not p.is_empty and p.area > 0]
+    polygons = [p for p in _polygon_parts(geom) if not p.is_empty and p.area > 0]
     if not polygons:
         raise InvalidGeometry(f"{label}: no polygonal area left after repair")
-    return MultiPolygon(polygons), reason
+    result = MultiPolygon(polygons)
+    if reason:
+        added = len(polygons) - before
+        if added > limits.max_repair_parts:
+            raise InvalidGeometry(
+                f"{label}: repairing the area would split it into {added} more parts "
+                f"(limit {limits.max_repair_parts}); draw a simple outline"
+            )
+        if shapely.get_num_coordinates(result) > limits.max_vertices:
+            raise InvalidGeometry(
+                f"{label}: the repaired area has more than {limits.max_vertices} vertices; "
+                "draw a simple outline"
+            )
+    return result, reason
+
+
+def check_cost(geom: BaseGeometry, *, label: str, limits: GeometryLimits) -> None:
+    """Refuse a polygonal geometry whose validation or repair could cost far more than its size.
+
+    Repairing a ring that crosses itself k times costs more than linearly in k (a 100-point
+    star crosses itself about 5,000 times and took minutes), and checking validity costs about
+    the number of edge pairs whose extents overlap (a 20,000-point comb of slanted teeth: over
+    10^8). So the edge pairs are counted first with a sweep along the axis where fewer extents
+    overlap, then examined in blocks, stopping as soon as ``max_self_intersections`` crossings
+    are seen or ``max_edge_pairs`` pairs were examined: the work is bounded whatever the shape.
+    """
+    segments = _edges(geom)
+    if len(segments) < 2:
+        return
+    xs, ys = segments[:, 0::2], segments[:, 1::2]
+    extents = [(xs.min(axis=1), xs.max(axis=1)), (ys.min(axis=1), ys.max(axis=1))]
+    sweeps = []
+    for axis, (low, high) in enumerate(extents):
+        order = np.argsort(low, kind="stable")
+        # Edges after position p in ``order`` whose extent starts before p's ends.
+        reach = np.searchsorted(low[order], high[order], side="right")
+        counts = np.maximum(reach - np.arange(len(order)) - 1, 0)
+        sweeps.append((int(counts.sum()), axis, order, counts))
+    _, axis, order, counts = min(sweeps, key=lambda sweep: sweep[0])
+    # Everything in sweep order, so that a block reads runs of neighbouring rows.
+    segments = segments[order]
+    low, high = (values[order] for values in extents[1 - axis])
+    ends = np.cumsum(counts)
+    crossings = examined = position = 0
+    while position < len(order):
+        # About _PAIRS_PER_BLOCK pairs (at least one edge's) at a time: bounded memory.
+        base = ends[position] - counts[position]
+        stop = int(np.searchsorted(ends, base + _PAIRS_PER_BLOCK, side="right"))
+        stop = min(max(stop, position + 1), len(order))
+        block = counts[position:stop]
+        size = int(block.sum())
+        if examined + size > limits.max_edge_pairs:
+            raise InvalidGeometry(
+                f"{label}: the outline is too intricate to check (more than "
+                f"{limits.max_edge_pairs:,} pairs of edges lie side by side); simplify it"
+            )
+        examined += size
+        p = np.repeat(np.arange(position, stop), block)
+        q = p + 1 + np.arange(size) - np.repeat(np.cumsum(block) - block, block)
+        near = (low[q] <= high[p]) & (low[p] <= high[q])
+        p, q = p[near], q[near]
+        crossings += int(_crossing(segments[p], segments[q]).sum())
+        if crossings > limits.max_self_intersections:
+            raise InvalidGeometry(
+                f"{label}: the area crosses itself more than {limits.max_self_intersections} "
+                "times; draw a simple outline"
+            )
+        position = stop
 
 
 @dataclass(frozen=True)
@@ -110,6 +181,10 @@ class GeometryLimits:
 
     max_vertices: int = 20_000
     max_area_m2: float = 500_000_000.0
+    # Bounds on the cost of checking and repairing (see ``check_cost``).
+    max_self_intersections: int = 50
+    max_edge_pairs: int = 500_000
+    max_repair_parts: int = 50
 
 
 def geojson_to_storage(
@@ -126,10 +201,7 @@ def geojson_to_storage(
     """
     limits = limits or GeometryLimits()
     if isinstance(data, str):
-        try:
-            data = json.loads(data, parse_constant=_reject_constant)
-        except (json.JSONDecodeError, ValueError) as exc:
-            raise InvalidInput(f"{label}: not valid JSON ({exc})") from exc
+        data = json_value(data, label=label)
     if isinstance(data, dict) and data.get("type") == "Feature":
         data = data.get("geometry")
     if not isinstance(data, dict) or data.get("type") not in ("Polygon", "MultiPolygon"):
@@ -165,9 +237,9 @@ def geojson_to_storage(
         raise InvalidGeometry(f"{label}: coordinates are not longitude/latitude (EPSG:4326)")
     # Validity is judged on the coordinates as drawn: reprojection bends straight lines a little
     # and would turn a degenerate (zero-area) ring into a thin sliver with some area.
-    drawn, reason = polygonal(geom, label=label)
+    drawn, reason = polygonal(geom, label=label, limits=limits)
     result, reprojected = polygonal(
-        shapely.transform(drawn, _to_lambert, interleaved=False), label=label
+        shapely.transform(drawn, _to_lambert, interleaved=False), label=label, limits=limits
     )
     if reason or reprojected:
         warnings.append(f"{label}: invalid polygon repaired ({reason or reprojected})")
@@ -179,6 +251,17 @@ def geojson_to_storage(
             f"{limits.max_area_m2 / 1e6:.1f} km²"
         )
     return result, warnings
+
+
+def json_value(text: str | bytes, *, label: str, hint: str = "") -> Any:
+    """``text`` parsed as JSON; anything else (also nesting too deep for the parser, an integer
+    of thousands of digits, NaN) is refused as ``InvalidInput`` naming the problem."""
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except (RecursionError, ValueError) as exc:  # ValueError: also undecodable bytes, long ints
+        problem = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        advice = f"; {hint}" if hint else ""
+        raise InvalidInput(f"{label}: not valid JSON ({problem}){advice}") from exc
 
 
 def storage_to_geojson(geom: BaseGeometry, *, precision: int = 7) -> dict:
@@ -226,6 +309,50 @@ def _to_lambert(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 _BELGIUM_CENTRE = (150_000.0, 170_000.0)  # Lambert 72
 _TO_WGS84 = belgian_transformer(STORAGE_EPSG, GEOJSON_EPSG)
 TO_LAMBERT = belgian_transformer(GEOJSON_EPSG, STORAGE_EPSG)
+
+
+# Edge pairs examined at once by ``check_cost`` (a few MB of temporary arrays).
+_PAIRS_PER_BLOCK = 65_536
+
+
+def _polygon_parts(geom: BaseGeometry) -> list[Polygon]:
+    """The polygons of ``geom``, also those of collections inside collections."""
+    if isinstance(geom, Polygon):
+        return [geom]
+    return [p for part in getattr(geom, "geoms", []) for p in _polygon_parts(part)]
+
+
+def _edges(geom: BaseGeometry) -> np.ndarray:
+    """The polygon edges of ``geom`` as rows x0, y0, x1, y1 (zero-length ones left out)."""
+    rings = shapely.get_rings(np.asarray(_polygon_parts(geom), dtype=object))
+    coordinates, ring = shapely.get_coordinates(rings, return_index=True)
+    segments = np.hstack([coordinates[:-1], coordinates[1:]])[ring[:-1] == ring[1:]]
+    return segments[(segments[:, :2] != segments[:, 2:]).any(axis=1)]
+
+
+def _crossing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Whether segments ``a`` and ``b`` (rows x0, y0, x1, y1 whose extents overlap) cross or
+    overlap along a stretch. Touching at a point is left out: parts of a valid MultiPolygon
+    (a repaired star's, for one) may touch at many points, and that costs a repair nothing."""
+
+    def side(s: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        dx, dy = s[:, 2] - s[:, 0], s[:, 3] - s[:, 1]
+        return np.sign(dx * (y - s[:, 1]) - dy * (x - s[:, 0]))
+
+    a0, a1 = side(b, a[:, 0], a[:, 1]), side(b, a[:, 2], a[:, 3])
+    b0, b1 = side(a, b[:, 0], b[:, 1]), side(a, b[:, 2], b[:, 3])
+    proper = (a0 * a1 < 0) & (b0 * b1 < 0)
+    collinear = (a0 == 0) & (a1 == 0)
+    shared = np.zeros(len(a), dtype=bool)
+    for axis in (0, 1):
+        start = np.maximum(
+            np.minimum(a[:, axis], a[:, axis + 2]), np.minimum(b[:, axis], b[:, axis + 2])
+        )
+        end = np.minimum(
+            np.maximum(a[:, axis], a[:, axis + 2]), np.maximum(b[:, axis], b[:, axis + 2])
+        )
+        shared |= end > start
+    return proper | (collinear & shared)
 
 
 def _reject_constant(name: str) -> float:

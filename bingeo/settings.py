@@ -56,6 +56,15 @@ class Settings(BaseSettings):
     )
     max_vertices: int = Field(default=20_000, description="Most vertices of a geometry given.")
     max_area_m2: float = Field(default=500e6, description="Largest area of a geometry given.")
+    max_self_intersections: int = Field(
+        default=50, ge=0, description="Most self-crossings of a geometry given (repaired)."
+    )
+    max_edge_pairs: int = Field(
+        default=500_000, ge=1, description="Most edge pairs side by side checked in a geometry."
+    )
+    max_repair_parts: int = Field(
+        default=50, ge=0, description="Most parts a repair may add to a geometry given."
+    )
     dormant_months: int = Field(
         default=12, ge=1, description="Months without message or member change: dormant."
     )
@@ -144,4 +153,10 @@ class Settings(BaseSettings):
         """The bounds on geometries given by users."""
         from bingeo.geometry import GeometryLimits
 
-        return GeometryLimits(max_vertices=self.max_vertices, max_area_m2=self.max_area_m2)
+        return GeometryLimits(
+            max_vertices=self.max_vertices,
+            max_area_m2=self.max_area_m2,
+            max_self_intersections=self.max_self_intersections,
+            max_edge_pairs=self.max_edge_pairs,
+            max_repair_parts=self.max_repair_parts,
+        )

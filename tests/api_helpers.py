@@ -6,6 +6,7 @@ Loaded as a plugin by tests/conftest.py (``pytest_plugins``).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,6 +78,24 @@ def square(centre: tuple[float, float] = CENTRE_X, half: float = 0.004) -> dict[
         [lon - half, lat - half],
     ]
     return {"type": "Polygon", "coordinates": [ring]}
+
+
+def star(vertices: int, centre: tuple[float, float] = CENTRE_X, radius: float = 0.01) -> dict:
+    """A GeoJSON Polygon: a self-crossing star of ``vertices`` points on a circle, each joined to
+    the one about ``vertices / 2`` further on (a single closed ring: the step is coprime)."""
+    step = vertices // 2
+    while math.gcd(vertices, step) != 1:
+        step -= 1
+    lon, lat = centre
+    points = [
+        [
+            lon + radius * math.cos(2 * math.pi * i / vertices),
+            lat + radius * 0.63 * math.sin(2 * math.pi * i / vertices),
+        ]
+        for i in range(vertices)
+    ]
+    ring = [points[(i * step) % vertices] for i in range(vertices)]
+    return {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from bingeo.access import ANONYMOUS, Action, Principal, Target, allowed, authorize
+from bingeo.access import (
+    ANONYMOUS,
+    Action,
+    Principal,
+    Target,
+    allowed,
+    allowed_somewhere,
+    authorize,
+    authorize_somewhere,
+)
 from bingeo.db.models import Role
 from bingeo.errors import Forbidden, NotAuthenticated
 
@@ -128,3 +137,34 @@ def test_scope_text() -> None:
     assert ANONYMOUS.scope_text() is None
     assert NET_XA.describe() == "network:7,municipality:24011,police_zone:5388"
     assert WHOLE.describe() == "all"
+
+
+SOMEWHERE = [
+    (ANONYMOUS, Action.send_alert, False),
+    (ANONYMOUS, Action.read_aggregates, False),
+    (ADMIN, Action.send_alert, True),
+    (OFFICER_A, Action.send_alert, True),
+    (ANALYST_A, Action.send_alert, False),
+    (ANALYST_A, Action.read_aggregates, True),
+    (PLANNER_X, Action.write_network, True),
+    (PLANNER_X, Action.read_aggregates, True),
+    (PLANNER_X, Action.send_alert, False),
+    (OFFICER_A, Action.write_network, False),
+    # a coordinator's scope is a network, never a place
+    (COORD_7, Action.read_aggregates, False),
+    (COORD_7, Action.write_network, False),
+    # a planner without a municipality has no place to act on
+    (Principal(user_id=6, name="p", role=Role.municipality_planner), Action.write_network, False),
+]
+
+
+@pytest.mark.parametrize(("principal", "action", "expected"), SOMEWHERE)
+def test_allowed_somewhere_before_the_place_is_known(principal, action, expected) -> None:
+    """The check made before a geometry is parsed: anonymous 401, a role never allowed 403."""
+    assert allowed_somewhere(principal, action) is expected
+    if expected:
+        authorize_somewhere(principal, action)
+    else:
+        error = NotAuthenticated if principal.anonymous else Forbidden
+        with pytest.raises(error):
+            authorize_somewhere(principal, action)

@@ -37,6 +37,7 @@ from bingeo.alerts import (
     Filters,
     NetworkIndex,
     NetworkShape,
+    PointGrid,
     cap_xml,
     check_cap,
     circle_area,
@@ -1041,3 +1042,13 @@ def test_messages_longer_than_their_channel_are_refused_naming_the_field(
     assert "headline.nl: 201 characters" in detail
     with db.connect() as connection:
         assert connection.execute(select(func.count()).select_from(Alert)).scalar_one() == 0
+
+
+def test_included_ids_are_found_in_any_grid_even_an_empty_one() -> None:
+    """An alert area with no address (the send reads only the area's points) and an included
+    id: the id is not found, no IndexError (it was a 500)."""
+    empty = PointGrid(AddressPoints.from_arrays([], [], []))
+    assert empty.find([1, 2**62]).tolist() == [-1, -1]
+    grid = PointGrid(AddressPoints.from_arrays([5, 3], [100.0, 200.0], [100.0, 200.0]))
+    assert grid.find([3, 4, 5]).tolist() == [grid.find([3])[0], -1, grid.find([5])[0]]
+    assert sorted(grid.find([3, 5]).tolist()) == [0, 1]

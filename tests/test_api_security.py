@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import re
 import selectors
 import socket
 import tempfile
+import threading
 from collections import Counter
 
 import httpx
@@ -24,6 +26,7 @@ from api_helpers import (
     bearer,
     network_count,
     square,
+    star,
 )
 from fastapi.testclient import TestClient
 from live_server import live_server
@@ -562,3 +565,146 @@ def test_a_flood_of_anonymous_refusals_is_audited_once_a_minute_counted(
     again = audit_rows(db, action="refused_request")[-1]
     assert again["details"]["kind"] == no_token
     assert again["details"]["previous_count"] == last
+
+
+# hostile geometry: the caller first, then a bounded cost ---------------------------------------
+
+MESSAGES = {"nl": "Let op: inbraken in de buurt.", "fr": "Attention : cambriolages."}
+# Not a geometry at all: answered 422 by anybody who parses it.
+GARBAGE = {"type": "Polygon", "coordinates": "not a ring"}
+# 19,999 is the largest star within the vertex limit (its ring is closed by one more); the
+# limit refuses 20,001 before anything else.
+STAR_SIZES = [21, 101, 1001, 19999, 20001]
+
+
+def geometry_requests(world: World, geometry: dict) -> list[tuple[str, str, dict]]:
+    """Every route that takes a drawn geometry: (method, path, JSON body)."""
+    return [
+        ("POST", "/alerts/preview", {"target": {"area": geometry}, "messages": MESSAGES}),
+        (
+            "POST",
+            "/alerts",
+            {"target": {"area": geometry}, "messages": MESSAGES, "reason": "inbraken"},
+        ),
+        ("POST", "/planning/validate", geometry),
+        ("POST", "/planning/clip", {"geometry": geometry, "against": [world.net_y]}),
+        ("POST", "/planning/snap", {"geometry": geometry}),
+        ("POST", "/planning/proposals", {"name": "Voorstel", "geometry": geometry}),
+        ("POST", "/networks", {"name": "Nieuw", "kind": "BIN", "geometry": geometry}),
+        ("PATCH", f"/networks/{world.net_x}", {"version": 1, "geometry": geometry}),
+    ]
+
+
+def upload(geometry: dict) -> dict:
+    """A GeoJSON file of ``geometry`` as a multipart upload."""
+    feature = {"type": "Feature", "properties": {}, "geometry": geometry}
+    data = json.dumps({"type": "FeatureCollection", "features": [feature]}).encode()
+    return {"files": {"file": ("area.geojson", data, "application/geo+json")}}
+
+
+# The user of each route who may do it somewhere, and one whose role never may.
+ALLOWED_USER = {
+    "/alerts": "officer_a",
+    "/planning": "planner_x",
+    "/networks": "planner_x",
+}
+NEVER_USER = {
+    "/alerts": "analyst_a",
+    "/planning": "coordinator_x",
+    "/networks": "officer_a",
+}
+
+
+def _family(path: str) -> str:
+    return "/" + path.split("/")[1]
+
+
+def test_geometry_is_not_parsed_for_an_anonymous_caller(client: TestClient, world, subtests):
+    """Anonymous: 401 before the geometry is looked at (garbage would be a 422)."""
+    before = network_count(client.app.state.engine)
+    for geometry in (GARBAGE, star(21)):
+        for method, path, body in geometry_requests(world, geometry):
+            with subtests.test(path=path, method=method, geometry=str(geometry)[:40]):
+                response = client.request(method, path, json=body)
+                assert_error(response, 401, "not_authenticated")
+        with subtests.test(path="/planning/validate (upload)"):
+            response = client.post("/planning/validate", **upload(geometry))
+            assert_error(response, 401, "not_authenticated")
+    # Not even the JSON is read: a body that is no JSON at all gets the same 401.
+    for method, path, _ in geometry_requests(world, GARBAGE):
+        with subtests.test(path=path, method=method, body="not JSON"):
+            response = client.request(
+                method, path, content=b"{not json", headers={"Content-Type": "application/json"}
+            )
+            assert_error(response, 401, "not_authenticated")
+    assert network_count(client.app.state.engine) == before
+
+
+def test_geometry_is_not_parsed_for_a_role_that_never_may(client: TestClient, world, subtests):
+    """A role that may never do it anywhere: 403 before the geometry is looked at."""
+    for method, path, body in geometry_requests(world, GARBAGE):
+        with subtests.test(path=path, method=method):
+            headers = world.auth(NEVER_USER[_family(path)])
+            response = client.request(method, path, json=body, headers=headers)
+            assert_error(response, 403, "forbidden")
+    with subtests.test(path="/planning/validate (upload)"):
+        response = client.post(
+            "/planning/validate", headers=world.auth("coordinator_x"), **upload(GARBAGE)
+        )
+        assert_error(response, 403, "forbidden")
+
+
+@pytest.mark.parametrize("vertices", STAR_SIZES)
+def test_star_polygons_are_refused_with_a_clear_error(
+    client: TestClient, world: World, subtests, vertices: int
+) -> None:
+    """A self-crossing star costs minutes to repair: refused (422 naming the problem) after the
+    caller is known, anonymous (401) or logged in with the role for the route."""
+    geometry = star(vertices, CENTRE_X)
+    problem = "crosses itself more than 50 times" if vertices < 20_000 else "20000 vertices"
+    before = network_count(client.app.state.engine)
+    for method, path, body in geometry_requests(world, geometry):
+        headers = world.auth(ALLOWED_USER[_family(path)])
+        with subtests.test(path=path, method=method, user="anonymous"):
+            assert_error(client.request(method, path, json=body), 401, "not_authenticated")
+        with subtests.test(path=path, method=method, user=headers):
+            response = client.request(method, path, json=body, headers=headers)
+            error = assert_error(response, 422, "invalid_geometry")
+            assert problem in error["detail"], error
+    with subtests.test(path="/planning/validate (upload)"):
+        response = client.post(
+            "/planning/validate", headers=world.auth("planner_x"), **upload(geometry)
+        )
+        error = assert_error(response, 422, "invalid_geometry")
+        assert problem in error["detail"], error
+    assert network_count(client.app.state.engine) == before
+
+
+def test_hostile_geometry_against_a_real_server(db, settings: Settings, world: World) -> None:
+    """Stars of every size, anonymous and logged in, sent to a real server while another client
+    polls /healthz: each star gets a 4xx in the error shape and every health check an answer."""
+    health: list[int] = []
+    done = threading.Event()
+    with live_server(settings) as base:
+
+        def poll() -> None:
+            with httpx.Client(base_url=base, timeout=10) as poller:
+                while not done.is_set():
+                    health.append(poller.get("/healthz").status_code)
+                    done.wait(0.05)
+
+        poller = threading.Thread(target=poll)
+        poller.start()
+        try:
+            with httpx.Client(base_url=base, timeout=30) as sender:
+                for vertices in STAR_SIZES:
+                    geometry = star(vertices)
+                    for method, path, body in geometry_requests(world, geometry)[:3]:
+                        user = ALLOWED_USER[_family(path)]
+                        for headers, status in ((None, 401), (world.auth(user), 422)):
+                            response = sender.request(method, path, json=body, headers=headers)
+                            assert_error(response, status)
+        finally:
+            done.set()
+            poller.join()
+    assert len(health) >= 3 and set(health) == {200}, health

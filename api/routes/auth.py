@@ -11,12 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import ActorDep, EngineDep, SettingsDep, bearer
+from api.routing import ThreadedJSONRoute
 from api.schemas import ERRORS, ErrorBody
 from bingeo.access import Principal
 from bingeo.errors import NotAuthenticated
 from bingeo.services import users as service
 
-router = APIRouter(prefix="/auth", tags=["auth"], responses=ERRORS)
+router = APIRouter(prefix="/auth", tags=["auth"], responses=ERRORS, route_class=ThreadedJSONRoute)
 # Answers that carry or revoke a token: never stored by a browser or a proxy.
 NO_STORE = {"Cache-Control": "no-store"}
 

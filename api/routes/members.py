@@ -9,11 +9,17 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ActorDep, EngineDep, PagingDep
+from api.routing import CallerFirstRoute
 from api.schemas import ERRORS
 from bingeo.members import MemberInput
 from bingeo.services import members as service
 
-router = APIRouter(prefix="/networks/{network_id}/members", tags=["members"], responses=ERRORS)
+router = APIRouter(
+    prefix="/networks/{network_id}/members",
+    tags=["members"],
+    responses=ERRORS,
+    route_class=CallerFirstRoute,
+)
 
 
 class MemberCreate(BaseModel):

@@ -14,13 +14,19 @@ from api.geojson import (
     lonlat_geometry,
     parse_bbox,
 )
+from api.routing import CallerFirstRoute
 from api.schemas import ERRORS, NetworkCreate, NetworkUpdate
+from bingeo.access import Action
 from bingeo.db.models import NetworkKind, NetworkStatus
 from bingeo.errors import InvalidInput, PreconditionRequired
+from bingeo.files import decimal_id
 from bingeo.geometry import geojson_to_storage, storage_to_geojson
 from bingeo.services import networks as service
+from bingeo.services.audit import guard_somewhere
 
-router = APIRouter(prefix="/networks", tags=["networks"], responses=ERRORS)
+router = APIRouter(
+    prefix="/networks", tags=["networks"], responses=ERRORS, route_class=CallerFirstRoute
+)
 GEOJSON_RESPONSE = {200: {"content": {GEOJSON: {}}}}
 
 
@@ -101,6 +107,8 @@ def create_network(
 ) -> GeoJSONResponse:
     """Create a network in the state ``idea`` (later states come through its lifecycle); where
     it lies (municipalities, police zones) is derived from its area."""
+    # The caller first: no area is parsed for someone who may never write a network.
+    guard_somewhere(engine, actor, Action.write_network, "network")
     geometry, warnings = geojson_to_storage(
         body.geometry, label="geometry", limits=settings.geometry_limits()
     )
@@ -128,6 +136,7 @@ def update_network(
     if_match: Annotated[str | None, Header()] = None,
 ) -> GeoJSONResponse:
     """Change a network; name the version you change (``If-Match`` or ``version``)."""
+    guard_somewhere(engine, actor, Action.write_network, "network", network_id)
     version = _version(if_match, body.version)
     changes = body.model_dump(exclude_unset=True, exclude={"version", "reason"})
     if not changes:
@@ -185,10 +194,10 @@ def _etag(network: service.NetworkRecord) -> dict[str, str]:
 
 def _version(if_match: str | None, version: int | None) -> int:
     if if_match:
-        text = if_match.strip().removeprefix("W/").strip('"')
-        if not text.isdigit():
+        number = decimal_id(if_match.strip().removeprefix("W/").strip('"'))
+        if number is None:
             raise InvalidInput('If-Match must be the ETag of the network, e.g. "3"')
-        return int(text)
+        return number
     if version is not None:
         return version
     raise PreconditionRequired("name the version you change: If-Match header or 'version'")

@@ -4,7 +4,6 @@ invitation list, roles (contacts) and dormant networks."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -15,14 +14,18 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import ActorDep, EngineDep, SettingsDep
 from api.routes.networks import network_feature
-from api.schemas import ERRORS, GeoJSONGeometry
+from api.routing import CallerFirstRoute
+from api.schemas import ERRORS, GeoJSONGeometry, RowId
+from bingeo.access import Action
 from bingeo.db.models import AreaLevel, ContactRole, NetworkKind, NetworkStatus
 from bingeo.errors import BinGeoError, InvalidInput
 from bingeo.files import GEO_SUFFIXES
+from bingeo.geometry import json_value
 from bingeo.planning import ContactInput
 from bingeo.services import planning as service
+from bingeo.services.audit import guard_somewhere
 
-router = APIRouter(tags=["planning"], responses=ERRORS)
+router = APIRouter(tags=["planning"], responses=ERRORS, route_class=CallerFirstRoute)
 STREET_LIST_SUFFIXES = (".csv", ".txt")
 
 
@@ -32,8 +35,8 @@ class ClipRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     geometry: GeoJSONGeometry
-    against: list[int] = Field(min_length=1, max_length=100)
-    network_id: int | None = None
+    against: list[RowId] = Field(min_length=1, max_length=100)
+    network_id: RowId | None = None
 
 
 class SnapRequest(BaseModel):
@@ -44,7 +47,7 @@ class SnapRequest(BaseModel):
     geometry: GeoJSONGeometry
     level: Literal["wijk", "sector"] = "wijk"
     tolerance_m: float = Field(default=10.0, gt=0, le=100)
-    network_id: int | None = None
+    network_id: RowId | None = None
 
 
 class ProposalCreate(BaseModel):
@@ -93,7 +96,9 @@ async def validate(
     engine: EngineDep,
     actor: ActorDep,
     settings: SettingsDep,
-    network_id: Annotated[int | None, Query(description="The network being redrawn.")] = None,
+    network_id: Annotated[
+        int | None, Query(ge=1, le=2**31 - 1, description="The network being redrawn.")
+    ] = None,
     layer: Annotated[str | None, Query(max_length=200)] = None,
     network: Annotated[
         str | None, Query(max_length=64, description="Network of a street-list upload.")
@@ -105,6 +110,10 @@ async def validate(
     GeoJSON, GeoPackage, zipped Shapefile, KML, or a street-list CSV (then ``network`` picks the
     network if the list holds several).
     """
+    # The caller first: nothing is read or parsed for someone who may never see a report.
+    await run_in_threadpool(
+        guard_somewhere, engine, actor, Action.read_aggregates, "planning_report"
+    )
     content_type = request.headers.get("content-type", "")
     limits = settings.geometry_limits()
     if content_type.startswith("multipart/form-data"):
@@ -119,24 +128,16 @@ async def validate(
         return await run_in_threadpool(
             _validate_upload, engine, actor, limits, data, name, layer, network, network_id
         )
-    body = await request.body()
-    try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"body is not JSON ({exc}); send GeoJSON or a multipart upload") from exc
-    geometry = (
-        payload.get("geometry") if isinstance(payload, dict) and "type" not in payload else payload
+    # Parsing and geometry work in a worker thread: the event loop keeps answering.
+    return await run_in_threadpool(
+        _validate_json, engine, actor, limits, await request.body(), network_id
     )
-    proposal = service.proposal_from_geojson(geometry, limits=limits)
-    report = await run_in_threadpool(
-        service.validate, engine, actor, proposal, network_id=network_id
-    )
-    return report.as_dict()
 
 
 @router.post("/planning/clip")
 def clip(body: ClipRequest, engine: EngineDep, actor: ActorDep, settings: SettingsDep) -> dict:
     """The proposal without the chosen networks' areas, with its new report."""
+    guard_somewhere(engine, actor, Action.read_aggregates, "planning_report")
     proposal = service.proposal_from_geojson(body.geometry, limits=settings.geometry_limits())
     _, report = service.clip_proposal(
         engine, actor, proposal, body.against, network_id=body.network_id
@@ -147,6 +148,7 @@ def clip(body: ClipRequest, engine: EngineDep, actor: ActorDep, settings: Settin
 @router.post("/planning/snap")
 def snap(body: SnapRequest, engine: EngineDep, actor: ActorDep, settings: SettingsDep) -> dict:
     """The proposal with its edges on wijk or sector boundaries within the tolerance."""
+    guard_somewhere(engine, actor, Action.read_aggregates, "planning_report")
     proposal = service.proposal_from_geojson(body.geometry, limits=settings.geometry_limits())
     _, report = service.snap_proposal(
         engine,
@@ -168,6 +170,7 @@ def create_proposal(
     settings: SettingsDep,
 ) -> dict[str, Any]:
     """Store a proposal as a network in the state ``idea`` (refused when a finding blocks it)."""
+    guard_somewhere(engine, actor, Action.write_network, "network")
     proposal = service.proposal_from_geojson(body.geometry, limits=settings.geometry_limits())
     network, report = service.save_proposal(
         engine, actor, proposal, name=body.name, kind=body.kind, code=body.code
@@ -251,6 +254,15 @@ def remove_contact(
     """Remove a contact."""
     service.remove_contact(engine, actor, network_id, contact_id)
     return Response(status_code=204)
+
+
+def _validate_json(engine, actor, limits, body: bytes, network_id: int | None) -> dict[str, Any]:
+    payload = json_value(body, label="body", hint="send GeoJSON or a multipart upload")
+    geometry = (
+        payload.get("geometry") if isinstance(payload, dict) and "type" not in payload else payload
+    )
+    proposal = service.proposal_from_geojson(geometry, limits=limits)
+    return service.validate(engine, actor, proposal, network_id=network_id).as_dict()
 
 
 def _validate_upload(

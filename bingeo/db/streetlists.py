@@ -15,7 +15,7 @@ AREAS = ReferenceArea.__table__
 
 def municipality_codes(connection: Connection, name: str) -> list[str]:
     """NIS codes of the municipality called ``name`` (reference areas, then the addresses)."""
-    if name.isdigit() and len(name) == 5:
+    if name.isascii() and name.isdigit() and len(name) == 5:
         return [name]
     lowered = name.strip().lower()
     codes = (

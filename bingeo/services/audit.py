@@ -6,7 +6,15 @@ import datetime as dt
 
 from sqlalchemy import Connection, Engine
 
-from bingeo.access import Action, Actor, Target, allowed, authorize
+from bingeo.access import (
+    Action,
+    Actor,
+    Target,
+    allowed,
+    allowed_somewhere,
+    authorize,
+    authorize_somewhere,
+)
 from bingeo.db import audit as audit_repo
 
 
@@ -100,18 +108,41 @@ def guard(
     """``authorize``, recording a refused attempt by a known user in the audit trail."""
     if allowed(actor.principal, action, target):
         return
-    if not actor.principal.anonymous:
-        with engine.begin() as connection:
-            record(
-                connection,
-                actor,
-                action.value,
-                object_type,
-                object_id,
-                target=target,
-                outcome="refused",
-            )
+    _record_refusal(engine, actor, action, object_type, object_id, target)
     authorize(actor.principal, action, target)
+
+
+def guard_somewhere(
+    engine: Engine, actor: Actor, action: Action, object_type: str, object_id: object = None
+) -> None:
+    """``authorize_somewhere``: the caller's role checked before the place is known (before a
+    geometry is parsed), a refused attempt by a known user recorded in the audit trail."""
+    if allowed_somewhere(actor.principal, action):
+        return
+    _record_refusal(engine, actor, action, object_type, object_id, None)
+    authorize_somewhere(actor.principal, action)
+
+
+def _record_refusal(
+    engine: Engine,
+    actor: Actor,
+    action: Action,
+    object_type: str,
+    object_id: object,
+    target: Target | None,
+) -> None:
+    if actor.principal.anonymous:
+        return
+    with engine.begin() as connection:
+        record(
+            connection,
+            actor,
+            action.value,
+            object_type,
+            object_id,
+            target=target,
+            outcome="refused",
+        )
 
 
 def read_trail(

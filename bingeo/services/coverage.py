@@ -31,6 +31,7 @@ from bingeo.db import coverage as coverage_repo
 from bingeo.db import matching as match_repo
 from bingeo.db.models import SRID, AreaLevel, NetworkStatus
 from bingeo.errors import InvalidInput, NotFound
+from bingeo.files import decimal_id
 from bingeo.geometry import GEOJSON_EPSG
 from bingeo.matching import AddressPoints, Pairs
 from bingeo.networks import MIN_SHARED_M2, shares_area
@@ -940,10 +941,9 @@ def _candidate_frame(
 
 def _network_row(frame: gpd.GeoDataFrame, network: int | str) -> gpd.GeoDataFrame:
     """The row of a network given by id or code (NotFound when there is none)."""
-    if isinstance(network, str) and not network.isdigit():
-        row = frame[frame["code"] == network]
-    else:
-        row = frame[frame["id"] == int(network)]
+    # Only ASCII digits make an id ("²".isdigit() is true, int("²") fails).
+    number = decimal_id(network) if isinstance(network, str) else network
+    row = frame[frame["code"] == network] if number is None else frame[frame["id"] == number]
     if not len(row):
         raise NotFound(f"no network {network}")
     return row

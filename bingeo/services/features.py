@@ -16,6 +16,7 @@ from bingeo.access import Action, Actor, authorize
 from bingeo.db import features as feature_repo
 from bingeo.db.models import AreaLevel
 from bingeo.errors import NotFound
+from bingeo.files import decimal_id
 from bingeo.geometry import storage_to_geojson
 from bingeo.services import networks as network_service
 
@@ -119,9 +120,10 @@ def get_item(engine: Engine, actor: Actor, collection_id: str, feature_id: str) 
     collection = get_collection(collection_id)
     authorize(actor.principal, Action.read_public)
     if collection.level is None:
-        if not feature_id.isdigit():
+        network_id = decimal_id(feature_id)
+        if network_id is None:
             raise NotFound(f"no feature {feature_id!r} in collection {collection_id!r}")
-        return network_service.get_network(engine, actor, int(feature_id))
+        return network_service.get_network(engine, actor, network_id)
     with engine.connect() as connection:
         row = feature_repo.get_area(connection, collection.level, feature_id)
     if row is None:

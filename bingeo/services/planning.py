@@ -164,6 +164,10 @@ def proposal_from_file(
         frames = [read_geofile(path, layer=layer)]
     repairs: list[str] = []
     parts = []
+    vertices = sum(int(shapely.get_num_coordinates(f.geometry.values).sum()) for f in frames)
+    if vertices > limits.max_vertices:
+        # Before any repair or union: their cost grows with the vertices.
+        raise InvalidGeometry(f"{path.name}: more than {limits.max_vertices} vertices; simplify it")
     for frame in frames:
         frame = to_storage(frame, source=path.name)
         for position, geom in enumerate(frame.geometry, start=1):
@@ -178,7 +182,7 @@ def proposal_from_file(
                 )
             ):
                 continue
-            part, reason = polygonal(geom, label=f"{path.name}: feature {position}")
+            part, reason = polygonal(geom, label=f"{path.name}: feature {position}", limits=limits)
             if reason:
                 repairs.append(
                     f"{path.name}: feature {position}: invalid polygon repaired ({reason})"
@@ -186,7 +190,7 @@ def proposal_from_file(
             parts.append(part)
     if not parts:
         raise InvalidGeometry(f"{path.name}: no polygon in the file")
-    geometry, reason = polygonal(shapely.union_all(parts), label=path.name)
+    geometry, reason = polygonal(shapely.union_all(parts), label=path.name, limits=limits)
     if reason:
         repairs.append(f"{path.name}: union repaired ({reason})")
     _check_limits(geometry, limits, label=path.name)
