@@ -210,6 +210,9 @@ def postgis_coverage(engine: Engine, level: str, inactive: bool = False) -> dict
         WHERE r.level = :level GROUP BY r.code
     """
     with engine.connect() as connection:
+        # psycopg prepares a statement run five times; PostgreSQL may then plan it once for any
+        # level, and that generic plan's spatial join took minutes instead of a second.
+        connection.execute(text("SET plan_cache_mode = force_custom_plan"))
         rows = connection.execute(text(query), {"level": level, "inactive": inactive})
         return {r.code: dict(r._mapping) for r in rows}
 
