@@ -5,7 +5,7 @@ from __future__ import annotations
 import geopandas as gpd
 import shapely
 from geoalchemy2 import Geometry
-from sqlalchemy import Column, Connection, Text, delete, func, literal, select, tuple_
+from sqlalchemy import Column, Connection, Text, delete, func, literal, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 
 from bingeo.db.bulk import copy_frame, staging_table, upsert_counts
@@ -68,3 +68,8 @@ def count_by_level(connection: Connection) -> dict[str, int]:
 
 
 __all__ = ["count_by_level", "replace_police_zone_members", "upsert_areas"]
+
+
+def analyze(connection: Connection) -> None:
+    """Refresh the planner's statistics of the reference areas (after a bulk change)."""
+    connection.execute(text("ANALYZE reference_areas"))

@@ -107,6 +107,7 @@ def import_areas(
             summary.stored, summary.updated = area_repo.upsert_areas(connection, level, batch.frame)
             area_repo.replace_police_zone_members(connection, batch.members)
             if summary.stored or summary.updated:
+                area_repo.analyze(connection)  # the spatial joins below plan on real figures
                 refresh_after_import(connection, [level])  # each address's area at this level
             if level in PLACE_LEVELS or batch.members:
                 network_repo.refresh_places(connection)  # where every network lies
