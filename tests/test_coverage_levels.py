@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from db_helpers import empty_tables
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from test_coverage import postgis_coverage
@@ -19,7 +20,7 @@ from test_coverage import postgis_coverage
 from api.app import create_app
 from bingeo import coverage as core
 from bingeo.access import Actor, Principal
-from bingeo.db.models import Base, Role
+from bingeo.db.models import Role
 from bingeo.members import MemberInput
 from bingeo.services import coverage as service
 from bingeo.services.imports import import_addresses, import_areas
@@ -48,9 +49,7 @@ def bierbeek(engine: Engine, real_data: Path) -> dict:
     """The Bierbeek context (wijken, deelgemeenten, municipalities, police zones), the CRAB
     addresses and Bierbeek's four current BINs built from their published street lists; one
     member registered in BIN Opvelp. Facts: zone code, Opvelp's id, the member's wijk."""
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-    with engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    empty_tables(engine)
     folder = real_data / "bierbeek_bin"
     for layer, level in CONTEXT_LAYERS.items():
         import_areas(engine, folder / "bin_municipalities_context.gpkg", level, layer=layer)

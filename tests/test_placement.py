@@ -204,7 +204,6 @@ def placed_world(db: Engine, tmp_path: Path) -> dict:
         kind=NetworkKind.BIN,
         geometry=spot,
         status=NetworkStatus.active,
-        nis_code="24011",
     )
     summary = import_addresses(db, address_file(tmp_path / "addresses.csv", ROWS))
     return {"engine": db, "network": network, "summary": summary, "tmp": tmp_path}

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 import shapely
+from db_helpers import empty_tables
 from geoalchemy2.shape import to_shape
 from live_server import live_server
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, select
 from test_web_e2e import CHROMIUM, CHROMIUM_ARGS
 
-from bingeo.db.models import Base, Network, Role
+from bingeo.db.models import Network, Role
 from bingeo.demo import NIS_CODE, POLICE_ZONE_CODE, generate_demo
 from bingeo.geometry import storage_to_geojson
 from bingeo.services.demo import run_demo
@@ -73,9 +74,7 @@ class Place:
 def place(engine: Engine, settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Place:
     """Demodorp, its networks and sectors renamed with hostile names (imported from files, as a
     user would), and a user of each role with a password."""
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-    with engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    empty_tables(engine)
     folder = tmp_path_factory.mktemp("xss")
     run_demo(engine, settings, out_dir=folder / "demo")
     demo = generate_demo()

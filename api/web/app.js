@@ -739,7 +739,10 @@
         figures([
           ["pv_networks", fmt(p.networks.length), "pv-networks"],
           ["pv_addresses", fmt(p.addresses.inside_area), "pv-addresses"],
-          ["pv_addresses_approximate", fmt(p.addresses.inside_area_approximate), "pv-addresses-approximate"],
+          // Approximately placed addresses are named only when there are some.
+          ...(p.addresses.inside_area_approximate
+            ? [["pv_addresses_approximate", fmt(p.addresses.inside_area_approximate), "pv-addresses-approximate"]]
+            : []),
           ["pv_addresses_network", fmt(p.addresses.inside_area_and_network), "pv-addresses-network"],
           ["pv_members", fmt(p.members.total), "pv-members"],
           ["pv_coordinators", fmt(p.coordinators.total), "pv-coordinators"],
