@@ -272,7 +272,7 @@ def test_members_suppressed_in_the_api_and_maps(
     # The map's tooltips: "< 5" (written as \u003c or &lt; in the layer data), never 1.
     assert '"members": "1"' not in coverage_map and '"members": 1' not in coverage_map
     assert re.search(r'"members": "(\\u003c|&lt;|\\u0026lt;) 5"', coverage_map)
-    assert "fewer than 5 shown as &lt; 5" in coverage_map
+    assert "minder dan 5 getoond als &lt; 5" in coverage_map
     assert '"members": "1"' in officer_map and "fewer than 5" not in officer_map
 
 
