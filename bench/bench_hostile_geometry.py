@@ -20,10 +20,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import multiprocessing
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,8 +33,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests"))
 
-import bench_alerts  # noqa: E402 (a free port)
+import load_test  # noqa: E402 (bingeo serve on a free port)
+from api_helpers import load_places, star  # noqa: E402 (the test world's places, stars)
 
 from bingeo.access import Actor, Principal  # noqa: E402
 from bingeo.db import migrate  # noqa: E402
@@ -55,24 +55,6 @@ GOAL_ANSWER_S = 1.0
 GOAL_HEALTH_S = 0.1
 GOAL_RSS_MB = 200.0
 MESSAGES = {"nl": "Let op", "fr": "Attention"}
-
-
-def star(vertices: int, radius: float = 0.01) -> dict:
-    """A GeoJSON Polygon: ``vertices`` points on a circle, each joined to the one about
-    ``vertices / 2`` further on (a single closed ring: the step is coprime)."""
-    step = vertices // 2
-    while math.gcd(vertices, step) != 1:
-        step -= 1
-    lon, lat = CENTRE
-    points = [
-        [
-            lon + radius * math.cos(2 * math.pi * i / vertices),
-            lat + radius * 0.63 * math.sin(2 * math.pi * i / vertices),
-        ]
-        for i in range(vertices)
-    ]
-    ring = [points[(i * step) % vertices] for i in range(vertices)]
-    return {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
 
 
 def requests(geometry: dict) -> list[tuple[str, str, str, dict]]:
@@ -115,14 +97,14 @@ def main() -> None:
         sys.exit("this benchmark creates its own database in the embedded cluster")
     cluster = Cluster(settings)
     cluster.ensure_database(database)
-    engine = make_engine(settings)
+    engine = make_engine(settings, owner=True)
     server = None
     log = Path(tempfile.mkstemp(prefix="bingeo-hostile-", suffix=".log")[1])
     try:
         migrate.upgrade(engine)
         tokens = _build(engine)
         engine.dispose()
-        server, base = _serve(database, log)
+        server, base = load_test._serve(database, log, workers=1)
         _run(base, server.pid, tokens, args)
     finally:
         if server is not None:
@@ -136,6 +118,7 @@ def main() -> None:
 def _build(engine) -> dict[str, str]:
     """Two networks and an officer and a planner with tokens; their tokens."""
     admin = Actor(principal=Principal(name="setup", role=Role.admin))
+    load_places(engine)  # municipality NIS in zone ZONE: where the networks lie
     for name, dx in (("BIN A", 0.0), ("BIN B", 0.02)):
         lon, lat = CENTRE[0] + dx, CENTRE[1]
         ring = [[lon - 0.004, lat - 0.004], [lon + 0.004, lat - 0.004], [lon + 0.004, lat + 0.004]]
@@ -147,38 +130,10 @@ def _build(engine) -> dict[str, str]:
             name=name,
             kind=NetworkKind.BIN,
             geometry=geometry,
-            nis_code=NIS,
-            police_zone_code=ZONE,
         )
     add_user(engine, "officer", Role.police_officer, police_zone_code=ZONE)
     add_user(engine, "planner", Role.municipality_planner, nis_code=NIS)
     return {name: create_token(engine, name, label="bench")[1] for name in ("officer", "planner")}
-
-
-def _serve(database: str, log: Path) -> tuple[subprocess.Popen, str]:
-    """``bingeo serve`` (one process) on a free loopback port, logging to ``log``."""
-    port = bench_alerts._free_port()
-    env = {**os.environ, "BINGEO_DATABASE_NAME": database}
-    bingeo = Path(sys.executable).with_name("bingeo")
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [str(bingeo), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                return server, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    server.kill()
-    sys.exit(f"bingeo serve did not start; see {log}")
 
 
 def _rss_mb(pid: int) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import geopandas as gpd
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
@@ -89,20 +90,8 @@ def run_demo(
             )
         imports.append(summary.as_dict())
     _say(progress, "drawing the networks map")
-    with engine.connect() as connection:
-        networks = map_repo.networks_frame(connection, nis_code=NIS_CODE)
-        wijken = map_repo.areas_frame(connection, AreaLevel.wijk, nis_code=NIS_CODE)
-    map_path = save_map(
-        lambda assets: network_map(
-            networks,
-            areas=wijken,
-            tiles=settings.tiles or None,
-            title=titles["demo"],
-            areas_name=titles["wijken"],
-            assets_url=assets,
-            language=language,
-        ),
-        folder / MAP_FILE,
+    networks, map_path = _networks_map(
+        engine, settings, NIS_CODE, titles["demo"], folder / MAP_FILE, language
     )
     return {
         "folder": str(folder),
@@ -176,20 +165,8 @@ def run_real_demo(
     )
     store_derived(engine, derived)
     _say(progress, "drawing the networks map")
-    with engine.connect() as connection:
-        networks = map_repo.networks_frame(connection, nis_code=REAL_NIS_CODE)
-        wijken = map_repo.areas_frame(connection, AreaLevel.wijk, nis_code=REAL_NIS_CODE)
-    map_path = save_map(
-        lambda assets: network_map(
-            networks,
-            areas=wijken,
-            tiles=settings.tiles or None,
-            title=titles["real"],
-            areas_name=titles["wijken"],
-            assets_url=assets,
-            language=language,
-        ),
-        out / MAP_FILE,
+    networks, map_path = _networks_map(
+        engine, settings, REAL_NIS_CODE, titles["real"], out / MAP_FILE, language
     )
     return {
         "folder": str(folder),
@@ -198,6 +175,28 @@ def run_real_demo(
         "networks": len(networks),
         "map": str(map_path),
     }
+
+
+def _networks_map(
+    engine: Engine, settings: Settings, nis_code: str, title: str, path: Path, language: str
+) -> tuple[gpd.GeoDataFrame, Path]:
+    """The networks of a municipality over its wijken, written to ``path`` (works offline)."""
+    with engine.connect() as connection:
+        networks = map_repo.networks_frame(connection, nis_code=nis_code)
+        wijken = map_repo.areas_frame(connection, AreaLevel.wijk, nis_code=nis_code)
+    path = save_map(
+        lambda assets: network_map(
+            networks,
+            areas=wijken,
+            tiles=settings.tiles or None,
+            title=title,
+            areas_name=MAP_TITLES[language]["wijken"],
+            assets_url=assets,
+            language=language,
+        ),
+        path,
+    )
+    return networks, path
 
 
 def _say(progress: Progress | None, message: str) -> None:
