@@ -387,12 +387,7 @@ def test_officer_draws_a_circle(page, server: str, town: Town) -> None:
     page.wait_for_function("() => window.bingeo.map && window.bingeo.map.getZoom() > 12")
     lon, lat = _lonlat(town.shapes["Handel"].geoms[0].representative_point())
     x, y = _pixel(page, lon, lat)
-    page.click(".leaflet-draw-draw-circle")
-    page.mouse.move(x, y)
-    page.mouse.down()
-    page.mouse.move(x + 40, y, steps=4)
-    page.mouse.move(x + 80, y, steps=4)
-    page.mouse.up()
+    draw_circle(page, x, y, 80)
     page.wait_for_function("() => window.bingeo.lastPreview !== null", timeout=30_000)
     target = page.evaluate("window.bingeo.lastTarget")
     circle = target["circle"]
@@ -744,17 +739,23 @@ def _officer_preview_fits_the_desktop(page, town: Town) -> None:
     page.wait_for_function("() => window.bingeo.map.getZoom() > 12")
     lon, lat = _lonlat(town.shapes["Handel"].geoms[0].representative_point())
     x, y = _pixel(page, lon, lat)
-    page.click(".leaflet-draw-draw-circle")
-    page.mouse.move(x, y)
-    page.mouse.down()
-    page.mouse.move(x + 60, y, steps=4)
-    page.mouse.up()
+    draw_circle(page, x, y, 60)
     page.wait_for_selector("#pv-addresses", timeout=30_000)
     assert page.evaluate("document.querySelector('#panel').scrollTop") == 0
     # The key figures (the networks' table and the edge list below them may be long).
     _assert_in_view(page, "#preview .figures", "desktop")
     _assert_in_view(page, "#map", "desktop")
     _shot(page, "officer-preview-desktop")
+
+
+def draw_circle(page, x: float, y: float, radius_px: float) -> None:
+    """Draw a circle with the mouse: centre at (x, y), dragged ``radius_px`` to the right."""
+    page.click(".leaflet-draw-draw-circle")
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + radius_px / 2, y, steps=4)
+    page.mouse.move(x + radius_px, y, steps=4)
+    page.mouse.up()
 
 
 def _login(page, server: str, name: str) -> None:

@@ -17,7 +17,7 @@ from db_helpers import empty_tables
 from geoalchemy2.shape import to_shape
 from live_server import live_server
 from sqlalchemy import Engine, select
-from test_web_e2e import CHROMIUM, CHROMIUM_ARGS
+from test_web_e2e import CHROMIUM, CHROMIUM_ARGS, draw_circle
 
 from bingeo.db.models import Network, Role
 from bingeo.demo import NIS_CODE, POLICE_ZONE_CODE, generate_demo
@@ -158,12 +158,7 @@ def test_hostile_names_show_as_text_and_run_nothing(
             _login(page, server, "officer")
             page.wait_for_selector(".leaflet-overlay-pane .leaflet-interactive")
             x, y = _pixel(page, APP_MAP, inside)
-            page.click(".leaflet-draw-draw-circle")
-            page.mouse.move(x, y)
-            page.mouse.down()
-            page.mouse.move(x + 60, y, steps=4)
-            page.mouse.move(x + 120, y, steps=4)
-            page.mouse.up()
+            draw_circle(page, x, y, 120)
             # The first preview of a server builds its read model: it may take a while.
             page.wait_for_function("() => window.bingeo.lastPreview !== null", timeout=120_000)
             page.wait_for_selector("#pv-networks")

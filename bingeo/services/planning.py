@@ -241,13 +241,9 @@ def validate(
     geom = from_shape(geometry, srid=SRID)
     principal = actor.principal
     with engine.connect() as connection:
-        areas = repo.areas_crossed(
-            connection,
-            geom,
-            [AreaLevel.municipality, AreaLevel.police_zone, AreaLevel.sector, AreaLevel.wijk],
-        )
+        # Where the whole area lies (public facts); sectors and wijken of the part seen below.
         by_level: dict[AreaLevel, list] = {}
-        for row in areas:
+        for row in repo.areas_crossed(connection, geom, list(PLACE_LEVELS)):
             by_level.setdefault(AreaLevel(row.level), []).append(row)
         municipalities = {
             r.code: float(r.overlap_m2)
@@ -270,13 +266,10 @@ def validate(
         hidden = MultiPolygon() if scope is None else geometry.difference(scope)
         hidden_m2 = float(hidden.area)
         seen_geom = geom if scope is None else from_shape(seen, srid=SRID)
-        if scope is not None:
-            areas = [
-                *[r for r in areas if AreaLevel(r.level) in PLACE_LEVELS],
-                *repo.areas_crossed(connection, seen_geom, [AreaLevel.sector, AreaLevel.wijk]),
-            ]
-            by_level = {}
-            for row in areas:
+        if seen.area:
+            for row in repo.areas_crossed(
+                connection, seen_geom, [AreaLevel.sector, AreaLevel.wijk]
+            ):
                 by_level.setdefault(AreaLevel(row.level), []).append(row)
 
         points = match_repo.load_points(connection, boxes=[seen.bounds]) if seen.area else None
